@@ -1,0 +1,1 @@
+"""The ``frazil`` command line: thin commands over the model (and later the HTTP client)."""

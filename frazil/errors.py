@@ -1,0 +1,113 @@
+"""Every error Frazil raises on purpose.
+
+The tree::
+
+    FrazilError
+    ├── ConfigError               a dataset config was rejected; ``.problems`` lists each one
+    ├── ExpressionError           a ``$`` expression could not be parsed or evaluated
+    │   ├── ExpressionSyntaxError     malformed text (unbalanced parentheses, bad ``$eval``)
+    │   ├── UnresolvedReference       a name that no scope defines (strict mode)
+    │   ├── ExpressionCycleError      a parameter that refers back to itself; names the chain
+    │   └── ExpressionLimitError      a depth, size or step bound was reached
+    └── IllegalTransition         a state change that the state tables do not allow
+
+Foreign exceptions (YAML, pydantic, OS errors) are translated at the boundary that meets
+them, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FrazilError(Exception):
+    """Base class of every error Frazil raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config, located by its path (``tasks[1].trays[0].name``)."""
+
+    path: str
+    message: str
+    line: int | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.path or "<top>"
+        if self.line is not None:
+            where = f"line {self.line}: {where}"
+        return f"{where}: {self.message}"
+
+
+class ConfigError(FrazilError):
+    """A dataset config was rejected. ``problems`` holds every error found, in order."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{head}{len(problems)} problem(s) in the dataset config\n{lines}")
+
+
+class ExpressionError(FrazilError):
+    """A ``$`` expression failed. Carries the text, the column and, once known, the config path."""
+
+    def __init__(
+        self,
+        message: str,
+        text: str = "",
+        position: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.message = message
+        self.text = text
+        self.position = position
+        self.path = path
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.path:
+            parts.append(f"{self.path}: ")
+        parts.append(self.message)
+        if self.text:
+            shown = self.text if len(self.text) <= 200 else self.text[:197] + "..."
+            parts.append(f" in {shown!r}")
+            if self.position is not None:
+                parts.append(f" at column {self.position + 1}")
+        return "".join(parts)
+
+    def at(self, path: str) -> ExpressionError:
+        """Return the same error located at a config path (the first location wins)."""
+        if self.path is None:
+            self.path = path
+            self.args = (self._render(),)
+        return self
+
+
+class ExpressionSyntaxError(ExpressionError):
+    """The text is not a well-formed expression."""
+
+
+class UnresolvedReference(ExpressionError):
+    """A reference names something that no scope defines."""
+
+
+class ExpressionCycleError(ExpressionError):
+    """A parameter refers back to itself, directly or through others."""
+
+
+class ExpressionLimitError(ExpressionError):
+    """Evaluation reached a bound on depth, size or steps."""
+
+
+class IllegalTransition(FrazilError):
+    """A state change the transition tables do not allow."""
+
+    def __init__(self, kind: str, old: str, new: str) -> None:
+        self.kind = kind
+        self.old = old
+        self.new = new
+        super().__init__(f"illegal {kind} transition: {old} -> {new}")
