@@ -67,9 +67,13 @@ class ExpressionError(FrazilError):
         self.path = path
         super().__init__(self._render())
 
-    def _render(self) -> str:
+    def describe(self) -> str:
+        """The error without its config path: message, text and column."""
+        return self._render(with_path=False)
+
+    def _render(self, *, with_path: bool = True) -> str:
         parts = []
-        if self.path:
+        if self.path and with_path:
             parts.append(f"{self.path}: ")
         parts.append(self.message)
         if self.text:

@@ -3,50 +3,226 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
 
-from frazil.errors import ExpressionError
-from frazil.model.expressions import Context, Evaluator, to_text
+from frazil.errors import ConfigError, ExpressionError, Problem
+from frazil.loader import Inspection, inspect_file, load_config
+from frazil.model.dag import build_dag
+from frazil.model.expressions import Context, Evaluator
+from frazil.model.resolve import JobInfo, ResolvedTask, Resolver, resolve_job
 from frazil.model.rng import job_seed
+from frazil.model.spec import DatasetConfig
 
-out = Console(highlight=False, soft_wrap=True)
+out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Dataset config, YAML or JSON.")]
+JobOpt = Annotated[int, typer.Option("--job", "-j", help="Job index.", min=0)]
+DatasetOpt = Annotated[int, typer.Option(help="Dataset id ($args(dataset)).", min=0)]
+JobsOpt = Annotated[int, typer.Option(help="Jobs in the dataset ($args(jobs_submitted)).", min=1)]
+SeedOpt = Annotated[int, typer.Option(help="Dataset RNG seed.")]
+
+
+def _problem_line(source: str, p: Problem) -> str:
+    where = f"{source}:{p.line}" if p.line is not None else source
+    path = f" {p.path}:" if p.path else ""
+    return f"{where}:{path} {p.message}"
+
+
+def _print_problems(inspection: Inspection) -> None:
+    for p in inspection.report.errors:
+        err.print(f"[red]error[/red] {escape(_problem_line(inspection.source, p))}")
+    for p in inspection.report.warnings:
+        err.print(f"[yellow]warning[/yellow] {escape(_problem_line(inspection.source, p))}")
+
+
+def validate(config: ConfigArg, job: JobOpt = 0) -> None:
+    """Check a dataset config: shape, names, dependencies and every expression.
+
+    Each problem is printed as FILE:LINE: PATH: MESSAGE. Exits 1 if there is any error.
+    """
+    inspection = inspect_file(config, job=job)
+    _print_problems(inspection)
+    report = inspection.report
+    if not report.ok:
+        err.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        raise typer.Exit(1)
+    out.print(
+        f"[green]valid[/green]: {escape(str(config))}: {report.tasks} tasks, "
+        f"{report.modules} modules, {report.expressions} expressions checked for job {job}"
+        + (f", {len(report.warnings)} warning(s)" if report.warnings else ""),
+        soft_wrap=True,
+    )
+
+
+def _load(config: Path) -> DatasetConfig:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        for p in exc.problems:
+            err.print(f"[red]error[/red] {escape(_problem_line(str(config), p))}")
+        raise typer.Exit(1) from exc
+
+
+def _requirements(task: ResolvedTask) -> str:
+    r = task.requirements
+    parts = [f"cpu {r.cpu}", f"gpu {r.gpu}", f"mem {r.memory:g} GB", f"disk {r.disk:g} GB"]
+    parts.append(f"time {r.time:g} h")
+    if r.os:
+        parts.append("os " + "|".join(r.os))
+    if r.site:
+        parts.append("site " + "|".join(r.site))
+    parts += [f"{k} {v}" for k, v in r.extra.items()]
+    return ", ".join(parts)
+
+
+def show(
+    config: ConfigArg,
+    job: JobOpt = 0,
+    dataset: DatasetOpt = 0,
+    jobs: JobsOpt = 1,
+    seed: SeedOpt = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the resolved tasks as JSON.")
+    ] = False,
+) -> None:
+    """Show one job of a dataset: its task DAG, requirements, files and commands."""
+    cfg = _load(config)
+    info = JobInfo(dataset=dataset, job=job, jobs_submitted=max(jobs, job + 1), dataset_seed=seed)
+    try:
+        tasks = resolve_job(cfg, info)
+    except (ExpressionError, ConfigError) as exc:
+        err.print(f"[red]error[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps([t.to_dict() for t in tasks], indent=2))
+        return
+    dag, _ = build_dag([t.name for t in cfg.tasks], [t.depends for t in cfg.tasks])
+    assert dag is not None
+    title = f"dataset {dataset} job {job} of {info.jobs_submitted}"
+    out.print(f"[bold]{escape(cfg.description or str(config))}[/bold]")
+    table = Table(title=title, title_justify="left")
+    table.add_column("task")
+    table.add_column("after")
+    table.add_column("needs")
+    for task in tasks:
+        table.add_row(task.name, ", ".join(task.depends) or "-", _requirements(task))
+    out.print(table)
+    for task in tasks:
+        tree = Tree(Text(task.name, style="bold"))
+        for d in task.data:
+            arrow = {"input": "<-", "output": "->", "both": "<->"}[d.movement.value]
+            tree.add(_fold(f"{d.local} {arrow} {d.remote} ({d.type.value})"))
+        for tray in task.trays:
+            env = f" [{tray.env[0]} {tray.env[1]}]" if tray.env else ""
+            node = tree.add(_fold(f"tray {tray.name} #{tray.iteration}{env}"))
+            for m in tray.modules:
+                what = m.src or f"{m.class_} ({m.url})"
+                node.add(_fold(f"{m.name}: {what} {shlex.join(m.argv)}"))
+        out.print(tree)
+
+
+def _fold(text: str) -> Text:
+    return Text(text, overflow="fold")
+
+
+def schema() -> None:
+    """Print the JSON Schema of dataset configs (for editors and other tools)."""
+    typer.echo(json.dumps(DatasetConfig.model_json_schema(by_alias=True), indent=2))
 
 
 def _print_value(value: Any) -> None:
-    if isinstance(value, str):
-        typer.echo(value)
-    else:
-        typer.echo(json.dumps(value))
+    typer.echo(value if isinstance(value, str) else json.dumps(value))
 
 
 def expr(
     expression: Annotated[str, typer.Argument(help="The text to evaluate, e.g. '$args(job)'.")],
-    job: Annotated[int, typer.Option(help="Job index.")] = 0,
-    dataset: Annotated[int, typer.Option(help="Dataset id.")] = 0,
-    seed: Annotated[int, typer.Option(help="Dataset RNG seed.")] = 0,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Dataset config to evaluate in.")
+    ] = None,
+    job: JobOpt = 0,
+    task: Annotated[str | None, typer.Option(help="Evaluate in this task's scope.")] = None,
+    tray: Annotated[int | None, typer.Option(help="...and this tray's (index).", min=0)] = None,
+    module: Annotated[int | None, typer.Option(help="...and this module's (index).", min=0)] = None,
+    iteration: Annotated[int, typer.Option("--iter", help="Tray iteration.", min=0)] = 0,
+    dataset: DatasetOpt = 0,
+    jobs: JobsOpt = 1,
+    seed: SeedOpt = 0,
     lenient: Annotated[bool, typer.Option(help="Keep unresolved references as text.")] = False,
 ) -> None:
-    """Print the value EXPRESSION takes for one job."""
-    context = Context(
-        options={"job": job, "dataset": dataset, "jobs_submitted": job + 1, "seed": seed},
-        seed=job_seed(seed, job),
+    """Print the value EXPRESSION takes for one job (and task, tray, module)."""
+    info = JobInfo(
+        dataset=dataset,
+        job=job,
+        jobs_submitted=max(jobs, job + 1),
+        dataset_seed=seed,
         strict=not lenient,
     )
     try:
-        value = Evaluator(context).evaluate(expression)
+        if config is None:
+            if task is not None or tray is not None or module is not None:
+                raise typer.BadParameter("--task, --tray and --module need --config")
+            options = {
+                "dataset": dataset,
+                "job": job,
+                "jobs_submitted": info.jobs_submitted,
+                "seed": job_seed(seed, job),
+            }
+            ev = Evaluator(Context(options=options, seed=job_seed(seed, job), strict=info.strict))
+        else:
+            ev = _scoped_evaluator(_load(config), info, task, tray, module, iteration)
+        value = ev.evaluate(expression)
     except ExpressionError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True)
+        err.print(f"[red]error[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     _print_value(value)
-    _ = to_text
+
+
+def _scoped_evaluator(
+    cfg: DatasetConfig,
+    info: JobInfo,
+    task: str | None,
+    tray: int | None,
+    module: int | None,
+    iteration: int,
+) -> Evaluator:
+    resolver = Resolver(cfg, info)
+    if task is None:
+        if tray is not None or module is not None:
+            raise typer.BadParameter("--tray and --module need --task")
+        return resolver.dataset
+    try:
+        t = cfg.task_index(task)
+    except KeyError:
+        names = ", ".join(x.name for x in cfg.tasks)
+        raise typer.BadParameter(f"no task {task!r} (tasks: {names})") from None
+    if tray is None:
+        if module is not None:
+            raise typer.BadParameter("--module needs --tray")
+        return resolver.task_evaluator(t)
+    if tray >= len(cfg.tasks[t].trays):
+        raise typer.BadParameter(f"task {task!r} has {len(cfg.tasks[t].trays)} tray(s)")
+    if module is None:
+        return resolver.tray_evaluator(t, tray, iteration)
+    if module >= len(cfg.tasks[t].trays[tray].modules):
+        raise typer.BadParameter(
+            f"tray {tray} has {len(cfg.tasks[t].trays[tray].modules)} module(s)"
+        )
+    return resolver.module_evaluator(t, tray, module, iteration)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
+    app.command()(validate)
+    app.command()(show)
+    app.command()(schema)
     app.command()(expr)
-    _ = Path

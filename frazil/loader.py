@@ -1,0 +1,231 @@
+"""Reading dataset configs from YAML or JSON, with every problem located by path and line.
+
+``inspect_text`` never raises for a bad config: it returns a ``Report`` (and the config when
+the shape was right). ``load_config`` raises ``ConfigError`` when there is any error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from frazil.errors import ConfigError, Problem
+from frazil.model.paths import format_path
+from frazil.model.spec import MODEL_FOR_KEY, DatasetConfig
+from frazil.model.validate import Report, check_config
+
+#: Refuse configs larger than this (a config is a description, not data).
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The outcome of reading a config: the model (if its shape was right) and a report."""
+
+    config: DatasetConfig | None
+    report: Report
+    source: str
+
+
+class _LineMap:
+    """Line numbers of YAML nodes by path, and duplicate keys found on the way."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, int] = {}
+        self.duplicates: list[Problem] = []
+
+    def walk(self, node: yaml.Node, parts: list[str | int]) -> None:
+        self.lines.setdefault(format_path(parts), node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                line = key_node.start_mark.line + 1
+                path = format_path([*parts, key])
+                if key in seen:
+                    self.duplicates.append(
+                        Problem(path, f"duplicate key {key!r} (first on line {seen[key]})", line)
+                    )
+                    continue
+                seen[key] = line
+                self.lines[path] = line
+                self.walk(value_node, [*parts, key])
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self.walk(item, [*parts, i])
+
+    def line(self, path: str) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        while True:
+            if path in self.lines:
+                return self.lines[path]
+            cut = max(path.rfind("."), path.rfind("["))
+            if cut <= 0:
+                return self.lines.get(path)
+            path = path[:cut]
+
+
+def _parse(text: str, fmt: str) -> tuple[Any, _LineMap, list[Problem]]:
+    lines = _LineMap()
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, lines, [Problem("", f"JSON syntax error: {exc.msg}", exc.lineno)]
+        with contextlib.suppress(yaml.YAMLError):  # JSON that YAML cannot read: no lines
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            if node is not None:
+                lines.walk(node, [])
+        return data, lines, []
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        return None, lines, [Problem("", f"YAML syntax error: {exc.problem or exc}", line)]
+    except yaml.YAMLError as exc:
+        return None, lines, [Problem("", f"YAML error: {exc}")]
+    if node is not None:
+        lines.walk(node, [])
+    return data, lines, []
+
+
+def _data_parts(data: Any, loc: Sequence[str | int]) -> list[str | int]:
+    """The part of a pydantic error location that exists in the data (drops union tags)."""
+    parts: list[str | int] = []
+    here = data
+    for k, part in enumerate(loc):
+        in_map = isinstance(here, Mapping) and part in here
+        in_list = isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here)
+        if in_map or in_list:
+            here = here[part]
+            parts.append(part)
+        elif k == len(loc) - 1 and isinstance(here, Mapping) and isinstance(part, str):
+            parts.append(part)  # a required key that is missing
+    return parts
+
+
+def _suggestion(parts: Sequence[str | int], key: str) -> str:
+    owner = next((p for p in reversed(parts[:-1]) if isinstance(p, str)), "")
+    model = MODEL_FOR_KEY.get(owner if owner in MODEL_FOR_KEY else "", None)
+    if model is None or owner in ("parameters", "options", "system", "batchsys", "configs"):
+        return ""
+    known = [f.alias or name for name, f in model.model_fields.items()]
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (allowed: {', '.join(sorted(known))})"
+
+
+def _shape_problems(exc: ValidationError, data: Any) -> list[Problem]:
+    problems: list[Problem] = []
+    for error in exc.errors(include_url=False):
+        parts = _data_parts(data, error["loc"])
+        path = format_path(parts)
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            key = str(parts[-1]) if parts else "?"
+            message = f"unknown key {key!r}" + _suggestion(parts, key)
+        elif kind == "missing":
+            message = "required key is missing"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        problem = Problem(path, message)
+        if problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def _pruned(data: Any, problems: list[Problem]) -> DatasetConfig | None:
+    """The config without the keys that broke its shape, if that is enough to build one.
+
+    Lets the deeper checks (dependencies, expressions) report their problems in the same
+    run as the shape problems, instead of one round of fixes later.
+    """
+    if not isinstance(data, Mapping):
+        return None
+    pruned = copy.deepcopy(data)
+    for _ in range(5):
+        try:
+            return DatasetConfig.model_validate(pruned)
+        except ValidationError as exc:
+            removed = False
+            for error in exc.errors(include_url=False):
+                parts = _data_parts(pruned, error["loc"])
+                if error["type"] == "missing" or not parts:
+                    return None
+                parent: Any = pruned
+                for part in parts[:-1]:
+                    parent = parent[part]
+                if isinstance(parent, dict) and parts[-1] in parent:
+                    del parent[parts[-1]]
+                    removed = True
+            if not removed:
+                return None
+    return None
+
+
+def inspect_text(
+    text: str, source: str = "<config>", fmt: str | None = None, *, job: int = 0
+) -> Inspection:
+    """Parse and check a config; every problem carries its path and, where known, its line."""
+    fmt = fmt or ("json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml")
+    data, lines, problems = _parse(text, fmt)  # problems here: the text could not be read
+    config: DatasetConfig | None = None
+    readable = not problems
+    problems += lines.duplicates
+    if readable:
+        if not isinstance(data, Mapping):
+            problems.append(Problem("", "a dataset config must be a mapping at the top level"))
+        else:
+            try:
+                config = DatasetConfig.model_validate(data)
+            except ValidationError as exc:
+                problems += _shape_problems(exc, data)
+    report = Report(tuple(problems))
+    checkable = config if config is not None else _pruned(data, problems)
+    if checkable is not None:
+        checked = check_config(checkable, job=job)
+        merged = list(problems)
+        merged += [p for p in checked.problems if p not in merged]
+        report = replace(checked, problems=tuple(merged))
+    located = tuple(
+        p if p.line is not None else replace(p, line=lines.line(p.path)) for p in report.problems
+    )
+    return Inspection(config, replace(report, problems=located), source)
+
+
+def inspect_file(path: str | Path, *, job: int = 0) -> Inspection:
+    """``inspect_text`` on a file; an unreadable file is reported as a problem."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            problem = Problem("", f"file is {size} bytes; the limit is {MAX_CONFIG_BYTES}")
+            return Inspection(None, Report((problem,)), str(p))
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return Inspection(None, Report((Problem("", f"cannot read the file: {exc}"),)), str(p))
+    fmt = "json" if p.suffix.lower() == ".json" else "yaml"
+    return inspect_text(text, str(p), fmt, job=job)
+
+
+def load_config(path: str | Path) -> DatasetConfig:
+    """The config in ``path``; ``ConfigError`` listing every error if it has any."""
+    inspection = inspect_file(path)
+    if inspection.config is None or not inspection.report.ok:
+        raise ConfigError(list(inspection.report.errors), inspection.source)
+    return inspection.config

@@ -1,0 +1,429 @@
+"""From a dataset config to what one task of one job runs: every expression evaluated.
+
+Scopes nest dataset → task → tray → module: each level sees its own parameters first, then
+the enclosing levels', then steering parameters and options (``$(name)``), and ``$args``
+grows at each level (``task``, ``tray``, ``iter``, ``module``, ...).
+
+A ``Resolver`` either raises the first ``ExpressionError`` located at its config path, or,
+given a problem list, records every problem and carries on with a stand-in value: validation
+uses that mode to report everything in one pass over exactly the fields a pilot would use.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from frazil.errors import ConfigError, ExpressionError, Problem, UnresolvedReference
+from frazil.model.dag import build_dag
+from frazil.model.expressions import Context, Evaluator, to_text
+from frazil.model.paths import join_path
+from frazil.model.rng import job_seed
+from frazil.model.spec import Data, DatasetConfig, DataType, Movement
+
+MAX_ITERATIONS = 100_000
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """Which job is being resolved, and what the site and the process provide."""
+
+    dataset: int = 0
+    job: int = 0
+    jobs_submitted: int = 1
+    dataset_seed: int = 0
+    system: Mapping[str, Any] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    strict: bool = True
+    defer_site_values: bool = False
+
+
+@dataclass(frozen=True)
+class ResolvedRequirements:
+    """A task's needs, with numbers that a site can compare."""
+
+    cpu: int
+    gpu: int
+    memory: float
+    disk: float
+    time: float
+    os: tuple[str, ...] = ()
+    site: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ResolvedData:
+    """A file entry with its names evaluated."""
+
+    remote: str
+    local: str
+    type: DataType
+    movement: Movement
+    transfer: bool | str
+
+
+@dataclass(frozen=True)
+class ResolvedModule:
+    """One module, ready to run: its command-line arguments as an argv list."""
+
+    name: str
+    src: str
+    class_: str
+    url: str
+    argv: tuple[str, ...]
+    env_shell: str
+    env_clear: bool
+    configs: Mapping[str, Any]
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ResolvedTray:
+    """One iteration of a tray."""
+
+    name: str
+    iteration: int
+    env: tuple[str, str] | None
+    modules: tuple[ResolvedModule, ...]
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """Everything a pilot needs to run one task of one job."""
+
+    job: int
+    index: int
+    name: str
+    depends: tuple[str, ...]
+    requirements: ResolvedRequirements
+    data: tuple[ResolvedData, ...]
+    batchsys: Mapping[str, Any]
+    container: str
+    trays: tuple[ResolvedTray, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (stored with each attempt as the spec it ran)."""
+        return asdict(self)
+
+
+def args_to_argv(value: Any) -> list[str]:
+    """A module's evaluated ``args``: a string splits like a shell (no shell runs), a list
+    gives one argument per item, a mapping gives ``--key=value`` (``true`` gives ``--key``,
+    ``false`` and ``null`` leave the option out)."""
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ExpressionError(f"args cannot be split into arguments: {exc}") from exc
+    if isinstance(value, list):
+        return [to_text(v) for v in value]
+    if isinstance(value, Mapping):
+        argv = []
+        for key, v in value.items():
+            if v is True:
+                argv.append(f"--{key}")
+            elif v is not False and v is not None:
+                argv.append(f"--{key}={to_text(v)}")
+        return argv
+    return [to_text(value)]
+
+
+class Resolver:
+    """Resolves the tasks of one job of a config."""
+
+    def __init__(
+        self, config: DatasetConfig, info: JobInfo, problems: list[Problem] | None = None
+    ) -> None:
+        self.config = config
+        self.info = info
+        self.problems = problems
+        seed = job_seed(info.dataset_seed, info.job)
+        self._options: dict[str, Any] = {
+            **config.options,
+            "dataset": info.dataset,
+            "job": info.job,
+            "jobs_submitted": info.jobs_submitted,
+            "seed": seed,
+            "dataset_seed": info.dataset_seed,
+        }
+        self._base = Context(
+            steering=config.steering.parameters,
+            system={**config.steering.system, **info.system},
+            options=self._options,
+            environ=info.environ,
+            metadata={
+                "description": config.description,
+                "version": config.version,
+                "dataset": info.dataset,
+                **info.metadata,
+            },
+            seed=seed,
+            strict=info.strict,
+            defer_site_values=info.defer_site_values,
+        )
+        self.dataset = Evaluator(self._base)
+
+    # -- evaluators per level ---------------------------------------------------------------
+
+    def _level(
+        self, scopes: tuple[tuple[str, Mapping[str, Any]], ...], **options: Any
+    ) -> Evaluator:
+        return Evaluator(replace(self._base, scopes=scopes, options={**self._options, **options}))
+
+    def task_evaluator(self, t: int) -> Evaluator:
+        task = self.config.tasks[t]
+        return self._level((("task", task.parameters),), task=task.name, task_index=t)
+
+    def tray_evaluator(self, t: int, r: int, iteration: int) -> Evaluator:
+        task, tray = self.config.tasks[t], self.config.tasks[t].trays[r]
+        return self._level(
+            (("tray", tray.parameters), ("task", task.parameters)),
+            task=task.name,
+            task_index=t,
+            tray=tray.name,
+            tray_index=r,
+            iter=iteration,
+        )
+
+    def module_evaluator(self, t: int, r: int, m: int, iteration: int) -> Evaluator:
+        task, tray = self.config.tasks[t], self.config.tasks[t].trays[r]
+        module = tray.modules[m]
+        return self._level(
+            (("module", module.parameters), ("tray", tray.parameters), ("task", task.parameters)),
+            task=task.name,
+            task_index=t,
+            tray=tray.name,
+            tray_index=r,
+            iter=iteration,
+            module=module.name,
+            module_index=m,
+        )
+
+    # -- evaluating with locations ----------------------------------------------------------
+
+    def value(
+        self, ev: Evaluator, raw: Any, path: str, fallback: Any = None, *, soft: bool = False
+    ) -> Any:
+        """Evaluate ``raw`` and locate any error at ``path``.
+
+        With a problem list, an error is recorded and ``fallback`` returned. ``soft`` values
+        (parameters) may legitimately depend on an inner scope where they are used, so an
+        unresolved name in them is a warning; so is any error that follows from a site value
+        that only the site will supply.
+        """
+        if isinstance(raw, Mapping):
+            return {
+                self._key(ev, k, path, soft): self.value(ev, v, join_path(path, k), soft=soft)
+                for k, v in raw.items()
+            }
+        if isinstance(raw, list):
+            return [self.value(ev, v, join_path(path, i), soft=soft) for i, v in enumerate(raw)]
+        deferred_before = len(ev.deferred)
+        try:
+            return ev.evaluate(raw)
+        except ExpressionError as exc:
+            exc.at(path)
+            if self.problems is None:
+                raise
+            site = len(ev.deferred) > deferred_before
+            warn = site or (soft and isinstance(exc, UnresolvedReference))
+            message = exc.describe()
+            if site:
+                message += " (a site value is only known at run time)"
+            self._record(Problem(path, message, severity="warning" if warn else "error"))
+            return raw if fallback is None else fallback
+
+    def _key(self, ev: Evaluator, key: Any, path: str, soft: bool) -> str:
+        return to_text(self.value(ev, key, path, soft=soft)) if isinstance(key, str) else str(key)
+
+    def _record(self, problem: Problem) -> None:
+        assert self.problems is not None
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def _fail(self, path: str, message: str) -> None:
+        if self.problems is None:
+            raise ExpressionError(message).at(path)
+        self._record(Problem(path, message))
+
+    def _number(self, ev: Evaluator, raw: Any, path: str, default: float, *, integer: bool) -> Any:
+        value = self.value(ev, raw, path, default)
+        kind = "a whole number" if integer else "a number"
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < 0 or (integer and not number.is_integer()):
+            self._fail(path, f"must be {kind} of at least 0, got {value!r}")
+            return int(default) if integer else default
+        return int(number) if integer else number
+
+    def _names(self, ev: Evaluator, raw: Any, path: str) -> tuple[str, ...]:
+        value = self.value(ev, raw, path, [])
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self._fail(path, f"must be a name or a list of names, got {value!r}")
+        return ()
+
+    def _data(self, ev: Evaluator, entries: list[Data], path: str) -> list[ResolvedData]:
+        out = []
+        for k, d in enumerate(entries):
+            remote = to_text(self.value(ev, d.remote, f"{path}[{k}].remote"))
+            local = to_text(self.value(ev, d.local, f"{path}[{k}].local"))
+            if not local and remote:
+                local = remote.rstrip("/").rsplit("/", 1)[-1]
+            out.append(ResolvedData(remote, local, d.type, d.movement, d.transfer))
+        return out
+
+    # -- tasks ------------------------------------------------------------------------------
+
+    def requirements(self, t: int) -> ResolvedRequirements:
+        """Task ``t``'s requirements, evaluated in the task's scope."""
+        ev = self.task_evaluator(t)
+        req = self.config.tasks[t].requirements
+        path = f"tasks[{t}].requirements"
+        extra = {
+            key: self.value(ev, raw, f"{path}.{key}")
+            for key, raw in (req.model_extra or {}).items()
+        }
+        return ResolvedRequirements(
+            cpu=self._number(ev, req.cpu, f"{path}.cpu", 1, integer=True),
+            gpu=self._number(ev, req.gpu, f"{path}.gpu", 0, integer=True),
+            memory=self._number(ev, req.memory, f"{path}.memory", 1.0, integer=False),
+            disk=self._number(ev, req.disk, f"{path}.disk", 1.0, integer=False),
+            time=self._number(ev, req.time, f"{path}.time", 1.0, integer=False),
+            os=self._names(ev, req.os, f"{path}.os"),
+            site=self._names(ev, req.site, f"{path}.site"),
+            extra=extra,
+        )
+
+    def iterations(self, t: int, r: int) -> int:
+        """How many times tray ``r`` of task ``t`` runs."""
+        path = f"tasks[{t}].trays[{r}].iterations"
+        raw = self.config.tasks[t].trays[r].iterations
+        n = self._number(self.task_evaluator(t), raw, path, 1, integer=True)
+        if not 1 <= n <= MAX_ITERATIONS:
+            self._fail(path, f"must be between 1 and {MAX_ITERATIONS}, got {n}")
+            return 1
+        return int(n)
+
+    def module(self, t: int, r: int, m: int, iteration: int) -> ResolvedModule:
+        """Module ``m`` of tray ``r`` of task ``t``, for one iteration."""
+        mod = self.config.tasks[t].trays[r].modules[m]
+        ev = self.module_evaluator(t, r, m, iteration)
+        path = f"tasks[{t}].trays[{r}].modules[{m}]"
+        args = self.value(ev, mod.args, f"{path}.args", "")
+        try:
+            argv = args_to_argv(args)
+        except ExpressionError as exc:
+            self._fail(f"{path}.args", exc.message)
+            argv = []
+        params = {
+            k: self.value(ev, v, f"{path}.parameters.{k}", soft=True)
+            for k, v in mod.parameters.items()
+        }
+        return ResolvedModule(
+            name=mod.name,
+            src=to_text(self.value(ev, mod.src, f"{path}.src")),
+            class_=to_text(self.value(ev, mod.class_, f"{path}.class")),
+            url=to_text(self.value(ev, mod.url, f"{path}.url")),
+            argv=tuple(argv),
+            env_shell=to_text(self.value(ev, mod.env_shell, f"{path}.env_shell")),
+            env_clear=mod.env_clear,
+            configs=self.value(ev, mod.configs, f"{path}.configs", {}),
+            parameters=params,
+        )
+
+    def task(self, t: int) -> ResolvedTask:
+        """Task ``t`` of this job, resolved."""
+        cfg = self.config
+        task = cfg.tasks[t]
+        tev = self.task_evaluator(t)
+        path = f"tasks[{t}]"
+        for k, v in task.parameters.items():
+            self.value(tev, v, f"{path}.parameters.{k}", soft=True)
+        data = self._data(self.dataset, cfg.steering.data, "steering.data")
+        data += self._data(tev, task.data, f"{path}.data")
+        trays = []
+        for r, tray in enumerate(task.trays):
+            for iteration in range(self.iterations(t, r)):
+                rev = self.tray_evaluator(t, r, iteration)
+                rpath = f"{path}.trays[{r}]"
+                for k, v in tray.parameters.items():
+                    self.value(rev, v, f"{rpath}.parameters.{k}", soft=True)
+                env = None
+                if tray.env is not None:
+                    env = (
+                        to_text(self.value(rev, tray.env.name, f"{rpath}.env.name")),
+                        to_text(self.value(rev, tray.env.version, f"{rpath}.env.version")),
+                    )
+                data += self._data(rev, tray.data, f"{rpath}.data")
+                modules = []
+                for m, mod in enumerate(tray.modules):
+                    modules.append(self.module(t, r, m, iteration))
+                    mev = self.module_evaluator(t, r, m, iteration)
+                    data += self._data(mev, mod.data, f"{rpath}.modules[{m}].data")
+                trays.append(ResolvedTray(tray.name, iteration, env, tuple(modules)))
+        batchsys = {**cfg.steering.batchsys}
+        for system, props in task.batchsys.items():
+            batchsys[system] = {**batchsys.get(system, {}), **props}
+        unique: dict[tuple[str, str, str], ResolvedData] = {}
+        for d in data:
+            unique.setdefault((d.remote, d.local, d.movement.value), d)
+        return ResolvedTask(
+            job=self.info.job,
+            index=t,
+            name=task.name,
+            depends=self._depends(t),
+            requirements=self.requirements(t),
+            data=tuple(unique.values()),
+            batchsys=self.value(tev, batchsys, f"{path}.batchsys", {}),
+            container=to_text(self.value(tev, task.container, f"{path}.container")),
+            trays=tuple(trays),
+        )
+
+    def _depends(self, t: int) -> tuple[str, ...]:
+        names = [task.name for task in self.config.tasks]
+        out = []
+        for dep in self.config.tasks[t].depends:
+            if isinstance(dep, int):
+                out.append(names[dep] if 0 <= dep < len(names) else str(dep))
+            else:
+                out.append(dep)
+        return tuple(out)
+
+    def steering(self) -> None:
+        """Evaluate the dataset-level values (for validation): parameters, system, options."""
+        cfg = self.config
+        for section, values in (
+            ("steering.parameters", cfg.steering.parameters),
+            ("steering.system", cfg.steering.system),
+            ("options", cfg.options),
+        ):
+            for k, v in values.items():
+                self.value(self.dataset, v, f"{section}.{k}", soft=True)
+
+
+def resolve_task(
+    config: DatasetConfig, task: int | str, info: JobInfo | None = None
+) -> ResolvedTask:
+    """Resolve one task (by index or name) of one job; raises the first located error."""
+    index = config.task_index(task) if isinstance(task, str) else task
+    return Resolver(config, info or JobInfo()).task(index)
+
+
+def resolve_job(config: DatasetConfig, info: JobInfo | None = None) -> list[ResolvedTask]:
+    """Resolve every task of one job, in a topological order of the DAG."""
+    dag, problems = build_dag([t.name for t in config.tasks], [t.depends for t in config.tasks])
+    if dag is None:
+        raise ConfigError(problems)
+    resolver = Resolver(config, info or JobInfo())
+    return [resolver.task(i) for i in dag.order]

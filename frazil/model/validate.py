@@ -1,0 +1,82 @@
+"""Checks that need the whole config: names, dependencies, policy options and every expression.
+
+Expressions are checked by resolving every task of a sample job (job 0 by default) exactly
+as a pilot would, collecting every problem instead of stopping at the first. Values that
+only a site supplies at run time (``$system``, ``$environ``) stand in as placeholders, and
+what depends on them is reported as a warning, not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from frazil.errors import Problem
+from frazil.model.dag import build_dag
+from frazil.model.policy import policy_from_options
+from frazil.model.resolve import JobInfo, Resolver
+from frazil.model.spec import DatasetConfig
+
+
+@dataclass(frozen=True)
+class Report:
+    """What validation found, and how much it looked at."""
+
+    problems: tuple[Problem, ...]
+    tasks: int = 0
+    modules: int = 0
+    expressions: int = 0
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that make the config unusable."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Problems worth a look that do not stop a submission."""
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there is no error (warnings allowed)."""
+        return not self.errors
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+
+
+def count_expressions(config: DatasetConfig) -> int:
+    """How many strings in the config hold a ``$``."""
+    return sum("$" in s for s in _strings(config.model_dump(by_alias=True)))
+
+
+def check_config(config: DatasetConfig, *, job: int = 0, jobs_submitted: int = 1) -> Report:
+    """Every problem in a config that passed the shape checks of ``spec``."""
+    problems: list[Problem] = []
+    _, dag_problems = build_dag([t.name for t in config.tasks], [t.depends for t in config.tasks])
+    problems += dag_problems
+    _, policy_problems = policy_from_options(config.options)
+    problems += policy_problems
+    info = JobInfo(job=job, jobs_submitted=max(jobs_submitted, job + 1), defer_site_values=True)
+    resolver = Resolver(config, info, problems)
+    resolver.steering()
+    for t in range(len(config.tasks)):
+        resolver.task(t)
+    modules = sum(len(tray.modules) for task in config.tasks for tray in task.trays)
+    return Report(
+        problems=tuple(problems),
+        tasks=len(config.tasks),
+        modules=modules,
+        expressions=count_expressions(config),
+    )

@@ -1,0 +1,99 @@
+"""The config commands, run as the real ``frazil`` program."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import EXAMPLE
+
+
+def frazil(*args, check=False):
+    return subprocess.run(
+        [sys.executable, "-m", "frazil", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def test_validate_the_example():
+    result = frazil("validate", EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout and "6 tasks" in result.stdout
+
+
+def test_validate_a_broken_copy_exits_1_with_file_line_path(tmp_path, example_text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(example_text.replace("$steering(nevents) / 4000)", "$steering(nevent) / 4000)"))
+    result = frazil("validate", bad)
+    assert result.returncode == 1
+    line = next(n for n, t in enumerate(bad.read_text().splitlines(), 1) if "nevent)" in t)
+    assert f"{bad}:{line}: tasks[2].requirements.time: no steering value 'nevent'" in result.stderr
+
+
+def test_expr_padding_and_errors():
+    result = frazil("expr", '$sprintf("%06d", $args(job))', "--job", 3)
+    assert (result.returncode, result.stdout) == (0, "000003\n")
+    result = frazil("expr", "$steering(x)")
+    assert result.returncode == 1 and "no steering value 'x'" in result.stderr
+    result = frazil("expr", "$eval(1 +)")
+    assert result.returncode == 1 and "syntax error" in result.stderr
+
+
+def test_expr_in_a_config_scope():
+    result = frazil(
+        "expr",
+        "$(season) $args(task) $args(iter)",
+        "-c",
+        EXAMPLE,
+        "--task",
+        "detector_2020",
+        "--tray",
+        0,
+    )
+    assert result.stdout == "IC86.2020 detector_2020 0\n"
+    result = frazil("expr", "$(half)", "-c", EXAMPLE, "--task", "nugen", "--tray", 0, "--module", 0)
+    assert result.stdout == "1000\n"
+    result = frazil("expr", "$steering(nugen)", "-c", EXAMPLE)
+    assert json.loads(result.stdout)["flavor"] == "NuMu"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "nope"], "no task 'nope'"),
+        (["--task", "nugen", "--tray", 9], "has 2 tray(s)"),
+        (["--module", 0], "--tray and --module need --task"),
+    ],
+)
+def test_expr_scope_errors(args, message):
+    result = frazil("expr", "$(x)", "-c", EXAMPLE, *args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_show_prints_the_dag_and_commands():
+    result = frazil("show", EXAMPLE, "--job", 3, "--dataset", 21000)
+    assert result.returncode == 0, result.stderr
+    assert "photon_propagation" in result.stdout and "gpu 1" in result.stdout
+    assert "level2_000003.jsonl" in result.stdout
+
+
+def test_show_json_is_the_resolved_job():
+    result = frazil("show", EXAMPLE, "--json", "--job", 2)
+    tasks = json.loads(result.stdout)
+    assert [t["name"] for t in tasks][-1] == "level2"
+    assert tasks[0]["requirements"]["cpu"] == 1
+
+
+def test_show_refuses_an_invalid_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: [{name: a, depends: [a], trays: [{modules: [{src: x}]}]}]\n")
+    result = frazil("show", bad)
+    assert result.returncode == 1 and "depends on itself" in result.stderr
+
+
+def test_schema_is_json_schema():
+    schema = json.loads(frazil("schema", check=True).stdout)
+    assert schema["title"] == "Frazil dataset config"

@@ -1,0 +1,139 @@
+import pytest
+
+from frazil.errors import ConfigError, ExpressionError, UnresolvedReference
+from frazil.loader import load_config
+from frazil.model.resolve import JobInfo, Resolver, args_to_argv, resolve_job, resolve_task
+from frazil.model.rng import job_seed
+from frazil.model.spec import DatasetConfig
+from tests.conftest import EXAMPLE
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return load_config(EXAMPLE)
+
+
+def test_job_options_and_padding(sim):
+    task = resolve_task(sim, "level2", JobInfo(dataset=21000, job=3, jobs_submitted=10))
+    out = next(d for d in task.data if d.movement.value == "output")
+    assert out.remote == "file:///tmp/frazil-sim/storage/21000/000003/level2_000003.jsonl"
+    assert out.local == "level2.jsonl"
+
+
+def test_site_system_values_override_the_config(sim):
+    info = JobInfo(job=1, system={"storage": "gsiftp://gridftp.icecube.wisc.edu/data/sim"})
+    task = resolve_task(sim, "level2", info)
+    assert task.data[-1].remote.startswith("gsiftp://gridftp.icecube.wisc.edu/data/sim/0/000001/")
+
+
+def test_tray_iterations_expand_with_iter(sim):
+    task = resolve_task(sim, "nugen", JobInfo(job=5))
+    signal = [t for t in task.trays if t.name == "signal"]
+    assert [t.iteration for t in signal] == [0, 1]
+    outputs = [m.argv[-1] for t in signal for m in t.modules]
+    assert outputs == ["--output=nugen_0.jsonl", "--output=nugen_1.jsonl"]
+    assert "--nevents=1000" in signal[0].modules[0].argv  # task parameter from steering
+
+
+def test_requirements_are_evaluated(sim):
+    task = resolve_task(sim, "photon_propagation", JobInfo())
+    assert task.requirements.gpu == 1 and task.requirements.time == 1.0
+    assert task.depends == ("corsika", "nugen")
+
+
+def test_task_scope_parameters_reach_modules_and_data(sim):
+    task = resolve_task(sim, "detector_2020", JobInfo(job=2))
+    assert "--gcd=GeoCalibDetectorStatus_IC86.2020.json" in task.trays[0].modules[0].argv
+    assert any(d.remote.endswith("GeoCalibDetectorStatus_IC86.2020.json") for d in task.data)
+
+
+def test_choice_depends_on_job_and_seed_only(sim):
+    def ice(job, seed):
+        task = resolve_task(sim, "photon_propagation", JobInfo(job=job, dataset_seed=seed))
+        argv = task.trays[0].modules[0].argv
+        return argv[argv.index("--ice-model") + 1]
+
+    picks = {ice(job, 0) for job in range(20)}
+    assert picks == {"spice_3.2.1", "spice_bfr-v2"}
+    assert [ice(j, 7) for j in range(10)] == [ice(j, 7) for j in range(10)]
+
+
+def test_resolve_job_is_in_dependency_order_and_serialisable(sim):
+    import json
+
+    tasks = resolve_job(sim, JobInfo(job=0))
+    names = [t.name for t in tasks]
+    assert names.index("photon_propagation") > names.index("nugen")
+    assert names[-1] == "level2"
+    json.dumps([t.to_dict() for t in tasks])
+
+
+def test_job_seed_is_stable_and_spread():
+    assert job_seed(1, 2) == job_seed(1, 2)
+    seeds = {job_seed(42, j) for j in range(1000)}
+    assert len(seeds) == 1000 and all(0 <= s < 2**63 for s in seeds)
+    assert job_seed(1, 2) != job_seed(2, 1)
+
+
+@pytest.mark.parametrize(
+    ("args", "argv"),
+    [
+        ("--a 1 'two words'", ["--a", "1", "two words"]),
+        ([1, "x y", 2.5], ["1", "x y", "2.5"]),
+        (
+            {"n": 5, "flag": True, "off": False, "none": None, "l": [1]},
+            ["--n=5", "--flag", "--l=[1]"],
+        ),
+    ],
+)
+def test_args_to_argv(args, argv):
+    assert args_to_argv(args) == argv
+
+
+def test_args_with_unbalanced_quotes_are_an_error():
+    with pytest.raises(ExpressionError, match="cannot be split"):
+        args_to_argv("--a 'open")
+
+
+def _config(**module):
+    return DatasetConfig.model_validate(
+        {
+            "steering": {"parameters": {"p": "$steering(q)", "q": 1}},
+            "tasks": [{"name": "t", "trays": [{"modules": [{"src": "x.sh", **module}]}]}],
+        }
+    )
+
+
+def test_strict_errors_carry_the_path():
+    with pytest.raises(UnresolvedReference) as info:
+        resolve_task(_config(args="$steering(nope)"), 0)
+    assert info.value.path == "tasks[0].trays[0].modules[0].args"
+    assert str(info.value).startswith("tasks[0].trays[0].modules[0].args: no steering value")
+
+
+def test_lenient_mode_keeps_text():
+    task = resolve_task(_config(args="--x $steering(nope)"), 0, JobInfo(strict=False))
+    assert task.trays[0].modules[0].argv == ("--x", "$steering(nope)")
+
+
+def test_collecting_mode_records_and_continues():
+    problems = []
+    cfg = _config(args="$steering(nope)", src="$eval(1/0)")
+    Resolver(cfg, JobInfo(), problems).task(0)
+    assert {p.path for p in problems} == {
+        "tasks[0].trays[0].modules[0].args",
+        "tasks[0].trays[0].modules[0].src",
+    }
+
+
+def test_resolve_job_refuses_a_cyclic_config():
+    cfg = DatasetConfig.model_validate(
+        {
+            "tasks": [
+                {"name": "a", "depends": ["b"], "trays": [{"modules": [{"src": "x"}]}]},
+                {"name": "b", "depends": ["a"], "trays": [{"modules": [{"src": "x"}]}]},
+            ]
+        }
+    )
+    with pytest.raises(ConfigError, match="dependency cycle"):
+        resolve_job(cfg)
