@@ -65,7 +65,13 @@ class ExpressionError(FrazilError):
         self.text = text
         self.position = position
         self.path = path
+        self.via: list[str] = []
         super().__init__(self._render())
+
+    def add_via(self, label: str) -> None:
+        """Note a parameter the failing text was reached through (innermost first)."""
+        self.via.append(label)
+        self.args = (self._render(),)
 
     def describe(self) -> str:
         """The error without its config path: message, text and column."""
@@ -81,6 +87,8 @@ class ExpressionError(FrazilError):
             parts.append(f" in {shown!r}")
             if self.position is not None:
                 parts.append(f" at column {self.position + 1}")
+        if self.via:
+            parts.append(" (via " + " <- ".join(self.via) + ")")
         return "".join(parts)
 
     def at(self, path: str) -> ExpressionError:

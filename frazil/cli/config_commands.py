@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Annotated, Any
@@ -97,7 +98,13 @@ def show(
 ) -> None:
     """Show one job of a dataset: its task DAG, requirements, files and commands."""
     cfg = _load(config)
-    info = JobInfo(dataset=dataset, job=job, jobs_submitted=max(jobs, job + 1), dataset_seed=seed)
+    info = JobInfo(
+        dataset=dataset,
+        job=job,
+        jobs_submitted=max(jobs, job + 1),
+        dataset_seed=seed,
+        defer_site_values=True,  # a site supplies $system and $environ values at run time
+    )
     try:
         tasks = resolve_job(cfg, info)
     except (ExpressionError, ConfigError) as exc:
@@ -165,6 +172,7 @@ def expr(
         job=job,
         jobs_submitted=max(jobs, job + 1),
         dataset_seed=seed,
+        environ=dict(os.environ),
         strict=not lenient,
     )
     try:
@@ -177,7 +185,10 @@ def expr(
                 "jobs_submitted": info.jobs_submitted,
                 "seed": job_seed(seed, job),
             }
-            ev = Evaluator(Context(options=options, seed=job_seed(seed, job), strict=info.strict))
+            context = Context(
+                options=options, environ=info.environ, seed=job_seed(seed, job), strict=info.strict
+            )
+            ev = Evaluator(context)
         else:
             ev = _scoped_evaluator(_load(config), info, task, tray, module, iteration)
         value = ev.evaluate(expression)

@@ -97,3 +97,10 @@ def test_show_refuses_an_invalid_config(tmp_path):
 def test_schema_is_json_schema():
     schema = json.loads(frazil("schema", check=True).stdout)
     assert schema["title"] == "Frazil dataset config"
+
+
+def test_expr_sees_the_callers_environment(monkeypatch):
+    monkeypatch.setenv("FRAZIL_TEST_VALUE", "from-env")
+    assert frazil("expr", "$environ(FRAZIL_TEST_VALUE)").stdout == "from-env\n"
+    result = frazil("expr", "$environ(FRAZIL_TEST_VALUE)", "-c", EXAMPLE)
+    assert result.stdout == "from-env\n"

@@ -300,6 +300,10 @@ class Evaluator:
         self._active.append(label)
         try:
             value = self.evaluate(raw)
+        except ExpressionError as exc:
+            if not isinstance(exc, ExpressionCycleError):
+                exc.add_via(label)
+            raise
         finally:
             self._active.pop()
         self._memo[label] = value

@@ -233,3 +233,11 @@ def test_same_answer_twice():
 )
 def test_literal(word, value):
     assert literal(word) == value and type(literal(word)) is type(value)
+
+
+def test_errors_name_the_parameters_they_came_through():
+    c = ctx(steering={"a": "x_$steering(b)", "b": "$eval(1/0)"})
+    with pytest.raises(ExpressionError) as info:
+        evaluate("$steering(a)", c)
+    assert info.value.via == ["steering(b)", "steering(a)"]
+    assert str(info.value).endswith("(via steering(b) <- steering(a))")
