@@ -9,7 +9,13 @@ The tree::
     │   ├── UnresolvedReference       a name that no scope defines (strict mode)
     │   ├── ExpressionCycleError      a parameter that refers back to itself; names the chain
     │   └── ExpressionLimitError      a depth, size or step bound was reached
-    └── IllegalTransition         a state change that the state tables do not allow
+    ├── IllegalTransition         a state change that the state tables do not allow
+    ├── NotFound                  no dataset, job or task by that name or number
+    ├── Rejected                  a request the current state refuses
+    │   ├── StaleAttempt              a report from an attempt that is no longer current
+    │   └── BadPasskey                a report whose passkey does not match its attempt
+    ├── StoreError                the database is unreachable, misconfigured or not migrated
+    └── SettingsError             Frazil's own settings cannot be read
 
 Foreign exceptions (YAML, pydantic, OS errors) are translated at the boundary that meets
 them, with ``raise ... from exc``.
@@ -123,3 +129,27 @@ class IllegalTransition(FrazilError):
         self.old = old
         self.new = new
         super().__init__(f"illegal {kind} transition: {old} -> {new}")
+
+
+class NotFound(FrazilError):
+    """No dataset, job or task by that name or number."""
+
+
+class Rejected(FrazilError):
+    """A request that the current state refuses (nothing was changed)."""
+
+
+class StaleAttempt(Rejected):
+    """A report from an attempt that is no longer the task's current one."""
+
+
+class BadPasskey(Rejected):
+    """A report whose passkey does not match its attempt."""
+
+
+class StoreError(FrazilError):
+    """The database cannot be used (unreachable, misconfigured, or not migrated)."""
+
+
+class SettingsError(FrazilError):
+    """Frazil's settings file cannot be read or holds something unusable."""

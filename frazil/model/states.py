@@ -175,20 +175,51 @@ class TaskSummary:
     failures: int = 0
 
 
-def derive_job_status(tasks: Iterable[TaskSummary]) -> JobStatus:
-    """A job's state from its tasks' states and failure counts (first rule that matches).
+@dataclass(frozen=True)
+class JobCounts:
+    """A job's task counters, as the database keeps them on the job row."""
+
+    tasks: int
+    complete: int = 0
+    failed: int = 0
+    suspended: int = 0
+    failures: int = 0  # failures of all its tasks since the last hard reset
+
+    @classmethod
+    def of(cls, tasks: Iterable[TaskSummary]) -> JobCounts:
+        """The counters of a list of tasks."""
+        items = list(tasks)
+        return cls(
+            tasks=len(items),
+            complete=sum(t.status is TaskStatus.COMPLETE for t in items),
+            failed=sum(t.status is TaskStatus.FAILED for t in items),
+            suspended=sum(t.status is TaskStatus.SUSPENDED for t in items),
+            failures=sum(t.failures for t in items),
+        )
+
+
+#: Which task states the job counters count.
+_COUNTED = (TaskStatus.COMPLETE, TaskStatus.FAILED, TaskStatus.SUSPENDED)
+
+
+def counter_deltas(old: TaskStatus, new: TaskStatus) -> tuple[int, int, int]:
+    """How a task's change moves its job's (complete, failed, suspended) counters."""
+    return tuple(int(new is s) - int(old is s) for s in _COUNTED)  # type: ignore[return-value]
+
+
+def derive_job_status(counts: JobCounts) -> JobStatus:
+    """A job's state from its task counters (first rule that matches).
 
     complete if every task is; failed if any task failed for good; suspended if any is
-    suspended; errors if any task has failed at least once; processing otherwise.
+    suspended; errors if its tasks have failed at least once; processing otherwise.
     """
-    items = list(tasks)
-    if items and all(t.status is TaskStatus.COMPLETE for t in items):
+    if counts.tasks and counts.complete == counts.tasks:
         return JobStatus.COMPLETE
-    if any(t.status is TaskStatus.FAILED for t in items):
+    if counts.failed:
         return JobStatus.FAILED
-    if any(t.status is TaskStatus.SUSPENDED for t in items):
+    if counts.suspended:
         return JobStatus.SUSPENDED
-    if any(t.failures > 0 for t in items):
+    if counts.failures:
         return JobStatus.ERRORS
     return JobStatus.PROCESSING
 

@@ -9,6 +9,7 @@ from frazil.model.states import (
     TASK_TRANSITIONS,
     DatasetProgress,
     DatasetStatus,
+    JobCounts,
     JobStatus,
     TaskPhase,
     TaskStatus,
@@ -17,6 +18,7 @@ from frazil.model.states import (
     check_job_transition,
     check_phase_transition,
     check_task_transition,
+    counter_deltas,
     derive_dataset_status,
     derive_job_status,
 )
@@ -94,12 +96,20 @@ def S(status, failures=0):
         ([S("failed", 5), S("suspended")], JobStatus.FAILED),
         ([S("processing"), S("suspended")], JobStatus.SUSPENDED),
         ([S("complete"), S("waiting", 2)], JobStatus.ERRORS),
+        ([S("complete", 1), S("complete")], JobStatus.COMPLETE),
         ([S("complete"), S("processing"), S("idle")], JobStatus.PROCESSING),
         ([], JobStatus.PROCESSING),
     ],
 )
 def test_job_status_is_derived_from_tasks(tasks, expected):
-    assert derive_job_status(tasks) is expected
+    assert derive_job_status(JobCounts.of(tasks)) is expected
+
+
+def test_counter_deltas_follow_the_counted_states():
+    assert counter_deltas(TaskStatus.PROCESSING, TaskStatus.COMPLETE) == (1, 0, 0)
+    assert counter_deltas(TaskStatus.COMPLETE, TaskStatus.IDLE) == (-1, 0, 0)
+    assert counter_deltas(TaskStatus.SUSPENDED, TaskStatus.FAILED) == (0, 1, -1)
+    assert counter_deltas(TaskStatus.WAITING, TaskStatus.QUEUED) == (0, 0, 0)
 
 
 def test_job_transitions_are_checked():

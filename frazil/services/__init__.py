@@ -1,0 +1,1 @@
+"""The use cases: the only code that changes the production database."""

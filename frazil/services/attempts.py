@@ -1,0 +1,313 @@
+"""What a pilot (and its site) report about one attempt, each checked against its passkey.
+
+Every call names the task, the attempt number it was given at the claim, and the passkey.
+A report from an attempt that is no longer the task's current one (the task was reset and
+claimed again, or finished) raises ``StaleAttempt`` and changes nothing; a wrong passkey
+raises ``BadPasskey``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from frazil.errors import BadPasskey, NotFound, StaleAttempt
+from frazil.model.policy import Policy, status_after_failure
+from frazil.model.records import FileRecord, Usage
+from frazil.model.resolve import JobInfo, resolve_task
+from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
+from frazil.services.claim import hash_passkey
+from frazil.services.materialize import config_of
+from frazil.services.transitions import TaskRow, change_task, load_task
+from frazil.store.db import Database
+from frazil.store.schema import dataset, file, task, task_attempt, task_stat
+
+#: A task that ran out of memory, disk or time asks for this much more of what it used.
+RAISE_FACTOR = 1.5
+RESOURCES = ("memory", "disk", "time")
+MAX_ERROR = 20_000
+
+
+def _authenticate(
+    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus]
+) -> tuple[TaskRow, Any]:
+    row = load_task(conn, task_id)
+    if row is None:
+        raise NotFound(f"no task {task_id}")
+    a = conn.execute(
+        select(task_attempt).where(
+            task_attempt.c.task_id == task_id, task_attempt.c.number == attempt
+        )
+    ).first()
+    if a is None:
+        raise NotFound(f"task {task_id} has no attempt {attempt}")
+    if not hmac.compare_digest(a.passkey_hash, hash_passkey(passkey)):
+        raise BadPasskey(f"wrong passkey for task {task_id} attempt {attempt}")
+    if row.attempts != attempt or a.outcome != "open" or row.status not in states:
+        raise StaleAttempt(
+            f"task {task_id} attempt {attempt} is no longer current "
+            f"(task is {row.status.value}, attempt {row.attempts}; this attempt: {a.outcome})"
+        )
+    return row, a
+
+
+def _policy(conn: Connection, dataset_id: int) -> Policy:
+    d = conn.execute(
+        select(dataset.c.max_failures, dataset.c.debug).where(dataset.c.id == dataset_id)
+    ).one()
+    return Policy(max_failures=d.max_failures, debug=d.debug)
+
+
+def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, site: str) -> None:
+    """The site submitted the attempt to its batch system under ``batch_id``."""
+
+    def run(conn: Connection) -> None:
+        result = conn.execute(
+            update(task_attempt)
+            .where(
+                task_attempt.c.task_id == task_id,
+                task_attempt.c.number == attempt,
+                task_attempt.c.site == site,
+                task_attempt.c.outcome == "open",
+            )
+            .values(batch_id=batch_id[:255])
+        )
+        if result.rowcount != 1:
+            raise StaleAttempt(f"task {task_id} attempt {attempt} is not open at site {site}")
+
+    db.transaction(run)
+
+
+def start(
+    db: Database, task_id: int, attempt: int, passkey: str, *, now: float, host: str = ""
+) -> None:
+    """The pilot started: ``queued`` → ``processing``."""
+
+    def run(conn: Connection) -> None:
+        row, _ = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.QUEUED])
+        conn.execute(
+            update(task_attempt)
+            .where(task_attempt.c.task_id == task_id, task_attempt.c.number == attempt)
+            .values(started_at=now, host=host[:255] or None)
+        )
+        if not change_task(
+            conn, row, TaskStatus.PROCESSING, now, "pilot", values={"heartbeat_at": now}
+        ):
+            raise StaleAttempt(f"task {task_id} changed while starting")
+
+    db.transaction(run)
+
+
+def spec(
+    db: Database,
+    task_id: int,
+    attempt: int,
+    passkey: str,
+    *,
+    system: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The resolved spec the attempt runs (stored with the attempt the first time)."""
+
+    def run(conn: Connection) -> dict[str, Any]:
+        row, a = _authenticate(
+            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
+        )
+        if a.spec is not None:
+            stored: dict[str, Any] = json.loads(a.spec)
+            return stored
+        d = conn.execute(
+            select(dataset.c.jobs_submitted, dataset.c.seed, dataset.c.description).where(
+                dataset.c.id == row.dataset_id
+            )
+        ).one()
+        config = config_of(conn, row.dataset_id, a.config_version)
+        info = JobInfo(
+            dataset=row.dataset_id,
+            job=row.job_index,
+            jobs_submitted=d.jobs_submitted,
+            dataset_seed=d.seed,
+            system=system or {},
+        )
+        resolved = resolve_task(config, row.task_index, info).to_dict()
+        resolved.update(
+            task_id=task_id,
+            attempt=attempt,
+            dataset=row.dataset_id,
+            config_version=a.config_version,
+        )
+        conn.execute(
+            update(task_attempt)
+            .where(task_attempt.c.id == a.id)
+            .values(spec=json.dumps(resolved, default=str))
+        )
+        return resolved
+
+    return db.transaction(run)
+
+
+def heartbeat(
+    db: Database, task_id: int, attempt: int, passkey: str, *, now: float,
+    phase: TaskPhase | None = None,
+) -> None:  # fmt: skip
+    """The pilot is alive (and, with ``phase``, moved on to that phase)."""
+
+    def run(conn: Connection) -> None:
+        _, a = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
+        values: dict[str, Any] = {"heartbeat_at": now}
+        if phase is not None:
+            old = TaskPhase(a.phase) if a.phase else None
+            if old is not phase:
+                check_phase_transition(old, phase)
+                values["phase"] = phase.value
+                conn.execute(
+                    update(task_attempt).where(task_attempt.c.id == a.id).values(phase=phase.value)
+                )
+        conn.execute(
+            update(task).where(task.c.id == task_id, task.c.attempts == attempt).values(**values)
+        )
+
+    db.transaction(run)
+
+
+def _usage_values(usage: Usage | None) -> dict[str, Any]:
+    if usage is None:
+        return {}
+    return {
+        "cpu_time": usage.cpu_time,
+        "wall_time": usage.wall_time,
+        "max_memory": usage.max_memory,
+        "max_disk": usage.max_disk,
+    }
+
+
+def _store_stats(
+    conn: Connection, row: TaskRow, attempt_id: int, stats: Mapping[str, float]
+) -> None:
+    rows = [
+        {
+            "attempt_id": attempt_id,
+            "dataset_id": row.dataset_id,
+            "task_name": row.name,
+            "name": str(name)[:255],
+            "value": float(value),
+        }
+        for name, value in stats.items()
+    ]
+    if rows:
+        conn.execute(insert(task_stat), rows)
+
+
+def finish(
+    db: Database, task_id: int, attempt: int, passkey: str, *, now: float,
+    usage: Usage | None = None, stats: Mapping[str, float] | None = None,
+    files: Sequence[FileRecord] = (), actor: str = "pilot",
+) -> None:  # fmt: skip
+    """The attempt succeeded: ``processing`` → ``complete``; its dependents may start."""
+
+    def run(conn: Connection) -> None:
+        row, a = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
+        done = change_task(
+            conn, row, TaskStatus.COMPLETE, now, actor,
+            outcome="complete", outcome_values={"exit_code": 0, **_usage_values(usage)},
+        )  # fmt: skip
+        if not done:
+            raise StaleAttempt(f"task {task_id} changed while finishing")
+        _store_stats(conn, row, a.id, stats or {})
+        if files:
+            conn.execute(
+                insert(file),
+                [
+                    {
+                        "dataset_id": row.dataset_id,
+                        "task_id": task_id,
+                        "attempt_id": a.id,
+                        "url": f.url,
+                        "local": f.local,
+                        "size": f.size,
+                        "checksum_type": f.checksum_type,
+                        "checksum": f.checksum,
+                        "movement": f.movement,
+                        "type": f.type,
+                        "created_at": now,
+                    }
+                    for f in files
+                ],
+            )
+
+    db.transaction(run)
+
+
+def fail(
+    db: Database, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
+    usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
+    stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
+) -> TaskStatus:  # fmt: skip
+    """The attempt failed: retry (``waiting``), give up (``failed``) or hold (``suspended``).
+
+    ``exhausted`` names the resources the attempt ran out of (memory, disk, time): the next
+    attempt asks for 1.5 times what this one used (or requested, when nothing was measured).
+    Returns the task's new status.
+    """
+    unknown = set(exhausted) - set(RESOURCES)
+    if unknown:
+        raise ValueError(f"unknown resources {sorted(unknown)}; known: {', '.join(RESOURCES)}")
+
+    def run(conn: Connection) -> TaskStatus:
+        row, a = _authenticate(
+            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
+        )
+        return fail_current(
+            conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
+            exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,
+        )  # fmt: skip
+
+    return db.transaction(run)
+
+
+def fail_current(
+    conn: Connection, row: TaskRow, *, now: float, error: str, usage: Usage | None = None,
+    exhausted: Sequence[str] = (), exit_code: int | None = None,
+    stats: Mapping[str, float] | None = None, actor: str, outcome: str, attempt_id: int | None,
+) -> TaskStatus:  # fmt: skip
+    """Count a failure of the task's current attempt and move the task on (shared with timeouts)."""
+    policy = _policy(conn, row.dataset_id)
+    new = status_after_failure(row.failures + 1, policy)
+    if new is TaskStatus.WAITING and row.deps_pending:
+        new = TaskStatus.IDLE
+    values = _raised_requests(conn, row, usage, exhausted)
+    done = change_task(
+        conn, row, new, now, actor, values=values, failures_delta=1, outcome=outcome,
+        outcome_values={
+            "error": error[:MAX_ERROR], "exit_code": exit_code, **_usage_values(usage),
+        },
+        action=outcome, reason=error[:2000],
+    )  # fmt: skip
+    if not done:
+        raise StaleAttempt(f"task {row.id} changed while failing")
+    if attempt_id is not None:
+        _store_stats(conn, row, attempt_id, stats or {})
+    return new
+
+
+def _raised_requests(
+    conn: Connection, row: TaskRow, usage: Usage | None, exhausted: Sequence[str]
+) -> dict[str, float]:
+    if not exhausted:
+        return {}
+    current = conn.execute(
+        select(task.c.memory, task.c.disk, task.c.time).where(task.c.id == row.id)
+    ).one()
+    measured = {
+        "memory": usage.max_memory if usage else None,
+        "disk": usage.max_disk if usage else None,
+        "time": usage.wall_time / 3600.0 if usage and usage.wall_time else None,
+    }
+    values = {}
+    for resource in exhausted:
+        used = measured[resource] or getattr(current, resource)
+        values[resource] = max(getattr(current, resource), RAISE_FACTOR * used)
+    return values

@@ -1,0 +1,372 @@
+"""Read-only views of the production database (for the CLI, and later the API and web)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from frazil.errors import NotFound
+from frazil.services.submit import find_dataset
+from frazil.services.transitions import parents_of
+from frazil.store.db import Database
+from frazil.store.schema import (
+    config_module,
+    config_parameter,
+    config_tray,
+    dataset,
+    dataset_config,
+    event,
+    job,
+    task,
+    task_attempt,
+    task_stat,
+)
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """One dataset as listed."""
+
+    id: int
+    alias: str | None
+    description: str
+    owner: str
+    status: str
+    priority: float
+    jobs_submitted: int
+    jobs_materialized: int
+    jobs_complete: int
+    jobs_failed: int
+    tasks_per_job: int
+    config_version: int
+    debug: bool
+    truncated: bool
+    always_active: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DatasetStatusView:
+    """A dataset with its task counts per task name and state."""
+
+    dataset: DatasetView
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task name -> state -> n
+    job_counts: dict[str, int] = field(default_factory=dict)  # job state -> n
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the submitted jobs that are complete."""
+        n = self.dataset.jobs_submitted
+        return self.dataset.jobs_complete / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as listed."""
+
+    dataset_id: int
+    index: int
+    status: str
+    seed: int
+    tasks: int
+    complete: int
+    failed: int
+    failures: int
+    status_changed: float
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One task as listed."""
+
+    id: int
+    dataset_id: int
+    job_index: int
+    task_index: int
+    name: str
+    status: str
+    failures: int
+    attempts: int
+    site: str | None
+    phase: str | None
+    cpu: int
+    gpu: int
+    memory: float
+    disk: float
+    time: float
+    status_changed: float
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One attempt of a task."""
+
+    number: int
+    site: str
+    host: str | None
+    batch_id: str | None
+    outcome: str
+    phase: str | None
+    claimed_at: float
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    cpu_time: float | None
+    wall_time: float | None
+    max_memory: float | None
+    error: str | None
+    config_version: int
+    stats: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    """A task with its attempts."""
+
+    task: TaskView
+    attempts: list[AttemptView]
+    depends_on: list[str]
+
+
+def _dataset_view(r: Any) -> DatasetView:
+    return DatasetView(
+        id=r.id,
+        alias=r.alias,
+        description=r.description,
+        owner=r.owner,
+        status=r.status,
+        priority=r.priority,
+        jobs_submitted=r.jobs_submitted,
+        jobs_materialized=r.jobs_materialized,
+        jobs_complete=r.jobs_complete,
+        jobs_failed=r.jobs_failed,
+        tasks_per_job=r.tasks_per_job,
+        config_version=r.config_version,
+        debug=bool(r.debug),
+        truncated=bool(r.truncated),
+        always_active=bool(r.always_active),
+        created_at=r.created_at,
+    )
+
+
+def list_datasets(db: Database, *, status: str | None = None) -> list[DatasetView]:
+    """Every dataset, newest first."""
+    stmt = select(dataset).order_by(dataset.c.id.desc())
+    if status is not None:
+        stmt = stmt.where(dataset.c.status == status)
+    with db.read() as conn:
+        return [_dataset_view(r) for r in conn.execute(stmt)]
+
+
+def dataset_status(db: Database, ref: int | str) -> DatasetStatusView:
+    """A dataset and its task counts per task name and state."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        d = _dataset_view(conn.execute(select(dataset).where(dataset.c.id == dataset_id)).one())
+        counts: dict[str, dict[str, int]] = {}
+        rows = conn.execute(
+            select(task.c.task_index, task.c.name, task.c.status, func.count().label("n"))
+            .where(task.c.dataset_id == dataset_id)
+            .group_by(task.c.task_index, task.c.name, task.c.status)
+            .order_by(task.c.task_index)
+        )
+        for r in rows:
+            counts.setdefault(r.name, {})[r.status] = int(r.n)
+        jobs = {
+            r.status: int(r.n)
+            for r in conn.execute(
+                select(job.c.status, func.count().label("n"))
+                .where(job.c.dataset_id == dataset_id)
+                .group_by(job.c.status)
+            )
+        }
+    return DatasetStatusView(d, counts, jobs)
+
+
+def list_jobs(
+    db: Database, ref: int | str, *, status: str | None = None, limit: int = 100, offset: int = 0
+) -> list[JobView]:
+    """A dataset's jobs in index order."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        stmt = select(job).where(job.c.dataset_id == dataset_id)
+        if status is not None:
+            stmt = stmt.where(job.c.status == status)
+        rows = conn.execute(stmt.order_by(job.c.job_index).limit(limit).offset(offset))
+        return [
+            JobView(
+                dataset_id=r.dataset_id,
+                index=r.job_index,
+                status=r.status,
+                seed=r.seed,
+                tasks=r.n_tasks,
+                complete=r.n_complete,
+                failed=r.n_failed,
+                failures=r.failures,
+                status_changed=r.status_changed,
+            )
+            for r in rows
+        ]
+
+
+def _task_view(r: Any) -> TaskView:
+    return TaskView(
+        id=r.id,
+        dataset_id=r.dataset_id,
+        job_index=r.job_index,
+        task_index=r.task_index,
+        name=r.name,
+        status=r.status,
+        failures=r.failures,
+        attempts=r.attempts,
+        site=r.site,
+        phase=r.phase,
+        cpu=r.cpu,
+        gpu=r.gpu,
+        memory=r.memory,
+        disk=r.disk,
+        time=r.time,
+        status_changed=r.status_changed,
+    )
+
+
+def list_tasks(
+    db: Database, ref: int | str, *, status: str | None = None, job: int | None = None,
+    name: str | None = None, limit: int = 100, offset: int = 0,
+) -> list[TaskView]:  # fmt: skip
+    """A dataset's tasks, filtered, in job and task order."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        stmt = select(task).where(task.c.dataset_id == dataset_id)
+        if status is not None:
+            stmt = stmt.where(task.c.status == status)
+        if job is not None:
+            stmt = stmt.where(task.c.job_index == job)
+        if name is not None:
+            stmt = stmt.where(task.c.name == name)
+        stmt = stmt.order_by(task.c.job_index, task.c.task_index).limit(limit).offset(offset)
+        return [_task_view(r) for r in conn.execute(stmt)]
+
+
+def task_detail(db: Database, task_id: int) -> TaskDetail:
+    """A task, its attempts (with their statistics) and what it depends on."""
+    with db.read() as conn:
+        r = conn.execute(select(task).where(task.c.id == task_id)).first()
+        if r is None:
+            raise NotFound(f"no task {task_id}")
+        attempts = conn.execute(
+            select(task_attempt)
+            .where(task_attempt.c.task_id == task_id)
+            .order_by(task_attempt.c.number)
+        ).all()
+        stats: dict[int, dict[str, float]] = {}
+        if attempts:
+            for s in conn.execute(
+                select(task_stat.c.attempt_id, task_stat.c.name, task_stat.c.value).where(
+                    task_stat.c.attempt_id.in_([a.id for a in attempts])
+                )
+            ):
+                stats.setdefault(s.attempt_id, {})[s.name] = s.value
+        parents = parents_of(conn, r.dataset_id, r.task_index)
+        names = [
+            n.name
+            for n in conn.execute(
+                select(task.c.name)
+                .where(
+                    task.c.dataset_id == r.dataset_id,
+                    task.c.job_index == r.job_index,
+                    task.c.task_index.in_(parents),
+                )
+                .order_by(task.c.task_index)
+            )
+        ]
+    return TaskDetail(
+        task=_task_view(r),
+        attempts=[
+            AttemptView(
+                number=a.number,
+                site=a.site,
+                host=a.host,
+                batch_id=a.batch_id,
+                outcome=a.outcome,
+                phase=a.phase,
+                claimed_at=a.claimed_at,
+                started_at=a.started_at,
+                ended_at=a.ended_at,
+                exit_code=a.exit_code,
+                cpu_time=a.cpu_time,
+                wall_time=a.wall_time,
+                max_memory=a.max_memory,
+                error=a.error,
+                config_version=a.config_version,
+                stats=stats.get(a.id, {}),
+            )
+            for a in attempts
+        ],
+        depends_on=names,
+    )
+
+
+def dataset_config_text(db: Database, ref: int | str, version: int | None = None) -> dict[str, Any]:
+    """A version of a dataset's config (the current one by default), as data."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        if version is None:
+            version = conn.execute(
+                select(dataset.c.config_version).where(dataset.c.id == dataset_id)
+            ).scalar_one()
+        row = conn.execute(
+            select(dataset_config.c.config).where(
+                dataset_config.c.dataset_id == dataset_id, dataset_config.c.version == version
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"dataset {ref} has no config version {version}")
+        data: dict[str, Any] = json.loads(row.config)
+        return data
+
+
+def find_datasets(
+    db: Database, *, module: str | None = None, parameter: str | None = None,
+    value: str | None = None,
+) -> list[int]:  # fmt: skip
+    """Datasets whose config (any version) ran ``module`` with ``parameter`` = ``value``.
+
+    A parameter is a module's ``parameters`` entry or a key of its ``args`` mapping; any of
+    the three filters may be left out.
+    """
+    stmt = (
+        select(dataset_config.c.dataset_id)
+        .select_from(
+            config_module.join(config_tray, config_module.c.tray_id == config_tray.c.id).join(
+                dataset_config, config_tray.c.config_id == dataset_config.c.id
+            )
+        )
+        .distinct()
+    )
+    if module is not None:
+        stmt = stmt.where(config_module.c.name == module)
+    if parameter is not None or value is not None:
+        stmt = stmt.join(config_parameter, config_parameter.c.module_id == config_module.c.id)
+        if parameter is not None:
+            stmt = stmt.where(config_parameter.c.name == parameter)
+        if value is not None:
+            stmt = stmt.where(config_parameter.c.value_text == value)
+    with db.read() as conn:
+        return sorted(r.dataset_id for r in conn.execute(stmt))
+
+
+def events(db: Database, ref: int | str, *, limit: int = 50) -> Sequence[Any]:
+    """A dataset's most recent audit events."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        return conn.execute(
+            select(event)
+            .where(event.c.dataset_id == dataset_id)
+            .order_by(event.c.id.desc())
+            .limit(limit)
+        ).all()

@@ -1,0 +1,345 @@
+"""Submitting datasets and editing their configs.
+
+``submit`` checks the config (job 0 and the last job), then in one transaction creates the
+dataset, its first config version, the searchable rows of that version, the DAG that every
+job shares, and the first chunk of jobs. A rejected submission writes nothing. The rest of
+the jobs are made by ``materialize_step`` in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from frazil.errors import ConfigError, NotFound, Rejected
+from frazil.model.expressions import to_text
+from frazil.model.policy import policy_from_options
+from frazil.model.spec import DatasetConfig
+from frazil.model.states import DatasetStatus
+from frazil.model.validate import check_config
+from frazil.services.materialize import CHUNK_JOBS, materialize_range
+from frazil.services.transitions import record_event, refresh_dataset
+from frazil.store.db import Database
+from frazil.store.schema import (
+    config_module,
+    config_parameter,
+    config_tray,
+    dataset,
+    dataset_config,
+    software_env,
+    task_dependency,
+)
+
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}$")
+MAX_JOBS = 100_000_000
+
+
+def config_json(config: DatasetConfig) -> str:
+    """The stored form of a config: the keys the author wrote, as compact JSON."""
+    return config.model_dump_json(by_alias=True, exclude_unset=True)
+
+
+def _check(config: DatasetConfig, jobs: int) -> None:
+    problems = list(check_config(config).errors)
+    if jobs > 1:
+        last = check_config(config, job=jobs - 1, jobs_submitted=jobs).errors
+        problems += [p for p in last if p not in problems]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _env_id(conn: Connection, name: str, version: str) -> int:
+    row = conn.execute(
+        select(software_env.c.id).where(
+            software_env.c.name == name, software_env.c.version == version
+        )
+    ).first()
+    if row is not None:
+        return int(row.id)
+    return _new_id(conn.execute(insert(software_env).values(name=name, version=version)))
+
+
+def _param_rows(config_id: int, values: dict[str, Any], **where: Any) -> list[dict[str, Any]]:
+    rows = []
+    for name, value in values.items():
+        rows.append(
+            {
+                "config_id": config_id,
+                "tray_id": where.get("tray_id"),
+                "module_id": where.get("module_id"),
+                "task_name": where.get("task_name"),
+                "scope": where["scope"],
+                "kind": where.get("kind", "parameter"),
+                "name": str(name)[:255],
+                "value_json": json.dumps(value),
+                "value_text": to_text(value)[:255],
+            }
+        )
+    return rows
+
+
+def index_config(conn: Connection, config_id: int, config: DatasetConfig) -> None:
+    """Store the searchable parts of a config version as rows."""
+    params = _param_rows(config_id, config.steering.parameters, scope="steering")
+    for t, task in enumerate(config.tasks):
+        params += _param_rows(config_id, task.parameters, scope="task", task_name=task.name)
+        for r, tray in enumerate(task.trays):
+            env = _env_id(conn, tray.env.name, tray.env.version) if tray.env else None
+            tray_id = _new_id(
+                conn.execute(
+                    insert(config_tray).values(
+                        config_id=config_id,
+                        task_index=t,
+                        task_name=task.name,
+                        tray_index=r,
+                        name=tray.name,
+                        iterations=str(tray.iterations),
+                        env_id=env,
+                    )
+                )
+            )
+            params += _param_rows(
+                config_id, tray.parameters, scope="tray", tray_id=tray_id, task_name=task.name
+            )
+            for m, module in enumerate(tray.modules):
+                module_id = _new_id(
+                    conn.execute(
+                        insert(config_module).values(
+                            tray_id=tray_id,
+                            module_index=m,
+                            name=module.name,
+                            src=module.src,
+                            class_name=module.class_,
+                            url=module.url,
+                        )
+                    )
+                )
+                where = {"scope": "module", "tray_id": tray_id, "module_id": module_id}
+                params += _param_rows(config_id, module.parameters, task_name=task.name, **where)
+                if isinstance(module.args, dict):
+                    params += _param_rows(
+                        config_id, module.args, task_name=task.name, kind="arg", **where
+                    )
+    if params:
+        conn.execute(insert(config_parameter), params)
+
+
+def _add_version(
+    conn: Connection, dataset_id: int, version: int, config: DatasetConfig, now: float, comment: str
+) -> None:
+    text = config_json(config)
+    config_id = _new_id(
+        conn.execute(
+            insert(dataset_config).values(
+                dataset_id=dataset_id,
+                version=version,
+                config=text,
+                hash=hashlib.sha256(text.encode()).hexdigest(),
+                comment=comment,
+                created_at=now,
+            )
+        )
+    )
+    index_config(conn, config_id, config)
+
+
+def submit(
+    db: Database,
+    config: DatasetConfig,
+    *,
+    jobs: int,
+    now: float,
+    actor: str = "user",
+    owner: str = "",
+    group: str = "",
+    alias: str | None = None,
+    description: str | None = None,
+    priority: float = 1.0,
+    seed: int | None = None,
+    debug: bool | None = None,
+    always_active: bool = False,
+    sync_jobs: int = CHUNK_JOBS,
+) -> int:
+    """Create a dataset with ``jobs`` jobs; returns its id. Nothing is written on error."""
+    if not 0 <= jobs <= MAX_JOBS:
+        raise Rejected(f"jobs must be between 0 and {MAX_JOBS}, got {jobs}")
+    if alias is not None and not ALIAS.match(alias):
+        raise Rejected(
+            f"an alias is letters, digits, '_', '.' or '-', starting with a letter; got {alias!r}"
+        )
+    if priority < 0:
+        raise Rejected(f"priority must not be negative, got {priority}")
+    _check(config, jobs)
+    policy, _ = policy_from_options(config.options)
+
+    def run(conn: Connection) -> int:
+        dataset_id = _new_id(
+            conn.execute(
+                insert(dataset).values(
+                    alias=alias,
+                    description=config.description if description is None else description,
+                    owner=owner,
+                    group_name=group,
+                    status=DatasetStatus.PROCESSING.value,
+                    priority=priority,
+                    debug=policy.debug if debug is None else debug,
+                    truncated=False,
+                    always_active=always_active,
+                    seed=0,
+                    jobs_submitted=jobs,
+                    jobs_materialized=0,
+                    jobs_complete=0,
+                    jobs_failed=0,
+                    tasks_per_job=len(config.tasks),
+                    config_version=1,
+                    max_failures=policy.max_failures,
+                    queued_timeout=policy.queued_timeout,
+                    processing_timeout=policy.processing_timeout,
+                    heartbeat_timeout=policy.heartbeat_timeout,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        )
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(seed=dataset_id if seed is None else seed)
+        )
+        _add_version(conn, dataset_id, 1, config, now, "submitted")
+        names = [t.name for t in config.tasks]
+        deps = [
+            {"dataset_id": dataset_id, "task_index": i, "depends_on": j}
+            for i, t in enumerate(config.tasks)
+            for j in sorted({d if isinstance(d, int) else names.index(d) for d in t.depends})
+        ]
+        if deps:
+            conn.execute(insert(task_dependency), deps)
+        record_event(
+            conn, now, actor, "dataset", str(dataset_id), "submit",
+            dataset_id=dataset_id, new=DatasetStatus.PROCESSING.value, count=jobs,
+            reason=f"{jobs} jobs of {len(names)} tasks",
+        )  # fmt: skip
+        materialize_range(conn, dataset_id, min(jobs, sync_jobs), now, actor)
+        refresh_dataset(conn, dataset_id, now, actor)
+        return dataset_id
+
+    try:
+        return db.transaction(run)
+    except IntegrityError as exc:
+        if alias is not None and "alias" in str(exc.orig).lower():
+            raise Rejected(f"the alias {alias!r} is taken") from exc
+        raise
+
+
+def find_dataset(conn: Connection, ref: int | str) -> int:
+    """A dataset's id from its id or alias; ``NotFound`` otherwise."""
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        row = conn.execute(select(dataset.c.id).where(dataset.c.id == int(ref))).first()
+    else:
+        row = conn.execute(select(dataset.c.id).where(dataset.c.alias == ref)).first()
+    if row is None:
+        raise NotFound(f"no dataset {ref!r}")
+    return int(row.id)
+
+
+def edit_config(
+    db: Database, ref: int | str, config: DatasetConfig, *, now: float, actor: str = "user",
+    comment: str = "",
+) -> int:  # fmt: skip
+    """Store a new version of a dataset's config; returns its number.
+
+    The tasks and their dependencies must stay the same (the DAG is shared by jobs that
+    already exist); everything else may change, and the next attempts run the new version.
+    """
+
+    def run(conn: Connection) -> int:
+        dataset_id = find_dataset(conn, ref)
+        d = conn.execute(
+            select(dataset.c.config_version, dataset.c.jobs_submitted).where(
+                dataset.c.id == dataset_id
+            )
+        ).one()
+        _check(config, max(d.jobs_submitted, 1))
+        old = conn.execute(
+            select(dataset_config.c.config).where(
+                dataset_config.c.dataset_id == dataset_id,
+                dataset_config.c.version == d.config_version,
+            )
+        ).scalar_one()
+        before = DatasetConfig.model_validate_json(old)
+        shape = [(t.name, sorted(map(str, t.depends))) for t in before.tasks]
+        if shape != [(t.name, sorted(map(str, t.depends))) for t in config.tasks]:
+            raise Rejected("a new config version must keep the task names and their dependencies")
+        version = int(d.config_version) + 1
+        _add_version(conn, dataset_id, version, config, now, comment)
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(config_version=version, updated_at=now)
+        )
+        record_event(
+            conn, now, actor, "dataset", str(dataset_id), "edit-config",
+            dataset_id=dataset_id, reason=f"version {version}: {comment}",
+        )  # fmt: skip
+        return version
+
+    return db.transaction(run)
+
+
+def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user") -> None:
+    """Raise ``jobs_submitted``; the materializer makes the new jobs."""
+
+    def run(conn: Connection) -> None:
+        dataset_id = find_dataset(conn, ref)
+        d = conn.execute(
+            select(dataset.c.jobs_submitted, dataset.c.truncated).where(dataset.c.id == dataset_id)
+        ).one()
+        if jobs < d.jobs_submitted:
+            raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
+        if d.truncated:
+            raise Rejected("the dataset is truncated: it takes no more jobs")
+        if jobs > MAX_JOBS:
+            raise Rejected(f"at most {MAX_JOBS} jobs")
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(jobs_submitted=jobs, updated_at=now)
+        )
+        record_event(
+            conn, now, actor, "dataset", str(dataset_id), "set-jobs",
+            dataset_id=dataset_id, count=jobs - d.jobs_submitted,
+            reason=f"{d.jobs_submitted} -> {jobs} jobs",
+        )  # fmt: skip
+        refresh_dataset(conn, dataset_id, now, actor)
+
+    db.transaction(run)
+
+
+def truncate(db: Database, ref: int | str, *, now: float, actor: str = "user") -> None:
+    """Stop making jobs: the dataset completes when the jobs that exist are done."""
+
+    def run(conn: Connection) -> None:
+        dataset_id = find_dataset(conn, ref)
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(truncated=True, jobs_submitted=dataset.c.jobs_materialized, updated_at=now)
+        )
+        record_event(
+            conn, now, actor, "dataset", str(dataset_id), "truncate", dataset_id=dataset_id
+        )
+        refresh_dataset(conn, dataset_id, now, actor)
+
+    db.transaction(run)

@@ -1,0 +1,448 @@
+"""Every task state change, and what follows from it, inside the caller's transaction.
+
+``change_task`` is the single-task path: a compare-and-set on the task's status and attempt
+number, then the job's counters and status, then the dataset's, then (on completion) the
+release of the task's children. ``recount`` is the bulk path's counterpart: after a bulk
+update it recomputes the counters of the jobs it touched from their tasks.
+
+Routine steps of a pilot (claim, processing, complete) are recorded by the attempt row;
+everything else (failures, resets, timeouts, suspensions, status changes of jobs and
+datasets) also writes an ``event`` row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, insert, select, update
+
+from frazil.model.states import (
+    ACTIVE_TASK_STATES,
+    DatasetProgress,
+    DatasetStatus,
+    JobCounts,
+    JobStatus,
+    TaskStatus,
+    check_dataset_transition,
+    check_job_transition,
+    check_task_transition,
+    counter_deltas,
+    derive_dataset_status,
+    derive_job_status,
+)
+from frazil.store.schema import dataset, event, job, task, task_attempt, task_dependency
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """The columns of a task that state changes look at."""
+
+    id: int
+    dataset_id: int
+    job_index: int
+    task_index: int
+    name: str
+    status: TaskStatus
+    failures: int
+    attempts: int
+    deps_pending: int
+
+
+TASK_ROW_COLUMNS = (
+    task.c.id,
+    task.c.dataset_id,
+    task.c.job_index,
+    task.c.task_index,
+    task.c.name,
+    task.c.status,
+    task.c.failures,
+    task.c.attempts,
+    task.c.deps_pending,
+)
+
+
+def task_row(row: Any) -> TaskRow:
+    """A ``TaskRow`` from a result row selected with ``TASK_ROW_COLUMNS``."""
+    return TaskRow(
+        id=row.id,
+        dataset_id=row.dataset_id,
+        job_index=row.job_index,
+        task_index=row.task_index,
+        name=row.name,
+        status=TaskStatus(row.status),
+        failures=row.failures,
+        attempts=row.attempts,
+        deps_pending=row.deps_pending,
+    )
+
+
+def load_task(conn: Connection, task_id: int, *, lock: bool = True) -> TaskRow | None:
+    """The task with ``task_id`` (locked for update where the backend can), or None."""
+    stmt = select(*TASK_ROW_COLUMNS).where(task.c.id == task_id)
+    if lock and conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    return task_row(row) if row is not None else None
+
+
+def record_event(
+    conn: Connection,
+    now: float,
+    actor: str,
+    object_type: str,
+    object_id: str,
+    action: str,
+    *,
+    dataset_id: int | None = None,
+    old: str | None = None,
+    new: str | None = None,
+    count: int = 1,
+    reason: str = "",
+) -> None:
+    """Append one row to the audit trail."""
+    conn.execute(
+        insert(event).values(
+            time=now,
+            actor=actor,
+            dataset_id=dataset_id,
+            object_type=object_type,
+            object_id=object_id,
+            action=action,
+            old_status=old,
+            new_status=new,
+            count=count,
+            reason=reason[:10_000],
+        )
+    )
+
+
+# -- the DAG every job of a dataset shares ---------------------------------------------------
+# Read from the database each time (a few rows by primary key): a process-wide cache could
+# outlive a rolled-back submission whose id SQLite then gives to another dataset.
+
+
+def dependency_edges(conn: Connection, dataset_id: int) -> list[tuple[int, int]]:
+    """The dataset's dependencies as (task index, depends-on index) pairs."""
+    rows = conn.execute(
+        select(task_dependency.c.task_index, task_dependency.c.depends_on)
+        .where(task_dependency.c.dataset_id == dataset_id)
+        .order_by(task_dependency.c.task_index, task_dependency.c.depends_on)
+    ).all()
+    return [(r.task_index, r.depends_on) for r in rows]
+
+
+def children_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
+    """Indexes of the tasks that depend on ``task_index`` (in every job of the dataset)."""
+    rows = conn.execute(
+        select(task_dependency.c.task_index).where(
+            task_dependency.c.dataset_id == dataset_id,
+            task_dependency.c.depends_on == task_index,
+        )
+    ).all()
+    return tuple(sorted(r.task_index for r in rows))
+
+
+def parents_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
+    """Indexes of the tasks that ``task_index`` depends on."""
+    return tuple(p for c, p in dependency_edges(conn, dataset_id) if c == task_index)
+
+
+def release_children(conn: Connection, row: TaskRow, now: float) -> None:
+    """A task completed: count down its children's pending dependencies; ready ones wait."""
+    children = children_of(conn, row.dataset_id, row.task_index)
+    if not children:
+        return
+    same_job = and_(
+        task.c.dataset_id == row.dataset_id,
+        task.c.job_index == row.job_index,
+        task.c.task_index.in_(children),
+    )
+    conn.execute(update(task).where(same_job).values(deps_pending=task.c.deps_pending - 1))
+    check_task_transition(TaskStatus.IDLE, TaskStatus.WAITING)
+    conn.execute(
+        update(task)
+        .where(same_job, task.c.deps_pending == 0, task.c.status == TaskStatus.IDLE.value)
+        .values(status=TaskStatus.WAITING.value, status_changed=now)
+    )
+
+
+# -- roll-ups ---------------------------------------------------------------------------------
+
+
+def refresh_dataset(conn: Connection, dataset_id: int, now: float, actor: str) -> DatasetStatus:
+    """Derive the dataset's status from its counters and flags; store and log a change."""
+    d = conn.execute(
+        select(
+            dataset.c.status,
+            dataset.c.jobs_submitted,
+            dataset.c.jobs_materialized,
+            dataset.c.jobs_complete,
+            dataset.c.jobs_failed,
+            dataset.c.truncated,
+            dataset.c.always_active,
+        ).where(dataset.c.id == dataset_id)
+    ).one()
+    old = DatasetStatus(d.status)
+    new = derive_dataset_status(
+        DatasetProgress(
+            jobs_submitted=d.jobs_submitted,
+            jobs_materialized=d.jobs_materialized,
+            jobs_complete=d.jobs_complete,
+            jobs_failed=d.jobs_failed,
+            suspended=old is DatasetStatus.SUSPENDED,
+            truncated=d.truncated,
+            always_active=d.always_active,
+        )
+    )
+    if new is not old:
+        check_dataset_transition(old, new)
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(status=new.value, updated_at=now)
+        )
+        record_event(
+            conn, now, actor, "dataset", str(dataset_id), "status",
+            dataset_id=dataset_id, old=old.value, new=new.value,
+        )  # fmt: skip
+    return new
+
+
+def _job_changed(
+    conn: Connection, dataset_id: int, job_index: int, old: JobStatus, new: JobStatus,
+    now: float, actor: str,
+) -> None:  # fmt: skip
+    check_job_transition(old, new)
+    conn.execute(
+        update(job)
+        .where(job.c.dataset_id == dataset_id, job.c.job_index == job_index)
+        .values(status=new.value, status_changed=now)
+    )
+    record_event(
+        conn, now, actor, "job", f"{dataset_id}.{job_index}", "status",
+        dataset_id=dataset_id, old=old.value, new=new.value,
+    )  # fmt: skip
+    dc = int(new is JobStatus.COMPLETE) - int(old is JobStatus.COMPLETE)
+    df = int(new is JobStatus.FAILED) - int(old is JobStatus.FAILED)
+    if dc or df:
+        conn.execute(
+            update(dataset)
+            .where(dataset.c.id == dataset_id)
+            .values(
+                jobs_complete=dataset.c.jobs_complete + dc,
+                jobs_failed=dataset.c.jobs_failed + df,
+                updated_at=now,
+            )
+        )
+        refresh_dataset(conn, dataset_id, now, actor)
+
+
+def roll_up(
+    conn: Connection,
+    dataset_id: int,
+    job_index: int,
+    deltas: tuple[int, int, int],
+    failures_delta: int,
+    now: float,
+    actor: str,
+) -> None:
+    """Apply a task's change to its job's counters, and the job's to the dataset's."""
+    dc, df, ds = deltas
+    if not (dc or df or ds or failures_delta):
+        return
+    where = and_(job.c.dataset_id == dataset_id, job.c.job_index == job_index)
+    conn.execute(
+        update(job)
+        .where(where)
+        .values(
+            n_complete=job.c.n_complete + dc,
+            n_failed=job.c.n_failed + df,
+            n_suspended=job.c.n_suspended + ds,
+            failures=job.c.failures + failures_delta,
+        )
+    )
+    j = conn.execute(
+        select(
+            job.c.status, job.c.n_tasks, job.c.n_complete, job.c.n_failed,
+            job.c.n_suspended, job.c.failures,
+        ).where(where)
+    ).one()  # fmt: skip
+    old = JobStatus(j.status)
+    new = derive_job_status(
+        JobCounts(j.n_tasks, j.n_complete, j.n_failed, j.n_suspended, j.failures)
+    )
+    if new is not old:
+        _job_changed(conn, dataset_id, job_index, old, new, now, actor)
+
+
+def recount(
+    conn: Connection,
+    dataset_id: int,
+    now: float,
+    actor: str,
+    job_indexes: Iterable[int] | None = None,
+) -> None:
+    """Recompute job counters and statuses from the tasks (after bulk changes, or to repair)."""
+    where = [task.c.dataset_id == dataset_id]
+    indexes = None if job_indexes is None else sorted(set(job_indexes))
+    if indexes is not None:
+        if not indexes:
+            return
+        where.append(task.c.job_index.in_(indexes))
+    counts = conn.execute(
+        select(
+            task.c.job_index,
+            func.count().label("n"),
+            func.sum(_is(TaskStatus.COMPLETE)).label("complete"),
+            func.sum(_is(TaskStatus.FAILED)).label("failed"),
+            func.sum(_is(TaskStatus.SUSPENDED)).label("suspended"),
+            func.sum(task.c.failures).label("failures"),
+        )
+        .where(*where)
+        .group_by(task.c.job_index)
+    ).all()
+    jwhere = [job.c.dataset_id == dataset_id]
+    if indexes is not None:
+        jwhere.append(job.c.job_index.in_(indexes))
+    current = {
+        r.job_index: r
+        for r in conn.execute(
+            select(
+                job.c.job_index, job.c.status, job.c.n_complete, job.c.n_failed,
+                job.c.n_suspended, job.c.failures,
+            ).where(*jwhere)
+        )
+    }  # fmt: skip
+    for c in counts:
+        j = current[c.job_index]
+        fresh = JobCounts(c.n, int(c.complete), int(c.failed), int(c.suspended), int(c.failures))
+        if (j.n_complete, j.n_failed, j.n_suspended, j.failures) != (
+            fresh.complete, fresh.failed, fresh.suspended, fresh.failures
+        ):  # fmt: skip
+            conn.execute(
+                update(job)
+                .where(job.c.dataset_id == dataset_id, job.c.job_index == c.job_index)
+                .values(
+                    n_complete=fresh.complete,
+                    n_failed=fresh.failed,
+                    n_suspended=fresh.suspended,
+                    failures=fresh.failures,
+                )
+            )
+        new = derive_job_status(fresh)
+        old = JobStatus(j.status)
+        if new is not old:
+            check_job_transition(old, new)
+            conn.execute(
+                update(job)
+                .where(job.c.dataset_id == dataset_id, job.c.job_index == c.job_index)
+                .values(status=new.value, status_changed=now)
+            )
+    totals = conn.execute(
+        select(
+            func.sum(_job_is(JobStatus.COMPLETE)).label("complete"),
+            func.sum(_job_is(JobStatus.FAILED)).label("failed"),
+        ).where(job.c.dataset_id == dataset_id)
+    ).one()
+    conn.execute(
+        update(dataset)
+        .where(dataset.c.id == dataset_id)
+        .values(
+            jobs_complete=int(totals.complete or 0),
+            jobs_failed=int(totals.failed or 0),
+            updated_at=now,
+        )
+    )
+    refresh_dataset(conn, dataset_id, now, actor)
+
+
+def _is(status: TaskStatus) -> Any:
+    return case((task.c.status == status.value, 1), else_=0)
+
+
+def _job_is(status: JobStatus) -> Any:
+    return case((job.c.status == status.value, 1), else_=0)
+
+
+# -- the single-task path ---------------------------------------------------------------------
+
+
+def close_attempt(
+    conn: Connection,
+    task_id: int,
+    number: int,
+    outcome: str,
+    now: float,
+    values: Mapping[str, Any] | None = None,
+) -> None:
+    """End an open attempt with ``outcome`` (complete, failed, reset, timeout, suspended, ...)."""
+    conn.execute(
+        update(task_attempt)
+        .where(
+            task_attempt.c.task_id == task_id,
+            task_attempt.c.number == number,
+            task_attempt.c.outcome == "open",
+        )
+        .values(outcome=outcome, ended_at=now, **(values or {}))
+    )
+
+
+def change_task(
+    conn: Connection,
+    row: TaskRow,
+    new: TaskStatus,
+    now: float,
+    actor: str,
+    *,
+    values: Mapping[str, Any] | None = None,
+    failures_delta: int = 0,
+    outcome: str | None = None,
+    outcome_values: Mapping[str, Any] | None = None,
+    action: str | None = None,
+    reason: str = "",
+) -> bool:
+    """Move one task from ``row.status`` to ``new`` if nobody changed it meanwhile.
+
+    Returns False (and changes nothing) when the task's status or attempt number is no
+    longer what ``row`` says. An open attempt is closed with ``outcome`` when the task leaves
+    ``queued``/``processing``; ``action`` writes an event.
+    """
+    check_task_transition(row.status, new)
+    updates: dict[str, Any] = {"status": new.value, "status_changed": now, **(values or {})}
+    if failures_delta:
+        updates["failures"] = task.c.failures + failures_delta
+    if new not in ACTIVE_TASK_STATES:
+        updates.setdefault("phase", None)
+    result = conn.execute(
+        update(task)
+        .where(
+            task.c.id == row.id,
+            task.c.status == row.status.value,
+            task.c.attempts == row.attempts,
+        )
+        .values(**updates)
+    )
+    if result.rowcount != 1:
+        return False
+    if row.status in ACTIVE_TASK_STATES and new not in ACTIVE_TASK_STATES:
+        close_attempt(conn, row.id, row.attempts, outcome or new.value, now, outcome_values)
+    roll_up(
+        conn, row.dataset_id, row.job_index, counter_deltas(row.status, new),
+        failures_delta, now, actor,
+    )  # fmt: skip
+    if new is TaskStatus.COMPLETE:
+        release_children(conn, row, now)
+    if action:
+        record_event(
+            conn, now, actor, "task", str(row.id), action,
+            dataset_id=row.dataset_id, old=row.status.value, new=new.value, reason=reason,
+        )  # fmt: skip
+    return True
+
+
+def json_or_none(value: Mapping[str, Any] | None) -> str | None:
+    """Compact JSON for a JSON column, or None for an empty mapping."""
+    return json.dumps(value, sort_keys=True) if value else None

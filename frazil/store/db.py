@@ -1,0 +1,169 @@
+"""One database, three backends: engines, transactions, retries and migrations.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on; every
+write transaction starts with ``BEGIN IMMEDIATE`` so that two writers queue for the lock
+instead of failing when one upgrades. PostgreSQL and MariaDB use ``READ COMMITTED`` and
+``FOR UPDATE SKIP LOCKED`` where tasks are handed out.
+
+``Database.transaction(fn)`` runs ``fn(conn)`` in one transaction and runs it again (a
+bounded number of times) when the backend reports a deadlock, a serialization failure or a
+busy lock: the services are written so that a retry is safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from frazil.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: Backend error codes that mean "try the transaction again".
+_PG_RETRY = {"40001", "40P01", "55P03"}
+_MYSQL_RETRY = {1205, 1213}
+
+
+def _transient(exc: DBAPIError) -> bool:
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in _PG_RETRY:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_RETRY:
+        return True
+    text = str(orig).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class Database:
+    """A connection pool to one database, with its dialect's quirks handled."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+        self.url = make_url(url)
+        self.backend = self.url.get_backend_name()
+        if self.backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+            raise StoreError(f"unsupported database {self.backend!r} in {self.url!r}")
+        self.engine = self._create_engine(pool_size, echo)
+
+    def _create_engine(self, pool_size: int, echo: bool) -> Engine:
+        if self.backend == "sqlite":
+            database = self.url.database or ""
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(
+                self.url,
+                echo=echo,
+                poolclass=NullPool if database in ("", ":memory:") else None,
+                connect_args={"timeout": 60, "check_same_thread": False},
+            )
+            event.listen(engine, "connect", _sqlite_connect)
+            event.listen(engine, "begin", _sqlite_begin)
+            return engine
+        options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size, "echo": echo}
+        if self.backend in ("mysql", "mariadb"):
+            options["isolation_level"] = "READ COMMITTED"
+        return create_engine(self.url, **options)
+
+    @property
+    def skip_locked(self) -> bool:
+        """True when the backend can hand out rows with ``FOR UPDATE SKIP LOCKED``."""
+        return self.backend != "sqlite"
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction (committed on success, rolled back on error)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (on SQLite it takes no write lock)."""
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(frazil_readonly=True)
+            with conn.begin():
+                yield conn
+
+    def transaction(self, fn: Callable[[Connection], T], *, attempts: int = 8) -> T:
+        """Run ``fn`` in one write transaction, again on deadlocks and busy locks."""
+        delay = 0.005
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.begin() as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                if attempt == attempts or not _transient(exc):
+                    raise
+                log.debug("transient database error (attempt %d): %s", attempt, exc.orig)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        """Close every pooled connection (before a fork, or at exit)."""
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def alembic_config(self) -> Config:
+        """Alembic's configuration for this database (no alembic.ini is needed)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        return cfg
+
+    def migrate(self, revision: str = "head") -> None:
+        """Create the schema or bring it up to ``revision``."""
+        cfg = self.alembic_config()
+        try:
+            with self.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+        except OperationalError as exc:
+            raise StoreError(f"cannot migrate {self.url!r}: {exc.orig}") from exc
+
+    def current_revision(self) -> str | None:
+        """The schema revision the database is at, or None before ``migrate``."""
+        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def check_ready(self) -> None:
+        """Raise ``StoreError`` unless the database is reachable and migrated."""
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("dataset"):
+                    raise StoreError(f"the database {self.url!r} has no schema: run `frazil init`")
+        except OperationalError as exc:
+            raise StoreError(f"cannot reach the database {self.url!r}: {exc.orig}") from exc
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would otherwise defer it).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    readonly = conn.get_execution_options().get("frazil_readonly", False)
+    conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

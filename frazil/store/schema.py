@@ -1,0 +1,283 @@
+"""The production database's tables (SQLAlchemy Core), the same on SQLite, PostgreSQL, MariaDB.
+
+Three groups, as in the seeds' database:
+
+- the dataset and its config: ``dataset``, ``dataset_config`` (every version, whole), and the
+  searchable parts of each version as rows: ``config_parameter`` (steering, task, tray and
+  module parameters and module args), ``software_env`` (name + version), ``config_tray``,
+  ``config_module``; ``task_dependency`` holds the DAG that every job of the dataset shares;
+- the work: ``job`` (keyed by dataset and index), ``task``, ``task_attempt`` (one row per try),
+  ``file``, ``task_stat``, ``run``;
+- the audit trail: ``event``.
+
+Times are UTC seconds since the epoch (``now`` is passed in by the caller). Job and dataset
+rows carry counters of their children's states, kept in the same transactions as the
+changes, so that no state change has to count a whole job or dataset.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+#: 64-bit ids; on SQLite a plain INTEGER PRIMARY KEY is the fast rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAME = 255
+STATUS = 20
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+dataset = Table(
+    "dataset",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alias", String(NAME), unique=True, nullable=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("owner", String(NAME), nullable=False, default=""),
+    Column("group_name", String(NAME), nullable=False, default=""),
+    Column("status", String(STATUS), nullable=False),
+    Column("priority", Float, nullable=False, default=1.0),
+    Column("debug", Boolean, nullable=False, default=False),
+    Column("truncated", Boolean, nullable=False, default=False),
+    Column("always_active", Boolean, nullable=False, default=False),
+    Column("seed", BigInteger, nullable=False, default=0),
+    Column("jobs_submitted", Integer, nullable=False, default=0),
+    Column("jobs_materialized", Integer, nullable=False, default=0),
+    Column("jobs_complete", Integer, nullable=False, default=0),
+    Column("jobs_failed", Integer, nullable=False, default=0),
+    Column("tasks_per_job", Integer, nullable=False),
+    Column("config_version", Integer, nullable=False, default=1),
+    # the retry policy, from the config's options at submission
+    Column("max_failures", Integer, nullable=False),
+    Column("queued_timeout", Float, nullable=False),
+    Column("processing_timeout", Float, nullable=False),
+    Column("heartbeat_timeout", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+dataset_config = Table(
+    "dataset_config",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("dataset.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("dataset_id", "version"),
+)
+
+software_env = Table(
+    "software_env",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME), nullable=False),
+    Column("version", String(NAME), nullable=False),
+    UniqueConstraint("name", "version"),
+)
+
+config_tray = Table(
+    "config_tray",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("config_id", Integer, ForeignKey("dataset_config.id"), nullable=False, index=True),
+    Column("task_index", Integer, nullable=False),
+    Column("task_name", String(NAME), nullable=False),
+    Column("tray_index", Integer, nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("iterations", String(NAME), nullable=False),
+    Column("env_id", Integer, ForeignKey("software_env.id"), nullable=True, index=True),
+)
+
+config_module = Table(
+    "config_module",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tray_id", Integer, ForeignKey("config_tray.id"), nullable=False, index=True),
+    Column("module_index", Integer, nullable=False),
+    Column("name", String(NAME), nullable=False, index=True),
+    Column("src", Text, nullable=False),
+    Column("class_name", String(NAME), nullable=False),
+    Column("url", Text, nullable=False),
+)
+
+config_parameter = Table(
+    "config_parameter",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("config_id", Integer, ForeignKey("dataset_config.id"), nullable=False, index=True),
+    # steering | task | tray | module; for module and tray rows, the owner's id
+    Column("scope", String(STATUS), nullable=False),
+    Column("tray_id", Integer, ForeignKey("config_tray.id"), nullable=True),
+    Column("module_id", Integer, ForeignKey("config_module.id"), nullable=True, index=True),
+    Column("task_name", String(NAME), nullable=True),
+    # parameter | arg
+    Column("kind", String(STATUS), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("value_json", Text, nullable=False),
+    Column("value_text", String(NAME), nullable=False),
+    Index(None, "name", "value_text"),
+)
+
+task_dependency = Table(
+    "task_dependency",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("dataset.id"), primary_key=True),
+    Column("task_index", Integer, primary_key=True),
+    Column("depends_on", Integer, primary_key=True),
+)
+
+job = Table(
+    "job",
+    metadata,
+    Column("dataset_id", Integer, ForeignKey("dataset.id"), primary_key=True),
+    Column("job_index", Integer, primary_key=True),
+    Column("status", String(STATUS), nullable=False),
+    Column("seed", BigInteger, nullable=False),
+    Column("n_tasks", Integer, nullable=False),
+    Column("n_complete", Integer, nullable=False, default=0),
+    Column("n_failed", Integer, nullable=False, default=0),
+    Column("n_suspended", Integer, nullable=False, default=0),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("status_changed", Float, nullable=False),
+    Index(None, "dataset_id", "status"),
+)
+
+task = Table(
+    "task",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, nullable=False),
+    Column("job_index", Integer, nullable=False),
+    Column("task_index", Integer, nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("status", String(STATUS), nullable=False),
+    Column("deps_pending", Integer, nullable=False),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    # requirements after expression evaluation
+    Column("cpu", Integer, nullable=False),
+    Column("gpu", Integer, nullable=False),
+    Column("memory", Float, nullable=False),
+    Column("disk", Float, nullable=False),
+    Column("time", Float, nullable=False),
+    Column("os", String(NAME), nullable=True),  # "|a|b|" when set
+    Column("site_req", String(NAME), nullable=True),  # "|a|b|" when set
+    Column("req_extra", Text, nullable=True),  # JSON of site attributes
+    Column("site", String(NAME), nullable=True),  # where the current attempt runs
+    Column("phase", String(STATUS), nullable=True),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("status_changed", Float, nullable=False),
+    Column("config_version", Integer, nullable=False),
+    ForeignKeyConstraint(["dataset_id", "job_index"], ["job.dataset_id", "job.job_index"]),
+    UniqueConstraint("dataset_id", "job_index", "task_index"),
+    Index(None, "dataset_id", "status", "job_index", "task_index"),
+)
+
+task_attempt = Table(
+    "task_attempt",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("task_id", BigInteger, ForeignKey("task.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("passkey_hash", String(64), nullable=False),
+    Column("site", String(NAME), nullable=False),
+    Column("host", String(NAME), nullable=True),
+    Column("batch_id", String(NAME), nullable=True),
+    Column("phase", String(STATUS), nullable=True),
+    # open | complete | failed | reset | timeout | cancelled
+    Column("outcome", String(STATUS), nullable=False),
+    Column("claimed_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("cpu_time", Float, nullable=True),
+    Column("wall_time", Float, nullable=True),
+    Column("max_memory", Float, nullable=True),  # GB
+    Column("max_disk", Float, nullable=True),  # GB
+    Column("error", Text, nullable=True),
+    Column("spec", Text, nullable=True),  # the resolved task spec as it ran (JSON)
+    Column("config_version", Integer, nullable=False),
+    UniqueConstraint("task_id", "number"),
+)
+
+file = Table(
+    "file",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("dataset.id"), nullable=False),
+    Column("task_id", BigInteger, ForeignKey("task.id"), nullable=True, index=True),
+    Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=True),
+    Column("url", Text, nullable=False),
+    Column("local", String(NAME), nullable=False, default=""),
+    Column("size", BigInteger, nullable=True),
+    Column("checksum_type", String(STATUS), nullable=True),
+    Column("checksum", String(128), nullable=True),
+    Column("movement", String(STATUS), nullable=False),
+    Column("type", String(STATUS), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "dataset_id", "movement"),
+)
+
+task_stat = Table(
+    "task_stat",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=False, index=True),
+    Column("dataset_id", Integer, nullable=False),
+    Column("task_name", String(NAME), nullable=False),
+    Column("name", String(NAME), nullable=False),
+    Column("value", Float, nullable=False),
+    Index(None, "dataset_id", "task_name", "name"),
+)
+
+run = Table(
+    "run",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("dataset.id"), nullable=False),
+    Column("run_number", BigInteger, nullable=False),
+    Column("date", String(32), nullable=False),
+    Column("files", Text, nullable=False, default="[]"),
+    UniqueConstraint("dataset_id", "run_number"),
+)
+
+event = Table(
+    "event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("time", Float, nullable=False),
+    Column("actor", String(NAME), nullable=False),  # user:NAME, site:NAME, daemon:NAME, pilot
+    Column("dataset_id", Integer, nullable=True),
+    Column("object_type", String(STATUS), nullable=False),  # dataset | job | task
+    Column("object_id", String(NAME), nullable=False),
+    Column("action", String(NAME), nullable=False),
+    Column("old_status", String(STATUS), nullable=True),
+    Column("new_status", String(STATUS), nullable=True),
+    Column("count", Integer, nullable=False, default=1),  # objects changed by one action
+    Column("reason", Text, nullable=False, default=""),
+    Index(None, "dataset_id", "time"),
+)

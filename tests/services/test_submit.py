@@ -1,0 +1,171 @@
+import pytest
+from sqlalchemy import func, select
+
+from frazil.errors import ConfigError, NotFound, Rejected
+from frazil.loader import load_config
+from frazil.model.rng import job_seed
+from frazil.model.spec import DatasetConfig
+from frazil.services import queries
+from frazil.services.materialize import materialize_step
+from frazil.services.submit import edit_config, set_jobs, submit, truncate
+from frazil.store.schema import dataset, dataset_config, event, job, task, task_dependency
+from tests.conftest import EXAMPLE
+from tests.services.conftest import make_config
+
+NOW = 1_000_000.0
+
+
+def count(db, table, *where):
+    with db.read() as conn:
+        return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_submit_creates_dataset_config_dag_and_jobs(db):
+    d = submit(db, make_config("diamond"), jobs=5, now=NOW, owner="alice", alias="diamond-1")
+    view = queries.dataset_status(db, "diamond-1")
+    assert view.dataset.id == d and view.dataset.owner == "alice"
+    assert view.dataset.status == "processing"
+    assert (view.dataset.jobs_submitted, view.dataset.jobs_materialized) == (5, 5)
+    assert view.counts == {
+        "a": {"waiting": 5},
+        "b": {"idle": 5},
+        "c": {"idle": 5},
+        "d": {"idle": 5},
+    }
+    assert count(db, task_dependency, task_dependency.c.dataset_id == d) == 4
+    assert count(db, dataset_config, dataset_config.c.dataset_id == d) == 1
+    with db.read() as conn:
+        seeds = conn.execute(select(job.c.job_index, job.c.seed).where(job.c.dataset_id == d)).all()
+        deps = dict(
+            conn.execute(
+                select(task.c.name, task.c.deps_pending).where(
+                    task.c.dataset_id == d, task.c.job_index == 0
+                )
+            ).all()
+        )
+    assert {s.seed for s in seeds} == {job_seed(d, s.job_index) for s in seeds}
+    assert deps == {"a": 0, "b": 1, "c": 1, "d": 2}
+
+
+def test_requirements_are_stored_evaluated(db):
+    config = load_config(EXAMPLE)
+    d = submit(db, config, jobs=2, now=NOW)
+    rows = {t.name: t for t in queries.list_tasks(db, d, job=1)}
+    assert rows["photon_propagation"].gpu == 1
+    assert rows["photon_propagation"].time == 1.0  # from $eval(0.5 + nevents / 4000)
+    assert rows["corsika"].memory == 2.0
+
+
+def test_a_rejected_submission_leaves_nothing(db):
+    bad = DatasetConfig.model_validate(
+        {"tasks": [{"name": "a", "trays": [{"modules": [{"src": "$steering(nope)"}]}]}]}
+    )
+    with pytest.raises(ConfigError, match="no steering value 'nope'"):
+        submit(db, bad, jobs=3, now=NOW)
+    assert count(db, dataset) == 0 and count(db, task) == 0 and count(db, event) == 0
+
+
+def test_errors_that_only_the_last_job_hits_are_found():
+    config = DatasetConfig.model_validate(
+        {
+            "steering": {"parameters": {"files": ["a", "b", "c"]}},
+            "tasks": [
+                {"name": "a", "trays": [{"modules": [{"src": "$steering(files)[$args(job)]"}]}]}
+            ],
+        }
+    )
+    from frazil.services.submit import _check
+
+    _check(config, 3)
+    with pytest.raises(ConfigError, match="out of range"):
+        _check(config, 4)
+
+
+def test_alias_rules(db):
+    submit(db, make_config(), jobs=1, now=NOW, alias="mine")
+    with pytest.raises(Rejected, match="taken"):
+        submit(db, make_config(), jobs=1, now=NOW, alias="mine")
+    with pytest.raises(Rejected, match="alias"):
+        submit(db, make_config(), jobs=1, now=NOW, alias="123")
+    assert count(db, dataset) == 1
+
+
+def test_large_datasets_materialize_in_the_background(db):
+    d = submit(db, make_config("chain", 2), jobs=25, now=NOW, sync_jobs=10)
+    assert queries.dataset_status(db, d).dataset.jobs_materialized == 10
+    assert materialize_step(db, NOW, max_jobs=8, chunk=4) == 8
+    assert queries.dataset_status(db, d).dataset.jobs_materialized == 18
+    assert materialize_step(db, NOW) == 7
+    assert materialize_step(db, NOW) == 0
+    assert count(db, task, task.c.dataset_id == d) == 50
+    assert count(db, job, job.c.dataset_id == d) == 25
+
+
+def test_zero_jobs_then_more(db):
+    d = submit(db, make_config("flat", 1), jobs=0, now=NOW)
+    assert queries.dataset_status(db, d).dataset.status == "processing"
+    set_jobs(db, d, 3, now=NOW)
+    materialize_step(db, NOW)
+    assert count(db, job, job.c.dataset_id == d) == 3
+    with pytest.raises(Rejected, match="only grow"):
+        set_jobs(db, d, 2, now=NOW)
+
+
+def test_truncate_completes_when_existing_jobs_are_done(db):
+    d = submit(db, make_config("flat", 1), jobs=10, now=NOW, sync_jobs=0)
+    materialize_step(db, NOW, max_jobs=2, chunk=2)
+    truncate(db, d, now=NOW)
+    view = queries.dataset_status(db, d).dataset
+    assert view.truncated and view.jobs_submitted == 2
+    assert materialize_step(db, NOW) == 0
+
+
+def test_job_specific_requirements_evaluate_per_job(db):
+    config = make_config("flat", 1, requirements={"memory": "$eval(1 + $args(job))"})
+    d = submit(db, config, jobs=3, now=NOW)
+    assert [t.memory for t in queries.list_tasks(db, d)] == [1.0, 2.0, 3.0]
+
+
+def test_a_job_whose_requirements_fail_is_created_failed(db):
+    config = make_config("flat", 1, requirements={"memory": "$eval(10 / abs(2 - $args(job)))"})
+    # job 0 and the last job (1) validate; a later job cannot: raise jobs afterwards
+    d = submit(db, config, jobs=2, now=NOW)
+    set_jobs(db, d, 4, now=NOW)
+    materialize_step(db, NOW)
+    status = {t.job_index: t.status for t in queries.list_tasks(db, d)}
+    assert status == {0: "waiting", 1: "waiting", 2: "failed", 3: "waiting"}
+    view = queries.dataset_status(db, d)
+    assert view.dataset.jobs_failed == 1 and view.dataset.status == "errors"
+    reasons = [e.reason for e in queries.events(db, d) if e.action == "materialize"]
+    assert reasons and "division by zero" in reasons[0]
+
+
+def test_searchable_config_rows(db):
+    example = submit(db, load_config(EXAMPLE), jobs=1, now=NOW)
+    other = submit(db, make_config(), jobs=1, now=NOW)
+    assert queries.find_datasets(db, module="clsim") == [example]
+    assert queries.find_datasets(db, module="detector_response", parameter="noise-rate") == [
+        example
+    ]
+    assert queries.find_datasets(db, parameter="type", value="corsika") == [example]
+    assert (
+        queries.find_datasets(db, module="generate_corsika", parameter="type", value="nugen") == []
+    )
+    assert other not in queries.find_datasets(db, module="clsim")
+
+
+def test_edit_config_makes_a_new_version(db):
+    d = submit(db, make_config("chain", 2), jobs=1, now=NOW)
+    changed = make_config("chain", 2, parameters={"x": 1})
+    assert edit_config(db, d, changed, now=NOW, comment="add x") == 2
+    assert queries.dataset_config_text(db, d)["tasks"][0]["parameters"] == {"x": 1}
+    assert "parameters" not in queries.dataset_config_text(db, d, 1)["tasks"][0]
+    with pytest.raises(Rejected, match="keep the task names"):
+        edit_config(db, d, make_config("chain", 3), now=NOW)
+
+
+def test_unknown_datasets(db):
+    with pytest.raises(NotFound):
+        queries.dataset_status(db, 999)
+    with pytest.raises(NotFound):
+        queries.dataset_status(db, "nope")
