@@ -139,12 +139,10 @@ def spec(
             dataset=row.dataset_id,
             config_version=a.config_version,
         )
-        conn.execute(
-            update(task_attempt)
-            .where(task_attempt.c.id == a.id)
-            .values(spec=json.dumps(resolved, default=str))
-        )
-        return resolved
+        text = json.dumps(resolved, default=str)
+        conn.execute(update(task_attempt).where(task_attempt.c.id == a.id).values(spec=text))
+        stored_now: dict[str, Any] = json.loads(text)  # the same form as later reads
+        return stored_now
 
     return db.transaction(run)
 

@@ -21,7 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Float,
+    Double,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -57,7 +57,7 @@ dataset = Table(
     Column("owner", String(NAME), nullable=False, default=""),
     Column("group_name", String(NAME), nullable=False, default=""),
     Column("status", String(STATUS), nullable=False),
-    Column("priority", Float, nullable=False, default=1.0),
+    Column("priority", Double, nullable=False, default=1.0),
     Column("debug", Boolean, nullable=False, default=False),
     Column("truncated", Boolean, nullable=False, default=False),
     Column("always_active", Boolean, nullable=False, default=False),
@@ -70,11 +70,11 @@ dataset = Table(
     Column("config_version", Integer, nullable=False, default=1),
     # the retry policy, from the config's options at submission
     Column("max_failures", Integer, nullable=False),
-    Column("queued_timeout", Float, nullable=False),
-    Column("processing_timeout", Float, nullable=False),
-    Column("heartbeat_timeout", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
+    Column("queued_timeout", Double, nullable=False),
+    Column("processing_timeout", Double, nullable=False),
+    Column("heartbeat_timeout", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
 )
 
 dataset_config = Table(
@@ -86,7 +86,7 @@ dataset_config = Table(
     Column("config", Text, nullable=False),
     Column("hash", String(64), nullable=False),
     Column("comment", Text, nullable=False, default=""),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
     UniqueConstraint("dataset_id", "version"),
 )
 
@@ -162,7 +162,7 @@ job = Table(
     Column("n_failed", Integer, nullable=False, default=0),
     Column("n_suspended", Integer, nullable=False, default=0),
     Column("failures", Integer, nullable=False, default=0),
-    Column("status_changed", Float, nullable=False),
+    Column("status_changed", Double, nullable=False),
     Index(None, "dataset_id", "status"),
 )
 
@@ -181,16 +181,16 @@ task = Table(
     # requirements after expression evaluation
     Column("cpu", Integer, nullable=False),
     Column("gpu", Integer, nullable=False),
-    Column("memory", Float, nullable=False),
-    Column("disk", Float, nullable=False),
-    Column("time", Float, nullable=False),
+    Column("memory", Double, nullable=False),
+    Column("disk", Double, nullable=False),
+    Column("time", Double, nullable=False),
     Column("os", String(NAME), nullable=True),  # "|a|b|" when set
     Column("site_req", String(NAME), nullable=True),  # "|a|b|" when set
     Column("req_extra", Text, nullable=True),  # JSON of site attributes
     Column("site", String(NAME), nullable=True),  # where the current attempt runs
     Column("phase", String(STATUS), nullable=True),
-    Column("heartbeat_at", Float, nullable=True),
-    Column("status_changed", Float, nullable=False),
+    Column("heartbeat_at", Double, nullable=True),
+    Column("status_changed", Double, nullable=False),
     Column("config_version", Integer, nullable=False),
     ForeignKeyConstraint(["dataset_id", "job_index"], ["job.dataset_id", "job.job_index"]),
     UniqueConstraint("dataset_id", "job_index", "task_index"),
@@ -210,14 +210,14 @@ task_attempt = Table(
     Column("phase", String(STATUS), nullable=True),
     # open | complete | failed | reset | timeout | cancelled
     Column("outcome", String(STATUS), nullable=False),
-    Column("claimed_at", Float, nullable=False),
-    Column("started_at", Float, nullable=True),
-    Column("ended_at", Float, nullable=True),
+    Column("claimed_at", Double, nullable=False),
+    Column("started_at", Double, nullable=True),
+    Column("ended_at", Double, nullable=True),
     Column("exit_code", Integer, nullable=True),
-    Column("cpu_time", Float, nullable=True),
-    Column("wall_time", Float, nullable=True),
-    Column("max_memory", Float, nullable=True),  # GB
-    Column("max_disk", Float, nullable=True),  # GB
+    Column("cpu_time", Double, nullable=True),
+    Column("wall_time", Double, nullable=True),
+    Column("max_memory", Double, nullable=True),  # GB
+    Column("max_disk", Double, nullable=True),  # GB
     Column("error", Text, nullable=True),
     Column("spec", Text, nullable=True),  # the resolved task spec as it ran (JSON)
     Column("config_version", Integer, nullable=False),
@@ -238,7 +238,7 @@ file = Table(
     Column("checksum", String(128), nullable=True),
     Column("movement", String(STATUS), nullable=False),
     Column("type", String(STATUS), nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Double, nullable=False),
     Index(None, "dataset_id", "movement"),
 )
 
@@ -250,7 +250,7 @@ task_stat = Table(
     Column("dataset_id", Integer, nullable=False),
     Column("task_name", String(NAME), nullable=False),
     Column("name", String(NAME), nullable=False),
-    Column("value", Float, nullable=False),
+    Column("value", Double, nullable=False),
     Index(None, "dataset_id", "task_name", "name"),
 )
 
@@ -269,7 +269,7 @@ event = Table(
     "event",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("time", Float, nullable=False),
+    Column("time", Double, nullable=False),
     Column("actor", String(NAME), nullable=False),  # user:NAME, site:NAME, daemon:NAME, pilot
     Column("dataset_id", Integer, nullable=True),
     Column("object_type", String(STATUS), nullable=False),  # dataset | job | task

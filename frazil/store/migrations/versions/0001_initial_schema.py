@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 08:09:38.461289
+Create Date: 2026-11-22 08:16:27.366358
 """
 
 from collections.abc import Sequence
@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("owner", sa.String(length=255), nullable=False),
         sa.Column("group_name", sa.String(length=255), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("priority", sa.Float(), nullable=False),
+        sa.Column("priority", sa.Double(), nullable=False),
         sa.Column("debug", sa.Boolean(), nullable=False),
         sa.Column("truncated", sa.Boolean(), nullable=False),
         sa.Column("always_active", sa.Boolean(), nullable=False),
@@ -38,11 +38,11 @@ def upgrade() -> None:
         sa.Column("tasks_per_job", sa.Integer(), nullable=False),
         sa.Column("config_version", sa.Integer(), nullable=False),
         sa.Column("max_failures", sa.Integer(), nullable=False),
-        sa.Column("queued_timeout", sa.Float(), nullable=False),
-        sa.Column("processing_timeout", sa.Float(), nullable=False),
-        sa.Column("heartbeat_timeout", sa.Float(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("queued_timeout", sa.Double(), nullable=False),
+        sa.Column("processing_timeout", sa.Double(), nullable=False),
+        sa.Column("heartbeat_timeout", sa.Double(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset")),
         sa.UniqueConstraint("alias", name=op.f("uq_dataset_alias")),
     )
@@ -54,7 +54,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("time", sa.Float(), nullable=False),
+        sa.Column("time", sa.Double(), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=False),
         sa.Column("dataset_id", sa.Integer(), nullable=True),
         sa.Column("object_type", sa.String(length=20), nullable=False),
@@ -87,7 +87,7 @@ def upgrade() -> None:
         sa.Column("config", sa.Text(), nullable=False),
         sa.Column("hash", sa.String(length=64), nullable=False),
         sa.Column("comment", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["dataset.id"], name=op.f("fk_dataset_config_dataset_id_dataset")
         ),
@@ -107,7 +107,7 @@ def upgrade() -> None:
         sa.Column("n_failed", sa.Integer(), nullable=False),
         sa.Column("n_suspended", sa.Integer(), nullable=False),
         sa.Column("failures", sa.Integer(), nullable=False),
-        sa.Column("status_changed", sa.Float(), nullable=False),
+        sa.Column("status_changed", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["dataset_id"], ["dataset.id"], name=op.f("fk_job_dataset_id_dataset")
         ),
@@ -185,16 +185,16 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("cpu", sa.Integer(), nullable=False),
         sa.Column("gpu", sa.Integer(), nullable=False),
-        sa.Column("memory", sa.Float(), nullable=False),
-        sa.Column("disk", sa.Float(), nullable=False),
-        sa.Column("time", sa.Float(), nullable=False),
+        sa.Column("memory", sa.Double(), nullable=False),
+        sa.Column("disk", sa.Double(), nullable=False),
+        sa.Column("time", sa.Double(), nullable=False),
         sa.Column("os", sa.String(length=255), nullable=True),
         sa.Column("site_req", sa.String(length=255), nullable=True),
         sa.Column("req_extra", sa.Text(), nullable=True),
         sa.Column("site", sa.String(length=255), nullable=True),
         sa.Column("phase", sa.String(length=20), nullable=True),
-        sa.Column("heartbeat_at", sa.Float(), nullable=True),
-        sa.Column("status_changed", sa.Float(), nullable=False),
+        sa.Column("heartbeat_at", sa.Double(), nullable=True),
+        sa.Column("status_changed", sa.Double(), nullable=False),
         sa.Column("config_version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["dataset_id", "job_index"],
@@ -250,14 +250,14 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(length=255), nullable=True),
         sa.Column("phase", sa.String(length=20), nullable=True),
         sa.Column("outcome", sa.String(length=20), nullable=False),
-        sa.Column("claimed_at", sa.Float(), nullable=False),
-        sa.Column("started_at", sa.Float(), nullable=True),
-        sa.Column("ended_at", sa.Float(), nullable=True),
+        sa.Column("claimed_at", sa.Double(), nullable=False),
+        sa.Column("started_at", sa.Double(), nullable=True),
+        sa.Column("ended_at", sa.Double(), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),
-        sa.Column("cpu_time", sa.Float(), nullable=True),
-        sa.Column("wall_time", sa.Float(), nullable=True),
-        sa.Column("max_memory", sa.Float(), nullable=True),
-        sa.Column("max_disk", sa.Float(), nullable=True),
+        sa.Column("cpu_time", sa.Double(), nullable=True),
+        sa.Column("wall_time", sa.Double(), nullable=True),
+        sa.Column("max_memory", sa.Double(), nullable=True),
+        sa.Column("max_disk", sa.Double(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("spec", sa.Text(), nullable=True),
         sa.Column("config_version", sa.Integer(), nullable=False),
@@ -328,7 +328,7 @@ def upgrade() -> None:
         sa.Column("checksum", sa.String(length=128), nullable=True),
         sa.Column("movement", sa.String(length=20), nullable=False),
         sa.Column("type", sa.String(length=20), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["attempt_id"], ["task_attempt.id"], name=op.f("fk_file_attempt_id_task_attempt")
         ),
@@ -356,7 +356,7 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.Integer(), nullable=False),
         sa.Column("task_name", sa.String(length=255), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("value", sa.Double(), nullable=False),
         sa.ForeignKeyConstraint(
             ["attempt_id"], ["task_attempt.id"], name=op.f("fk_task_stat_attempt_id_task_attempt")
         ),

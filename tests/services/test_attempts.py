@@ -1,0 +1,195 @@
+import pytest
+
+from frazil.errors import BadPasskey, IllegalTransition, NotFound, StaleAttempt
+from frazil.model.records import FileRecord, SiteResources, Usage
+from frazil.model.states import TaskPhase, TaskStatus
+from frazil.services import attempts, queries
+from frazil.services.claim import claim
+from frazil.services.control import Scope, reset
+from frazil.services.submit import submit
+from tests.services.conftest import make_config
+
+NOW = 3_000_000.0
+SITE = SiteResources("site-a", cpu=4, gpu=1, memory=16, disk=100, time=24)
+
+
+def run_claim(db, claim_, now=NOW, **finish):
+    attempts.start(db, claim_.task_id, claim_.attempt, claim_.passkey, now=now, host="node1")
+    attempts.finish(db, claim_.task_id, claim_.attempt, claim_.passkey, now=now + 1, **finish)
+
+
+def statuses(db, d, job=0):
+    return {t.name: t.status for t in queries.list_tasks(db, d, job=job)}
+
+
+def test_a_diamond_runs_to_completion_releasing_children(db):
+    d = submit(db, make_config("diamond"), jobs=1, now=NOW)
+    (a,) = claim(db, SITE, 10, NOW)
+    assert a.name == "a"
+    run_claim(db, a)
+    assert statuses(db, d) == {"a": "complete", "b": "waiting", "c": "waiting", "d": "idle"}
+    b, c = claim(db, SITE, 10, NOW)
+    run_claim(db, b)
+    assert statuses(db, d)["d"] == "idle"  # still waits for c
+    run_claim(db, c)
+    (last,) = claim(db, SITE, 10, NOW)
+    assert last.name == "d"
+    run_claim(db, last)
+    view = queries.dataset_status(db, d)
+    assert view.dataset.status == "complete" and view.dataset.jobs_complete == 1
+    assert view.job_counts == {"complete": 1}
+
+
+def test_start_heartbeat_phases_and_details(db):
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    attempts.record_batch_id(db, c.task_id, c.attempt, "12345", site="site-a")
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + 5, host="node7")
+    attempts.heartbeat(
+        db, c.task_id, c.attempt, c.passkey, now=NOW + 6, phase=TaskPhase.COPYING_INPUT
+    )
+    attempts.heartbeat(db, c.task_id, c.attempt, c.passkey, now=NOW + 7, phase=TaskPhase.RUNNING)
+    with pytest.raises(IllegalTransition, match="running -> copying_input"):
+        attempts.heartbeat(
+            db, c.task_id, c.attempt, c.passkey, now=NOW + 8, phase=TaskPhase.COPYING_INPUT
+        )
+    attempts.finish(
+        db,
+        c.task_id,
+        c.attempt,
+        c.passkey,
+        now=NOW + 20,
+        usage=Usage(cpu_time=12.5, wall_time=14.0, max_memory=1.5),
+        stats={"events": 1000, "passed": 42},
+        files=[
+            FileRecord(
+                url="file:///data/out.i3",
+                movement="output",
+                size=10,
+                checksum_type="sha256",
+                checksum="ab",
+            )
+        ],
+    )
+    detail = queries.task_detail(db, c.task_id)
+    assert detail.task.status == "complete" and detail.task.phase is None
+    (a,) = detail.attempts
+    assert (a.site, a.host, a.batch_id, a.outcome, a.exit_code) == (
+        "site-a",
+        "node7",
+        "12345",
+        "complete",
+        0,
+    )
+    assert (a.started_at, a.ended_at, a.cpu_time, a.max_memory) == (NOW + 5, NOW + 20, 12.5, 1.5)
+    assert a.stats == {"events": 1000.0, "passed": 42.0}
+    assert a.phase == "running"
+    assert queries.dataset_status(db, d).dataset.status == "complete"
+
+
+def test_wrong_passkey_and_stale_attempts_change_nothing(db):
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    with pytest.raises(BadPasskey):
+        attempts.start(db, c.task_id, c.attempt, "not-the-passkey", now=NOW)
+    with pytest.raises(NotFound):
+        attempts.start(db, c.task_id, c.attempt + 1, c.passkey, now=NOW)
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
+    reset(db, Scope(d), now=NOW + 1)
+    (again,) = claim(db, SITE, 1, NOW + 2)
+    assert again.attempt == 2
+    for call in (
+        lambda: attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW + 3),
+        lambda: attempts.heartbeat(db, c.task_id, c.attempt, c.passkey, now=NOW + 3),
+        lambda: attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW + 3, error="late"),
+    ):
+        with pytest.raises(StaleAttempt):
+            call()
+    detail = queries.task_detail(db, c.task_id)
+    assert detail.task.status == "queued" and detail.task.attempts == 2
+    assert [a.outcome for a in detail.attempts] == ["reset", "open"]
+    with pytest.raises(BadPasskey):
+        attempts.start(db, again.task_id, again.attempt, c.passkey, now=NOW)
+
+
+def test_failures_retry_then_fail(db):
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW)  # max_failures: 3
+    outcomes = []
+    for i in range(3):
+        (c,) = claim(db, SITE, 1, NOW + i)
+        attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + i)
+        outcomes.append(
+            attempts.fail(
+                db, c.task_id, c.attempt, c.passkey, now=NOW + i, error=f"boom {i}", exit_code=3
+            )
+        )
+    assert outcomes == [TaskStatus.WAITING, TaskStatus.WAITING, TaskStatus.FAILED]
+    view = queries.dataset_status(db, d)
+    assert view.dataset.status == "errors" and view.job_counts == {"failed": 1}
+    detail = queries.task_detail(db, c.task_id)
+    assert [a.error for a in detail.attempts] == ["boom 0", "boom 1", "boom 2"]
+    assert detail.task.failures == 3
+    assert claim(db, SITE, 1, NOW) == []
+
+
+def test_job_shows_errors_while_retrying(db):
+    d = submit(db, make_config("chain", 2), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="transient")
+    assert queries.list_jobs(db, d)[0].status == "errors"
+
+
+def test_debug_mode_suspends_on_failure(db):
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW, debug=True)
+    (c,) = claim(db, SITE, 1, NOW)
+    assert (
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x")
+        is TaskStatus.SUSPENDED
+    )
+    assert queries.list_jobs(db, d)[0].status == "suspended"
+
+
+def test_exhausted_resources_are_raised(db):
+    d = submit(
+        db,
+        make_config("flat", 1, requirements={"memory": 2.0, "time": 1.0, "disk": 4}),
+        jobs=1,
+        now=NOW,
+    )
+    (c,) = claim(db, SITE, 1, NOW)
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
+    attempts.fail(
+        db,
+        c.task_id,
+        c.attempt,
+        c.passkey,
+        now=NOW,
+        error="oom",
+        usage=Usage(max_memory=3.0, wall_time=7200.0),
+        exhausted=["memory", "time", "disk"],
+    )
+    (t,) = queries.list_tasks(db, d)
+    assert (t.memory, t.time, t.disk) == (4.5, 3.0, 6.0)  # 1.5x measured; disk: 1.5x requested
+    with pytest.raises(ValueError, match="unknown resources"):
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x", exhausted=["cpu"])
+
+
+def test_spec_is_resolved_once_and_stored(db):
+    d = submit(db, make_config("flat", 1), jobs=3, now=NOW)
+    claims = claim(db, SITE, 3, NOW)
+    c = next(c for c in claims if c.job_index == 2)
+    spec = attempts.spec(db, c.task_id, c.attempt, c.passkey, system={"site": "x"})
+    assert spec["trays"][0]["modules"][0]["argv"] == ["2"]
+    assert (spec["task_id"], spec["attempt"], spec["dataset"]) == (c.task_id, 1, d)
+    assert attempts.spec(db, c.task_id, c.attempt, c.passkey) == spec
+    with pytest.raises(BadPasskey):
+        attempts.spec(db, c.task_id, c.attempt, "wrong")
+
+
+def test_a_queued_task_can_fail_before_starting(db):
+    submit(db, make_config("flat", 1), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    assert (
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="submit failed")
+        is TaskStatus.WAITING
+    )

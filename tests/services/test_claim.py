@@ -1,0 +1,107 @@
+import pytest
+from sqlalchemy import select
+
+from frazil.errors import Rejected
+from frazil.model.records import SiteResources
+from frazil.services import queries
+from frazil.services.claim import claim, hash_passkey
+from frazil.services.control import set_priority
+from frazil.services.submit import submit
+from frazil.store.schema import task_attempt
+from tests.services.conftest import make_config
+
+NOW = 2_000_000.0
+BIG = SiteResources("big", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
+
+
+def test_claim_hands_out_ready_tasks_in_job_order(db):
+    d = submit(db, make_config("chain", 3), jobs=4, now=NOW)
+    claims = claim(db, BIG, 10, NOW)
+    assert [(c.job_index, c.name) for c in claims] == [(j, "t0") for j in range(4)]
+    assert {c.attempt for c in claims} == {1}
+    statuses = {t.status for t in queries.list_tasks(db, d, name="t0")}
+    assert statuses == {"queued"}
+    assert claim(db, BIG, 10, NOW) == []  # nothing else is ready
+
+
+def test_only_the_passkey_hash_is_stored(db):
+    submit(db, make_config("flat", 2), jobs=1, now=NOW)
+    claims = claim(db, BIG, 2, NOW)
+    with db.read() as conn:
+        stored = dict(
+            conn.execute(select(task_attempt.c.task_id, task_attempt.c.passkey_hash)).all()
+        )
+    for c in claims:
+        assert stored[c.task_id] == hash_passkey(c.passkey) != c.passkey
+    assert len({c.passkey for c in claims}) == 2
+
+
+@pytest.mark.parametrize(
+    ("requirements", "site", "fits"),
+    [
+        ({"cpu": 4}, SiteResources("s", cpu=2), False),
+        ({"cpu": 2}, SiteResources("s", cpu=2), True),
+        ({"gpu": 1}, SiteResources("s", gpu=0), False),
+        ({"gpu": 1}, SiteResources("s", gpu=1), True),
+        ({"memory": 8.0}, SiteResources("s", memory=4), False),
+        ({"disk": 80}, SiteResources("s", disk=50), False),
+        ({"time": 30}, SiteResources("s", time=24), False),
+        ({"os": "RHEL_9"}, SiteResources("s", os="RHEL_8"), False),
+        ({"os": ["RHEL_8", "RHEL_9"]}, SiteResources("s", os="RHEL_9"), True),
+        ({"os": "RHEL_9"}, SiteResources("s"), False),
+        ({"site": "wisc"}, SiteResources("desy"), False),
+        ({"site": ["desy", "wisc"]}, SiteResources("desy"), True),
+        ({"cvmfs": True}, SiteResources("s", attributes={"cvmfs": True}), True),
+        ({"cvmfs": True}, SiteResources("s"), False),
+        ({"avx": 2}, SiteResources("s", attributes={"avx": 512}), True),
+    ],
+)
+def test_claims_only_what_fits(db, requirements, site, fits):
+    submit(db, make_config("flat", 1, requirements=requirements), jobs=1, now=NOW)
+    assert len(claim(db, site, 5, NOW)) == (1 if fits else 0)
+
+
+def test_fair_share_by_priority(db):
+    high = submit(db, make_config("flat", 1), jobs=100, now=NOW, priority=3.0)
+    low = submit(db, make_config("flat", 1), jobs=100, now=NOW, priority=1.0)
+    claims = claim(db, BIG, 40, NOW)
+    got = {d: sum(c.dataset_id == d for c in claims) for d in (high, low)}
+    assert got == {high: 30, low: 10}
+
+
+def test_a_dataset_with_many_queued_gets_fewer_new(db):
+    old = submit(db, make_config("flat", 1), jobs=100, now=NOW)
+    claim(db, BIG, 50, NOW)  # all from old: it is the only one
+    new = submit(db, make_config("flat", 1), jobs=100, now=NOW)
+    claims = claim(db, BIG, 10, NOW)
+    # equal priorities: the new one is served first and gets its share, the old one the rest
+    assert sum(c.dataset_id == new for c in claims) >= 5
+    assert claims[0].dataset_id == new
+    assert {c.dataset_id for c in claims} <= {old, new}
+
+
+def test_leftovers_go_to_whoever_has_work(db):
+    small = submit(db, make_config("flat", 1), jobs=2, now=NOW, priority=10.0)
+    big = submit(db, make_config("flat", 1), jobs=50, now=NOW, priority=1.0)
+    claims = claim(db, BIG, 20, NOW)
+    assert sum(c.dataset_id == small for c in claims) == 2
+    assert sum(c.dataset_id == big for c in claims) == 18
+
+
+def test_priority_zero_gets_only_leftovers_and_suspended_gets_nothing(db):
+    zero = submit(db, make_config("flat", 1), jobs=10, now=NOW, priority=0.0)
+    one = submit(db, make_config("flat", 1), jobs=3, now=NOW)
+    claims = claim(db, BIG, 5, NOW)
+    assert [c.dataset_id for c in claims] == [one, one, one, zero, zero]
+    set_priority(db, zero, 2.0, now=NOW)
+    from frazil.services.control import Scope, suspend
+
+    suspend(db, Scope(zero), now=NOW)
+    assert claim(db, BIG, 5, NOW) == []
+
+
+def test_batch_limits(db):
+    with pytest.raises(Rejected):
+        claim(db, BIG, 0, NOW)
+    with pytest.raises(Rejected):
+        claim(db, BIG, 10**6, NOW)
