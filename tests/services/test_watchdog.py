@@ -28,7 +28,7 @@ def test_queued_too_long_is_reset(db):
 
 def test_silent_pilot_is_reset_then_failed(db):
     d = submit(db, config(heartbeat="10m", processing="1d"), jobs=1, now=T0)
-    for round_ in range(2):
+    for _ in range(2):
         (c,) = claim(db, SITE, 1, T0)
         attempts.start(db, c.task_id, c.attempt, c.passkey, now=T0)
         attempts.heartbeat(db, c.task_id, c.attempt, c.passkey, now=T0 + 500)
