@@ -231,9 +231,9 @@ def _scoped_evaluator(
     return resolver.module_evaluator(t, tray, module, iteration)
 
 
-def register(app: typer.Typer) -> None:
-    """Add this module's commands to the application."""
+def register(app: typer.Typer, show_group: typer.Typer) -> None:
+    """Add this module's commands to the application (and to its ``show`` group)."""
     app.command()(validate)
-    app.command()(show)
+    show_group.command("config")(show)
     app.command()(schema)
     app.command()(expr)

@@ -1,10 +1,17 @@
-"""Entry point of the ``frazil`` command."""
+"""Entry point of the ``frazil`` command: errors become one line and a non-zero exit."""
 
 from __future__ import annotations
 
-import typer
+import logging
+import sys
 
-from frazil.cli import config_commands
+import typer
+from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
+
+from frazil.cli import config_commands, db_commands
+from frazil.errors import ConfigError, FrazilError
 
 app = typer.Typer(
     name="frazil",
@@ -13,14 +20,38 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-config_commands.register(app)
+show = typer.Typer(help="Show a config's job, or a task.", no_args_is_help=True)
+app.add_typer(show, name="show")
+config_commands.register(app, show)
+db_commands.register(app, show)
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+) -> None:
     """Frazil: a lightweight distributed production system for scientific datasets."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def main() -> None:
     """Run the command line."""
-    app()
+    try:
+        app()
+    except ConfigError as exc:
+        for p in exc.problems:
+            where = f"{exc.source}:{p.line}" if exc.source and p.line else (exc.source or "")
+            err.print(f"[red]error[/red] {escape(where)}{': ' if where else ''}{escape(str(p))}")
+        sys.exit(1)
+    except FrazilError as exc:
+        err.print(f"[red]error[/red] {escape(str(exc))}")
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        err.print(f"[red]database error[/red] {escape(str(detail).splitlines()[0])}")
+        sys.exit(1)

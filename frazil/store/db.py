@@ -19,9 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -120,14 +118,18 @@ class Database:
 
     # -- schema -----------------------------------------------------------------------------
 
-    def alembic_config(self) -> Config:
+    def alembic_config(self) -> Any:
         """Alembic's configuration for this database (no alembic.ini is needed)."""
+        from alembic.config import Config  # noqa: PLC0415 - only migrations need alembic
+
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         return cfg
 
     def migrate(self, revision: str = "head") -> None:
         """Create the schema or bring it up to ``revision``."""
+        from alembic import command  # noqa: PLC0415 - only migrations need alembic
+
         cfg = self.alembic_config()
         try:
             with self.begin() as conn:
@@ -138,19 +140,31 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at, or None before ``migrate``."""
-        from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
-
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return None if value is None else str(value)
 
-    def check_ready(self) -> None:
-        """Raise ``StoreError`` unless the database is reachable and migrated."""
+    @staticmethod
+    def head_revision() -> str:
+        """The newest schema revision this version of Frazil knows."""
+        names = sorted(p.name.split("_")[0] for p in (MIGRATIONS / "versions").glob("*.py"))
+        return names[-1]
+
+    def check_schema(self) -> None:
+        """Raise ``StoreError`` unless the database is reachable and at the newest schema."""
         try:
-            with self.engine.connect() as conn:
-                if not inspect(conn).has_table("dataset"):
-                    raise StoreError(f"the database {self.url!r} has no schema: run `frazil init`")
+            current = self.current_revision()
         except OperationalError as exc:
             raise StoreError(f"cannot reach the database {self.url!r}: {exc.orig}") from exc
+        if current is None:
+            raise StoreError(f"the database {self.url!r} has no schema yet: run `frazil init`")
+        if current != self.head_revision():
+            raise StoreError(
+                f"the database {self.url!r} is at schema {current}, this Frazil needs "
+                f"{self.head_revision()}: run `frazil init`"
+            )
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

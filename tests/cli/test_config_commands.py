@@ -74,14 +74,14 @@ def test_expr_scope_errors(args, message):
 
 
 def test_show_prints_the_dag_and_commands():
-    result = frazil("show", EXAMPLE, "--job", 3, "--dataset", 21000)
+    result = frazil("show", "config", EXAMPLE, "--job", 3, "--dataset", 21000)
     assert result.returncode == 0, result.stderr
     assert "photon_propagation" in result.stdout and "gpu 1" in result.stdout
     assert "level2_000003.jsonl" in result.stdout
 
 
 def test_show_json_is_the_resolved_job():
-    result = frazil("show", EXAMPLE, "--json", "--job", 2)
+    result = frazil("show", "config", EXAMPLE, "--json", "--job", 2)
     tasks = json.loads(result.stdout)
     assert [t["name"] for t in tasks][-1] == "level2"
     assert tasks[0]["requirements"]["cpu"] == 1
@@ -90,7 +90,7 @@ def test_show_json_is_the_resolved_job():
 def test_show_refuses_an_invalid_config(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: [{name: a, depends: [a], trays: [{modules: [{src: x}]}]}]\n")
-    result = frazil("show", bad)
+    result = frazil("show", "config", bad)
     assert result.returncode == 1 and "depends on itself" in result.stderr
 
 
