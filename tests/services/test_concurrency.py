@@ -1,4 +1,4 @@
-"""Several processes at once, and processes killed mid-transaction: no double claim, nothing lost."""
+"""Processes at once, and processes killed mid-transaction: no double claim, nothing lost."""
 
 from __future__ import annotations
 
