@@ -20,15 +20,19 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from frazil.errors import Rejected
 from frazil.model.records import Claim, SiteResources, extras_fit
 from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
+from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database
 from frazil.store.schema import dataset, task, task_attempt
 
 MAX_BATCH = 10_000
+ATTEMPT_COLUMNS = (
+    "task_id", "number", "passkey_hash", "site", "outcome", "claimed_at", "config_version",
+)  # fmt: skip
 CLAIMABLE = (DatasetStatus.PROCESSING.value, DatasetStatus.ERRORS.value)
 
 
@@ -113,17 +117,7 @@ def _hand_out(
     for r in rows:
         passkey = secrets.token_urlsafe(24)
         number = r.attempts + 1
-        attempts.append(
-            {
-                "task_id": r.id,
-                "number": number,
-                "passkey_hash": hash_passkey(passkey),
-                "site": site.name,
-                "outcome": "open",
-                "claimed_at": now,
-                "config_version": version,
-            }
-        )
+        attempts.append((r.id, number, hash_passkey(passkey), site.name, "open", now, version))
         claims.append(
             Claim(
                 task_id=r.id,
@@ -140,7 +134,7 @@ def _hand_out(
                 time=r.time,
             )
         )
-    conn.execute(insert(task_attempt), attempts)
+    bulk_insert(conn, task_attempt, ATTEMPT_COLUMNS, attempts)
     return claims
 
 

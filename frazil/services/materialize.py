@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
 
 from frazil.errors import ExpressionError
 from frazil.model.resolve import JobInfo, ResolvedRequirements, Resolver
@@ -26,6 +26,7 @@ from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus, JobStatus, TaskStatus
 from frazil.services.transitions import parents_of, record_event, refresh_dataset
+from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database
 from frazil.store.schema import dataset, dataset_config, job, task
 
@@ -84,17 +85,26 @@ def _joined(names: Iterable[str]) -> str | None:
     return "|" + "|".join(items) + "|" if items else None
 
 
-def _task_values(req: ResolvedRequirements) -> dict[str, Any]:
-    return {
-        "cpu": req.cpu,
-        "gpu": req.gpu,
-        "memory": req.memory,
-        "disk": req.disk,
-        "time": req.time,
-        "os": _joined(req.os),
-        "site_req": _joined(req.site),
-        "req_extra": json.dumps(dict(req.extra), sort_keys=True) if req.extra else None,
-    }
+JOB_COLUMNS = (
+    "dataset_id", "job_index", "status", "seed", "n_tasks", "n_complete", "n_failed",
+    "n_suspended", "failures", "status_changed",
+)  # fmt: skip
+TASK_COLUMNS = (
+    "dataset_id", "job_index", "task_index", "name", "status", "deps_pending", "failures",
+    "attempts", "cpu", "gpu", "memory", "disk", "time", "os", "site_req", "req_extra",
+    "status_changed", "config_version",
+)  # fmt: skip
+_WAITING = TaskStatus.WAITING.value
+_IDLE = TaskStatus.IDLE.value
+
+
+def _task_values(req: ResolvedRequirements) -> tuple[Any, ...]:
+    """The requirement columns of a task row, in ``TASK_COLUMNS`` order."""
+    extra = json.dumps(dict(req.extra), sort_keys=True) if req.extra else None
+    return (
+        req.cpu, req.gpu, float(req.memory), float(req.disk), float(req.time),
+        _joined(req.os), _joined(req.site), extra,
+    )  # fmt: skip
 
 
 _DEFAULT = ResolvedRequirements(cpu=1, gpu=0, memory=1.0, disk=1.0, time=1.0)
@@ -124,11 +134,15 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
     config = config_of(conn, dataset_id, d.config_version)
     templates = _templates(conn, dataset_id, config)
     dynamic = any(t.static is None for t in templates)
-    jobs: list[dict[str, Any]] = []
-    tasks: list[dict[str, Any]] = []
+    jobs: list[tuple[Any, ...]] = []
+    tasks: list[tuple[Any, ...]] = []
+    static: list[tuple[Any, ...] | None] = [
+        _task_values(t.static) if t.static is not None else None for t in templates
+    ]
+    failed = 0
     for index in range(start, stop):
         failed_reason = ""
-        requirements: list[ResolvedRequirements] = []
+        values: list[tuple[Any, ...] | None] = static
         if dynamic:
             info = JobInfo(
                 dataset=dataset_id,
@@ -138,58 +152,37 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
                 defer_site_values=True,
             )
             resolver = Resolver(config, info)
-            for t in templates:
+            values = []
+            for t, v in zip(templates, static, strict=True):
                 try:
-                    requirements.append(t.static or resolver.requirements(t.index))
+                    values.append(v or _task_values(resolver.requirements(t.index)))
                 except ExpressionError as exc:
                     failed_reason = str(exc)
                     break
-        else:
-            requirements = [t.static for t in templates if t.static is not None]
         n = len(templates)
+        job_status = JobStatus.FAILED if failed_reason else JobStatus.PROCESSING
         jobs.append(
-            {
-                "dataset_id": dataset_id,
-                "job_index": index,
-                "status": (JobStatus.FAILED if failed_reason else JobStatus.PROCESSING).value,
-                "seed": job_seed(d.seed, index),
-                "n_tasks": n,
-                "n_complete": 0,
-                "n_failed": n if failed_reason else 0,
-                "n_suspended": 0,
-                "failures": 0,
-                "status_changed": now,
-            }
-        )
+            (dataset_id, index, job_status.value, job_seed(d.seed, index), n, 0,
+             n if failed_reason else 0, 0, 0, now)
+        )  # fmt: skip
         for t in templates:
-            if failed_reason:
-                status = TaskStatus.FAILED
+            req = values[t.index] if not failed_reason else None
+            if req is None:
+                status, req = TaskStatus.FAILED.value, _task_values(_DEFAULT)
             else:
-                status = TaskStatus.WAITING if t.parents == 0 else TaskStatus.IDLE
-            req = requirements[t.index] if not failed_reason else _DEFAULT
+                status = _WAITING if t.parents == 0 else _IDLE
             tasks.append(
-                {
-                    "dataset_id": dataset_id,
-                    "job_index": index,
-                    "task_index": t.index,
-                    "name": t.name,
-                    "status": status.value,
-                    "deps_pending": t.parents,
-                    "failures": 0,
-                    "attempts": 0,
-                    **_task_values(req),
-                    "status_changed": now,
-                    "config_version": d.config_version,
-                }
-            )
+                (dataset_id, index, t.index, t.name, status, t.parents, 0, 0, *req, now,
+                 d.config_version)
+            )  # fmt: skip
         if failed_reason:
+            failed += 1
             record_event(
                 conn, now, actor, "job", f"{dataset_id}.{index}", "materialize",
                 dataset_id=dataset_id, new=JobStatus.FAILED.value, reason=failed_reason,
             )  # fmt: skip
-    conn.execute(insert(job), jobs)
-    conn.execute(insert(task), tasks)
-    failed = sum(1 for j in jobs if j["status"] == JobStatus.FAILED.value)
+    bulk_insert(conn, job, JOB_COLUMNS, jobs)
+    bulk_insert(conn, task, TASK_COLUMNS, tasks)
     if failed:
         conn.execute(
             update(dataset)

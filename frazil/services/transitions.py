@@ -13,6 +13,7 @@ datasets) also writes an ``event`` row.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -278,6 +279,10 @@ def roll_up(
         _job_changed(conn, dataset_id, job_index, old, new, now, actor)
 
 
+#: Most values in one ``IN (...)`` list.
+_CHUNK = 1000
+
+
 def recount(
     conn: Connection,
     dataset_id: int,
@@ -288,6 +293,8 @@ def recount(
     """Recompute job counters and statuses from the tasks (after bulk changes, or to repair)."""
     where = [task.c.dataset_id == dataset_id]
     indexes = None if job_indexes is None else sorted(set(job_indexes))
+    if indexes is not None and len(indexes) > _CHUNK:
+        indexes = None  # cheaper (and within every backend's parameter limit) to do them all
     if indexes is not None:
         if not indexes:
             return
@@ -316,30 +323,35 @@ def recount(
             ).where(*jwhere)
         )
     }  # fmt: skip
+    changes: dict[tuple[int, int, int, int, str, bool], list[int]] = defaultdict(list)
     for c in counts:
         j = current[c.job_index]
         fresh = JobCounts(c.n, int(c.complete), int(c.failed), int(c.suspended), int(c.failures))
-        if (j.n_complete, j.n_failed, j.n_suspended, j.failures) != (
-            fresh.complete, fresh.failed, fresh.suspended, fresh.failures
-        ):  # fmt: skip
-            conn.execute(
-                update(job)
-                .where(job.c.dataset_id == dataset_id, job.c.job_index == c.job_index)
-                .values(
-                    n_complete=fresh.complete,
-                    n_failed=fresh.failed,
-                    n_suspended=fresh.suspended,
-                    failures=fresh.failures,
-                )
-            )
         new = derive_job_status(fresh)
         old = JobStatus(j.status)
-        if new is not old:
+        moved = new is not old
+        if moved:
             check_job_transition(old, new)
+        stored = (j.n_complete, j.n_failed, j.n_suspended, j.failures)
+        counters = (fresh.complete, fresh.failed, fresh.suspended, fresh.failures)
+        if moved or stored != counters:
+            changes[(*counters, new.value, moved)].append(c.job_index)
+    # one UPDATE per distinct outcome (bulk actions make most jobs alike), in chunks
+    for (complete, failed, suspended, failures, status, moved), jobs in changes.items():
+        values: dict[str, Any] = {
+            "n_complete": complete,
+            "n_failed": failed,
+            "n_suspended": suspended,
+            "failures": failures,
+            "status": status,
+        }
+        if moved:
+            values["status_changed"] = now
+        for k in range(0, len(jobs), _CHUNK):
             conn.execute(
                 update(job)
-                .where(job.c.dataset_id == dataset_id, job.c.job_index == c.job_index)
-                .values(status=new.value, status_changed=now)
+                .where(job.c.dataset_id == dataset_id, job.c.job_index.in_(jobs[k : k + _CHUNK]))
+                .values(**values)
             )
     totals = conn.execute(
         select(

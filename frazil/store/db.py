@@ -12,7 +12,9 @@ busy lock: the services are written so that a retry is safe.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -58,6 +60,9 @@ class Database:
         if self.backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
             raise StoreError(f"unsupported database {self.backend!r} in {self.url!r}")
         self.engine = self._create_engine(pool_size, echo)
+        database = self.url.database or ""
+        file_db = self.backend == "sqlite" and database not in ("", ":memory:")
+        self._writer_lock = f"{database}-writers.lock" if file_db else None
 
     def _create_engine(self, pool_size: int, echo: bool) -> Engine:
         if self.backend == "sqlite":
@@ -86,8 +91,19 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction (committed on success, rolled back on error)."""
-        with self.engine.begin() as conn:
-            yield conn
+        if self._writer_lock is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        # SQLite: queue our writers on a kernel lock, which wakes the next one the moment the
+        # lock is free, instead of SQLite's busy handler, which sleeps and retries.
+        fd = os.open(self._writer_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            os.close(fd)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

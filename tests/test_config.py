@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import pytest
+
+from frazil.config import default_db_url, load_settings
+from frazil.errors import SettingsError
+
+
+def test_defaults(tmp_path):
+    s = load_settings({"HOME": str(tmp_path), "FRAZIL_HOME": str(tmp_path / "fh")})
+    assert s.home == tmp_path / "fh"
+    assert s.db_url == f"sqlite:///{tmp_path / 'fh' / 'frazil.db'}" == default_db_url(s.home)
+    assert s.is_default_sqlite
+
+
+def test_environment_beats_file(tmp_path):
+    (tmp_path / "frazil.toml").write_text('db_url = "sqlite:////from/file.db"\n')
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).db_url == "sqlite:////from/file.db"
+    env = {"FRAZIL_HOME": str(tmp_path), "FRAZIL_DB_URL": "postgresql+psycopg://x@y/z"}
+    assert load_settings(env).db_url == "postgresql+psycopg://x@y/z"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("db_url = [1]\n", "must be a string"),
+        ("nonsense = 1\n", "unknown setting"),
+        ("=", "frazil.toml"),
+    ],
+)
+def test_bad_settings_files(tmp_path, text, message):
+    (tmp_path / "frazil.toml").write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})
+
+
+def test_home_defaults_to_dot_frazil(monkeypatch, tmp_path):
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    assert load_settings({}).home == tmp_path / ".frazil"
