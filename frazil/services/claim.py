@@ -30,6 +30,9 @@ from frazil.store.db import Database
 from frazil.store.schema import dataset, task, task_attempt
 
 MAX_BATCH = 10_000
+#: Fair share counts a dataset's active tasks up to this many (a bounded cost per claim).
+ACTIVE_CAP = 10_000
+_STATUS_INDEX = "ix_task_dataset_id_status_job_index_task_index"
 ATTEMPT_COLUMNS = (
     "task_id", "number", "passkey_hash", "site", "outcome", "claimed_at", "config_version",
 )  # fmt: skip
@@ -84,6 +87,10 @@ def _candidates(
         .order_by(task.c.job_index, task.c.task_index)
         .limit(limit)
     )
+    for dialect in ("mysql", "mariadb"):
+        # MariaDB would rather walk the (dataset, job, task) key in ORDER BY order, locking
+        # every row it passes, than use the status index
+        stmt = stmt.with_hint(task, f"FORCE INDEX ({_STATUS_INDEX})", dialect)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
     rows = conn.execute(stmt).all()
@@ -147,16 +154,18 @@ def _order(conn: Connection, limit: int) -> list[tuple[int, int, int]]:
     ).all()
     if not datasets:
         return []
-    active: dict[int, int] = dict(
-        conn.execute(
-            select(task.c.dataset_id, func.count())
+    active: dict[int, int] = {}
+    for d in datasets:
+        capped = (
+            select(task.c.id)
             .where(
-                task.c.dataset_id.in_([d.id for d in datasets]),
+                task.c.dataset_id == d.id,
                 task.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]),
             )
-            .group_by(task.c.dataset_id)
-        ).all()
-    )
+            .limit(ACTIVE_CAP)
+            .subquery()
+        )
+        active[d.id] = conn.execute(select(func.count()).select_from(capped)).scalar_one()
     total = sum(max(d.priority, 0.0) for d in datasets)
 
     def served(d: Any) -> tuple[float, float, int]:
