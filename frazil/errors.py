@@ -15,7 +15,11 @@ The tree::
     │   ├── StaleAttempt              a report from an attempt that is no longer current
     │   └── BadPasskey                a report whose passkey does not match its attempt
     ├── StoreError                the database is unreachable, misconfigured or not migrated
-    └── SettingsError             Frazil's own settings cannot be read
+    ├── SettingsError             Frazil's own settings cannot be read
+    ├── AuthError                 a request without a valid token or passkey
+    ├── BatchError                a batch system refused or failed a request
+    │   └── BatchCommandError         a batch command failed: argv, exit code, stdout, stderr
+    └── TransferError             a file could not be staged in or out (or its checksum differs)
 
 Foreign exceptions (YAML, pydantic, OS errors) are translated at the boundary that meets
 them, with ``raise ... from exc``.
@@ -153,3 +157,30 @@ class StoreError(FrazilError):
 
 class SettingsError(FrazilError):
     """Frazil's settings file cannot be read or holds something unusable."""
+
+
+class AuthError(FrazilError):
+    """A request without a valid token (or passkey), or with a role that may not do this."""
+
+
+class BatchError(FrazilError):
+    """A batch system refused or failed a request."""
+
+
+class BatchCommandError(BatchError):
+    """A batch system command failed; carries everything needed to see why."""
+
+    def __init__(
+        self, argv: list[str], returncode: int | None, stdout: str, stderr: str, reason: str = ""
+    ) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        what = reason or (f"exit code {returncode}" if returncode is not None else "failed")
+        tail = (stderr or stdout).strip()[-2000:]
+        super().__init__(f"{' '.join(argv)}: {what}" + (f": {tail}" if tail else ""))
+
+
+class TransferError(FrazilError):
+    """A file could not be staged in or out, or its checksum is not the expected one."""
