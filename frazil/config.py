@@ -1,12 +1,23 @@
-"""Frazil's own settings, resolved once: where its home is and which database it uses.
+"""Frazil's own settings, resolved once: its home, its database, its server and its client.
 
-Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_URL``), then
-``$FRAZIL_HOME/frazil.toml``, then defaults (``~/.frazil``, SQLite at
-``$FRAZIL_HOME/frazil.db``).
+Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_URL``,
+``FRAZIL_URL``, ``FRAZIL_TOKEN``), then ``$FRAZIL_HOME/frazil.toml``, then defaults
+(``~/.frazil``, SQLite at ``$FRAZIL_HOME/frazil.db``, no server).
 
 ``frazil.toml``::
 
     db_url = "postgresql+psycopg://frazil@db.example.org/frazil"
+
+    [server]                      # frazil server
+    host = "127.0.0.1"
+    port = 8800
+    notify_webhook = "https://chat.example.org/hooks/frazil"   # POSTed {"text": ...}
+    notify_command = ["mail", "-s", "frazil", "admin@example.org"]  # message on stdin
+    notify_after = 5              # crashes in a row before the administrator hears of it
+
+    [client]                      # where the CLI sends its requests (else: the database)
+    url = "http://frazil.example.org:8800"
+    token = "frz_..."
 """
 
 from __future__ import annotations
@@ -14,10 +25,22 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from frazil.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How ``frazil server`` listens and whom it tells about crashing daemons."""
+
+    host: str = "127.0.0.1"
+    port: int = 8800
+    notify_webhook: str | None = None
+    notify_command: tuple[str, ...] = ()
+    notify_after: int = 5
 
 
 @dataclass(frozen=True)
@@ -26,6 +49,9 @@ class Settings:
 
     home: Path
     db_url: str
+    server: ServerSettings = field(default_factory=ServerSettings)
+    url: str | None = None  # a server to talk to instead of the database
+    token: str | None = None
 
     @property
     def is_default_sqlite(self) -> bool:
@@ -38,21 +64,56 @@ def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / 'frazil.db'}"
 
 
+def _table(values: Mapping[str, Any], key: str, known: set[str], path: Path) -> dict[str, Any]:
+    table = values.get(key, {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{path}: [{key}] must be a table")
+    unknown = set(table) - known
+    if unknown:
+        raise SettingsError(f"{path}: unknown setting(s) in [{key}]: {', '.join(sorted(unknown))}")
+    return table
+
+
+def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
+    known = {"host", "port", "notify_webhook", "notify_command", "notify_after"}
+    t = _table(values, "server", known, path)
+    command = t.get("notify_command", [])
+    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
+        raise SettingsError(f"{path}: server.notify_command must be a list of strings (argv)")
+    port = t.get("port", 8800)
+    if not isinstance(port, int) or not 0 <= port < 65536:
+        raise SettingsError(f"{path}: server.port must be a port number")
+    return ServerSettings(
+        host=str(t.get("host", "127.0.0.1")),
+        port=port,
+        notify_webhook=t.get("notify_webhook"),
+        notify_command=tuple(command),
+        notify_after=int(t.get("notify_after", 5)),
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from ``environ`` (the process environment by default)."""
     env = os.environ if environ is None else environ
     home = Path(env.get("FRAZIL_HOME") or Path.home() / ".frazil").expanduser()
-    file_values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     path = home / "frazil.toml"
     if path.exists():
         try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from exc
-        unknown = set(file_values) - {"db_url"}
+        unknown = set(values) - {"db_url", "server", "client"}
         if unknown:
             raise SettingsError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
-    db_url = env.get("FRAZIL_DB_URL") or file_values.get("db_url") or default_db_url(home)
+    db_url = env.get("FRAZIL_DB_URL") or values.get("db_url") or default_db_url(home)
     if not isinstance(db_url, str):
         raise SettingsError(f"{path}: db_url must be a string")
-    return Settings(home=home, db_url=db_url)
+    client = _table(values, "client", {"url", "token"}, path)
+    return Settings(
+        home=home,
+        db_url=db_url,
+        server=_server(values, path),
+        url=env.get("FRAZIL_URL") or client.get("url"),
+        token=env.get("FRAZIL_TOKEN") or client.get("token"),
+    )

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from frazil.errors import BadPasskey, NotFound, StaleAttempt
+from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt
 from frazil.model.policy import Policy, status_after_failure
 from frazil.model.records import FileRecord, Usage
 from frazil.model.resolve import JobInfo, resolve_task
@@ -24,7 +24,7 @@ from frazil.services.claim import hash_passkey
 from frazil.services.materialize import config_of
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
-from frazil.store.schema import dataset, file, task, task_attempt, task_stat
+from frazil.store.schema import dataset, file, site, task, task_attempt, task_log, task_stat
 
 #: A task that ran out of memory, disk or time asks for this much more of what it used.
 RAISE_FACTOR = 1.5
@@ -125,12 +125,16 @@ def spec(
             )
         ).one()
         config = config_of(conn, row.dataset_id, a.config_version)
+        values = system
+        if values is None:
+            registered = conn.execute(select(site.c.info).where(site.c.name == a.site)).first()
+            values = json.loads(registered.info).get("system", {}) if registered else {}
         info = JobInfo(
             dataset=row.dataset_id,
             job=row.job_index,
             jobs_submitted=d.jobs_submitted,
             dataset_seed=d.seed,
-            system=system or {},
+            system=values,
         )
         resolved = resolve_task(config, row.task_index, info).to_dict()
         resolved.update(
@@ -243,12 +247,15 @@ def fail(
     db: Database, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
     usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
     stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
+    counts: bool = True,
 ) -> TaskStatus:  # fmt: skip
     """The attempt failed: retry (``waiting``), give up (``failed``) or hold (``suspended``).
 
     ``exhausted`` names the resources the attempt ran out of (memory, disk, time): the next
     attempt asks for 1.5 times what this one used (or requested, when nothing was measured).
-    Returns the task's new status.
+    ``counts=False`` is for attempts stopped from outside (the batch system preempted or
+    cancelled the job): the task waits again without counting a failure. Returns the task's
+    new status.
     """
     unknown = set(exhausted) - set(RESOURCES)
     if unknown:
@@ -261,24 +268,94 @@ def fail(
         return fail_current(
             conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
             exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,
+            counts=counts,
         )  # fmt: skip
 
     return db.transaction(run)
+
+
+def lost(
+    db: Database, task_id: int, attempt: int, *, site: str, now: float, reason: str,
+    outcome: str = "vanished",
+) -> TaskStatus | None:  # fmt: skip
+    """A site reports that the attempt's batch job ended without a word from its pilot.
+
+    The task is reset (counting a failure): a job that vanished is never assumed complete.
+    Returns the task's new status, or None when the attempt had already ended (the pilot's
+    report won the race).
+    """
+
+    def run(conn: Connection) -> TaskStatus | None:
+        row = load_task(conn, task_id)
+        if row is None:
+            raise NotFound(f"no task {task_id}")
+        a = conn.execute(
+            select(task_attempt.c.id, task_attempt.c.site, task_attempt.c.outcome).where(
+                task_attempt.c.task_id == task_id, task_attempt.c.number == attempt
+            )
+        ).first()
+        if a is None:
+            raise NotFound(f"task {task_id} has no attempt {attempt}")
+        if a.site != site:
+            raise Rejected(f"task {task_id} attempt {attempt} belongs to site {a.site!r}")
+        active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+        if a.outcome != "open" or row.attempts != attempt or not active:
+            return None
+        return fail_current(
+            conn, row, now=now, error=reason, actor=f"site:{site}", outcome=outcome,
+            attempt_id=a.id,
+        )  # fmt: skip
+
+    return db.transaction(run)
+
+
+#: Logs keep their last this many characters.
+MAX_LOG = 64 * 1024
+
+
+def store_log(
+    db: Database, task_id: int, attempt: int, passkey: str, *, name: str, text: str, now: float
+) -> None:
+    """Keep the tail of a log of the attempt (stdout, stderr, the pilot's own, a module's)."""
+    if not name or len(name) > 100 or "/" in name:
+        raise Rejected(f"a log name is 1-100 characters without '/', got {name!r}")
+
+    def run(conn: Connection) -> None:
+        row, a = _authenticate(
+            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
+        )
+        values = {"text": text[-MAX_LOG:], "size": len(text.encode()), "created_at": now}
+        changed = conn.execute(
+            update(task_log)
+            .where(task_log.c.attempt_id == a.id, task_log.c.name == name)
+            .values(**values)
+        )
+        if changed.rowcount == 0:
+            conn.execute(
+                insert(task_log).values(attempt_id=a.id, task_id=row.id, name=name, **values)
+            )
+
+    db.transaction(run)
 
 
 def fail_current(
     conn: Connection, row: TaskRow, *, now: float, error: str, usage: Usage | None = None,
     exhausted: Sequence[str] = (), exit_code: int | None = None,
     stats: Mapping[str, float] | None = None, actor: str, outcome: str, attempt_id: int | None,
+    counts: bool = True,
 ) -> TaskStatus:  # fmt: skip
-    """Count a failure of the task's current attempt and move the task on (shared with timeouts)."""
+    """End the task's current attempt unsuccessfully and move the task on.
+
+    Shared by pilots' reports, sites' reports and the watchdog. A counted failure follows
+    the dataset's policy; an uncounted one (preemption) simply waits again.
+    """
     policy = _policy(conn, row.dataset_id)
-    new = status_after_failure(row.failures + 1, policy)
+    new = status_after_failure(row.failures + 1, policy) if counts else TaskStatus.WAITING
     if new is TaskStatus.WAITING and row.deps_pending:
         new = TaskStatus.IDLE
     values = _raised_requests(conn, row, usage, exhausted)
     done = change_task(
-        conn, row, new, now, actor, values=values, failures_delta=1, outcome=outcome,
+        conn, row, new, now, actor, values=values, failures_delta=int(counts), outcome=outcome,
         outcome_values={
             "error": error[:MAX_ERROR], "exit_code": exit_code, **_usage_values(usage),
         },

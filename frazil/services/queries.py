@@ -23,6 +23,7 @@ from frazil.store.schema import (
     job,
     task,
     task_attempt,
+    task_log,
     task_stat,
 )
 
@@ -370,3 +371,52 @@ def events(db: Database, ref: int | str, *, limit: int = 50) -> Sequence[Any]:
             .order_by(event.c.id.desc())
             .limit(limit)
         ).all()
+
+
+@dataclass(frozen=True)
+class LogView:
+    """The kept tail of one log of one attempt."""
+
+    attempt: int
+    name: str
+    text: str
+    size: int
+    created_at: float
+
+
+def task_logs(db: Database, task_id: int, *, attempt: int | None = None) -> list[LogView]:
+    """A task's logs, newest attempt first."""
+    with db.read() as conn:
+        if conn.execute(select(task.c.id).where(task.c.id == task_id)).first() is None:
+            raise NotFound(f"no task {task_id}")
+        stmt = (
+            select(task_attempt.c.number, task_log.c.name, task_log.c.text, task_log.c.size,
+                   task_log.c.created_at)
+            .join(task_attempt, task_attempt.c.id == task_log.c.attempt_id)
+            .where(task_log.c.task_id == task_id)
+            .order_by(task_attempt.c.number.desc(), task_log.c.name)
+        )  # fmt: skip
+        if attempt is not None:
+            stmt = stmt.where(task_attempt.c.number == attempt)
+        return [LogView(r.number, r.name, r.text, r.size, r.created_at) for r in conn.execute(stmt)]
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How many tasks of a dataset are in one state."""
+
+    dataset_id: int
+    status: str
+    count: int
+
+
+def queue_depths(db: Database) -> list[QueueDepth]:
+    """Task counts per dataset and state, for datasets still at work (for metrics)."""
+    with db.read() as conn:
+        live = select(dataset.c.id).where(dataset.c.status != "complete")
+        rows = conn.execute(
+            select(task.c.dataset_id, task.c.status, func.count().label("n"))
+            .where(task.c.dataset_id.in_(live))
+            .group_by(task.c.dataset_id, task.c.status)
+        )
+        return [QueueDepth(r.dataset_id, r.status, int(r.n)) for r in rows]

@@ -8,7 +8,8 @@ Three groups, as in the seeds' database:
   ``config_module``; ``task_dependency`` holds the DAG that every job of the dataset shares;
 - the work: ``job`` (keyed by dataset and index), ``task``, ``task_attempt`` (one row per try),
   ``file``, ``task_stat``, ``run``;
-- the audit trail: ``event``.
+- the audit trail: ``event``;
+- the service itself: ``token`` (hashes of API tokens), ``site``, ``task_log``.
 
 Times are UTC seconds since the epoch (``now`` is passed in by the caller). Job and dataset
 rows carry counters of their children's states, kept in the same transactions as the
@@ -239,6 +240,7 @@ file = Table(
     Column("movement", String(STATUS), nullable=False),
     Column("type", String(STATUS), nullable=False),
     Column("created_at", Double, nullable=False),
+    Column("deleted_at", Double, nullable=True),  # temporary files the collector removed
     Index(None, "dataset_id", "movement"),
 )
 
@@ -280,4 +282,39 @@ event = Table(
     Column("count", Integer, nullable=False, default=1),  # objects changed by one action
     Column("reason", Text, nullable=False, default=""),
     Index(None, "dataset_id", "time"),
+)
+
+token = Table(
+    "token",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(NAME), nullable=False),
+    Column("role", String(STATUS), nullable=False),  # admin | user | site
+    Column("hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    Column("created_at", Double, nullable=False),
+    Column("last_used_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
+)
+
+site = Table(
+    "site",
+    metadata,
+    Column("name", String(NAME), primary_key=True),
+    Column("resources", Text, nullable=False),  # JSON: what one of its slots offers
+    Column("registered_at", Double, nullable=False),
+    Column("last_seen", Double, nullable=False),
+    Column("info", Text, nullable=False, default="{}"),  # JSON: plugin, version, host
+)
+
+task_log = Table(
+    "task_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=False),
+    Column("task_id", BigInteger, nullable=False, index=True),
+    Column("name", String(NAME), nullable=False),  # stdout | stderr | pilot | a module's
+    Column("text", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),  # bytes before the tail was cut
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("attempt_id", "name"),
 )

@@ -11,7 +11,7 @@ from frazil.errors import StoreError
 from frazil.store import Database
 from frazil.store.db import _transient
 from frazil.store.schema import metadata, task_dependency
-from tests.services.conftest import BACKENDS, fresh_server
+from tests.conftest import BACKENDS, fresh_server
 
 
 @pytest.fixture(params=BACKENDS)

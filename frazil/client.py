@@ -1,0 +1,296 @@
+"""The typed HTTP client that the CLI, the site daemon and the pilot share.
+
+Standard library and httpx only, so that a pilot can use it on a worker node. Responses are
+plain JSON data; errors come back as Frazil's own exceptions (``NotFound``, ``Rejected``,
+``StaleAttempt``, ``BadPasskey``, ``AuthError``, ``ConfigError`` with its problems).
+Connection failures and 502/503/504 answers are retried with a growing pause until
+``retry_for`` seconds have passed, so a server restart is ridden out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from frazil import errors
+from frazil.errors import AuthError, BadPasskey, ConfigError, FrazilError, Problem, StoreError
+
+log = logging.getLogger(__name__)
+
+_ERRORS: dict[str, type[FrazilError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.NotFound,
+        errors.Rejected,
+        errors.StaleAttempt,
+        errors.BadPasskey,
+        errors.AuthError,
+        errors.IllegalTransition,
+        errors.ExpressionError,
+        errors.StoreError,
+    )
+}
+_RETRY_STATUS = {502, 503, 504}
+
+
+class ServerError(FrazilError):
+    """The server answered with something Frazil does not know how to read."""
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    name = body.get("error", "") if isinstance(body, dict) else ""
+    detail = body.get("detail", response.text[:500]) if isinstance(body, dict) else response.text
+    if name == "ConfigError":
+        problems = [Problem(**p) for p in body.get("problems", [])]
+        raise ConfigError(problems, "<submitted config>")
+    if name == "IllegalTransition":
+        raise errors.Rejected(str(detail))
+    cls = _ERRORS.get(name)
+    if cls is errors.ExpressionError:
+        raise errors.ExpressionError(str(detail))
+    if cls is not None:
+        raise cls(str(detail))
+    if response.status_code in (401, 403):
+        raise AuthError(str(detail))
+    raise ServerError(f"HTTP {response.status_code} from {response.request.url}: {detail}")
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str,
+        auth: str,
+        *,
+        timeout: float = 60.0,
+        retry_for: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.retry_for = retry_for
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": auth, "User-Agent": "frazil"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> _Base:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
+        """One call, retried on connection failures and unavailable servers."""
+        deadline = time.monotonic() + self.retry_for
+        pause = 0.2
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        while True:
+            try:
+                response = self._http.request(method, path, json=json, params=clean)
+            except httpx.TransportError as exc:
+                if time.monotonic() + pause > deadline:
+                    raise StoreError(
+                        f"cannot reach the Frazil server at {self.url}: {exc}"
+                    ) from exc
+                log.warning("server unreachable (%s); retrying in %.1f s", exc, pause)
+            else:
+                if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
+                    _raise_for(response)
+                    return response.json() if response.content else None
+                log.warning("server answered %d; retrying in %.1f s", response.status_code, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
+class Client(_Base):
+    """What users, administrators and sites call, with a bearer token."""
+
+    def __init__(self, url: str, token: str, **options: Any) -> None:
+        super().__init__(url, f"Bearer {token}", **options)
+
+    # -- datasets ---------------------------------------------------------------------------
+
+    def submit(self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any) -> int:
+        """Submit a dataset (config as data or YAML/JSON text); returns its id."""
+        body = {"config": config, "jobs": jobs, **options}
+        return int(self.request("POST", "/datasets", json=body)["id"])
+
+    def datasets(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Every dataset."""
+        result: list[dict[str, Any]] = self.request("GET", "/datasets", params={"status": status})
+        return result
+
+    def dataset(self, ref: int | str) -> dict[str, Any]:
+        """A dataset with its task counts."""
+        result: dict[str, Any] = self.request("GET", f"/datasets/{ref}")
+        return result
+
+    def config(self, ref: int | str, version: int | None = None) -> dict[str, Any]:
+        """A version of a dataset's config."""
+        result: dict[str, Any] = self.request(
+            "GET", f"/datasets/{ref}/config", params={"version": version}
+        )
+        return result
+
+    def act(self, ref: int | str, action: str, **scope: Any) -> int:
+        """suspend, resume, reset or hard-reset (``job=``, ``task=``, ``task_id=``, ``reason=``)."""
+        return int(self.request("POST", f"/datasets/{ref}/actions/{action}", json=scope)["count"])
+
+    def set_priority(self, ref: int | str, priority: float) -> None:
+        """Change a dataset's priority."""
+        self.request("PUT", f"/datasets/{ref}/priority", json={"priority": priority})
+
+    def set_jobs(self, ref: int | str, jobs: int) -> None:
+        """Raise a dataset's number of jobs."""
+        self.request("PUT", f"/datasets/{ref}/jobs", json={"jobs": jobs})
+
+    def truncate(self, ref: int | str) -> None:
+        """Make no more jobs for a dataset."""
+        self.request("POST", f"/datasets/{ref}/truncate")
+
+    def jobs(self, ref: int | str, **filters: Any) -> list[dict[str, Any]]:
+        """A dataset's jobs (``status``, ``limit``, ``offset``)."""
+        result: list[dict[str, Any]] = self.request("GET", f"/datasets/{ref}/jobs", params=filters)
+        return result
+
+    def tasks(self, ref: int | str, **filters: Any) -> list[dict[str, Any]]:
+        """A dataset's tasks (``status``, ``job``, ``name``, ``limit``, ``offset``)."""
+        result: list[dict[str, Any]] = self.request("GET", f"/datasets/{ref}/tasks", params=filters)
+        return result
+
+    def stats(self, ref: int | str, task: str | None = None) -> list[dict[str, Any]]:
+        """A dataset's statistics."""
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/datasets/{ref}/stats", params={"task": task}
+        )
+        return result
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """A task with its attempts."""
+        result: dict[str, Any] = self.request("GET", f"/tasks/{task_id}")
+        return result
+
+    def logs(self, task_id: int, attempt: int | None = None) -> list[dict[str, Any]]:
+        """A task's logs."""
+        result: list[dict[str, Any]] = self.request(
+            "GET", f"/tasks/{task_id}/logs", params={"attempt": attempt}
+        )
+        return result
+
+    # -- sites ------------------------------------------------------------------------------
+
+    def register_site(self, name: str, **resources: Any) -> dict[str, Any]:
+        """Register a site (cpu, gpu, memory, disk, time, os, attributes, system, info)."""
+        result: dict[str, Any] = self.request("PUT", f"/sites/{name}", json=resources)
+        return result
+
+    def site_heartbeat(self, name: str) -> None:
+        """The site's daemon is alive."""
+        self.request("POST", f"/sites/{name}/heartbeat")
+
+    def claim(self, site: str, limit: int, **resources: Any) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` tasks that fit one slot of the site."""
+        result: list[dict[str, Any]] = self.request(
+            "POST", f"/sites/{site}/claim", json={"limit": limit, **resources}
+        )
+        return result
+
+    def record_batch_id(self, site: str, task_id: int, attempt: int, batch_id: str) -> None:
+        """Tell the server which batch job runs an attempt."""
+        self.request(
+            "POST", f"/sites/{site}/tasks/{task_id}/attempts/{attempt}/batch",
+            json={"batch_id": batch_id},
+        )  # fmt: skip
+
+    def lost(
+        self, site: str, task_id: int, attempt: int, reason: str, outcome: str = "vanished"
+    ) -> str | None:
+        """An attempt's batch job ended without its pilot's report; returns the task's state."""
+        result = self.request(
+            "POST", f"/sites/{site}/tasks/{task_id}/attempts/{attempt}/lost",
+            json={"reason": reason, "outcome": outcome},
+        )  # fmt: skip
+        status: str | None = result["status"]
+        return status
+
+    # -- administration -----------------------------------------------------------------------
+
+    def create_token(self, name: str, role: str) -> dict[str, Any]:
+        """A new token (shown once)."""
+        result: dict[str, Any] = self.request("POST", "/tokens", json={"name": name, "role": role})
+        return result
+
+    def health(self) -> dict[str, Any]:
+        """The server's status."""
+        result: dict[str, Any] = self.request("GET", "/health")
+        return result
+
+
+class PilotClient(_Base):
+    """What a pilot calls about its one attempt, with the attempt's passkey."""
+
+    def __init__(self, url: str, task_id: int, attempt: int, passkey: str, **options: Any) -> None:
+        super().__init__(url, f"Passkey {passkey}", **options)
+        self.base = f"/pilot/tasks/{task_id}/attempts/{attempt}"
+
+    def spec(self) -> dict[str, Any]:
+        """The resolved task to run."""
+        result: dict[str, Any] = self.request("GET", f"{self.base}/spec")
+        return result
+
+    def start(self, host: str) -> None:
+        """The task is processing on ``host``."""
+        self.request("POST", f"{self.base}/start", json={"host": host})
+
+    def heartbeat(self, phase: str | None = None) -> None:
+        """Alive (and now in ``phase``)."""
+        self.request("POST", f"{self.base}/heartbeat", json={"phase": phase})
+
+    def finish(
+        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
+        files: list[Mapping[str, Any]],
+    ) -> None:  # fmt: skip
+        """The attempt succeeded."""
+        self.request(
+            "POST", f"{self.base}/finish", json={"usage": usage, "stats": stats, "files": files}
+        )
+
+    def fail(
+        self, error: str, *, usage: Mapping[str, Any] | None = None,
+        exhausted: list[str] | None = None, exit_code: int | None = None,
+        stats: Mapping[str, float] | None = None, counts: bool = True,
+    ) -> str:  # fmt: skip
+        """The attempt failed (``counts`` false: stopped from outside); returns the task's state."""
+        result = self.request(
+            "POST", f"{self.base}/fail",
+            json={
+                "error": error, "usage": usage, "exhausted": exhausted or [],
+                "exit_code": exit_code, "stats": stats or {}, "counts": counts,
+            },
+        )  # fmt: skip
+        status: str = result["status"]
+        return status
+
+    def log(self, name: str, text: str) -> None:
+        """Keep the tail of a log."""
+        self.request("PUT", f"{self.base}/logs/{name}", json={"text": text})
+
+
+__all__ = ["BadPasskey", "Client", "PilotClient", "ServerError"]

@@ -1,0 +1,52 @@
+"""The ASGI application: routes, error mapping, OpenAPI description."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from frazil import __version__
+from frazil.server import (
+    errors,
+    metrics,
+    routes_admin,
+    routes_datasets,
+    routes_pilot,
+    routes_sites,
+    routes_tasks,
+)
+from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
+from frazil.store.db import Database
+
+
+def create_app(
+    db: Database, *, clock: Callable[[], float] = time.time, token_ttl: float = TOKEN_CACHE_SECONDS
+) -> FastAPI:
+    """The API over ``db``; ``clock`` gives the time every service call is stamped with."""
+    app = FastAPI(
+        title="Frazil",
+        version=__version__,
+        description="A lightweight distributed production system for scientific datasets.",
+    )
+    app.state.frazil = AppState(
+        db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl
+    )
+    errors.install(app)
+    for module in (
+        routes_datasets,
+        routes_tasks,
+        routes_sites,
+        routes_pilot,
+        routes_admin,
+        metrics,
+    ):
+        app.include_router(module.router)
+
+    @app.get("/health", tags=["metrics"])
+    def health(_: Reader) -> dict[str, str]:
+        """The server answers and the token is valid."""
+        return {"status": "ok", "version": __version__}
+
+    return app

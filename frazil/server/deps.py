@@ -1,0 +1,103 @@
+"""What every route needs: the app's state, and who is calling (a token or a passkey).
+
+Tokens arrive as ``Authorization: Bearer <token>``; pilots send ``Authorization: Passkey
+<passkey>`` and the services check it against the attempt. Valid tokens are remembered for
+a few seconds so that a busy site does not cost a database read per request; a revoked token
+stops working within that time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from frazil.errors import AuthError
+from frazil.services.tokens import Role, TokenInfo, require, verify_token
+from frazil.store.db import Database
+
+TOKEN_CACHE_SECONDS = 5.0
+
+
+@dataclass
+class AppState:
+    """Shared by every request of one app."""
+
+    db: Database
+    clock: Callable[[], float] = time.time
+    metrics: Any = None
+    token_ttl: float = TOKEN_CACHE_SECONDS
+    _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def now(self) -> float:
+        """The current time (from the injected clock)."""
+        return self.clock()
+
+    def token(self, value: str) -> TokenInfo:
+        """Who a token belongs to (cached briefly)."""
+        mono = time.monotonic()
+        with self._lock:
+            hit = self._tokens.get(value)
+            if hit is not None and mono - hit[0] < self.token_ttl:
+                return hit[1]
+        info = verify_token(self.db, value)
+        with self._lock:
+            if len(self._tokens) > 10_000:
+                self._tokens.clear()
+            self._tokens[value] = (mono, info)
+        return info
+
+
+def state(request: Request) -> AppState:
+    """The app's state."""
+    value: AppState = request.app.state.frazil
+    return value
+
+
+def _credentials(request: Request, scheme: str) -> str:
+    header = request.headers.get("authorization", "")
+    kind, _, value = header.partition(" ")
+    if kind.lower() != scheme.lower() or not value.strip():
+        raise AuthError(f"this route needs 'Authorization: {scheme} ...'")
+    return value.strip()
+
+
+def caller(role: Role) -> Callable[..., TokenInfo]:
+    """A dependency that admits tokens whose role may act as ``role``."""
+
+    def dependency(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+        info = app.token(_credentials(request, "Bearer"))
+        require(info, role)
+        return info
+
+    return dependency
+
+
+def passkey(request: Request) -> str:
+    """The pilot's passkey (checked by the service against the attempt)."""
+    return _credentials(request, "Passkey")
+
+
+State = Annotated[AppState, Depends(state)]
+User = Annotated[TokenInfo, Depends(caller(Role.USER))]
+Admin = Annotated[TokenInfo, Depends(caller(Role.ADMIN))]
+Site = Annotated[TokenInfo, Depends(caller(Role.SITE))]
+Passkey = Annotated[str, Depends(passkey)]
+
+
+def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+    """Any valid token may read."""
+    return app.token(_credentials(request, "Bearer"))
+
+
+Reader = Annotated[TokenInfo, Depends(reader)]
+
+
+def actor(info: TokenInfo) -> str:
+    """How a caller appears in the audit trail."""
+    return f"{info.role.value}:{info.name}"

@@ -1,0 +1,124 @@
+"""Running the server: the API under uvicorn and the daemons under their supervisor.
+
+``serve`` blocks (``frazil server``); ``ServerThread`` runs the same in threads of the
+calling process and tells its URL once it listens (``frazil demo`` and the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+
+import httpx
+import uvicorn
+
+from frazil.config import ServerSettings
+from frazil.server.app import create_app
+from frazil.server.daemons import server_daemons
+from frazil.server.supervisor import Supervisor
+from frazil.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def notifier(settings: ServerSettings) -> Callable[[str], None] | None:
+    """Tell the administrator: POST to a webhook and/or run a command with the message."""
+    if not settings.notify_webhook and not settings.notify_command:
+        return None
+
+    def notify(message: str) -> None:
+        if settings.notify_webhook:
+            httpx.post(
+                settings.notify_webhook, json={"text": message}, timeout=30
+            ).raise_for_status()
+        if settings.notify_command:
+            subprocess.run(  # noqa: S603 - argv from the administrator's settings, no shell
+                list(settings.notify_command), input=message, text=True, timeout=60, check=True
+            )
+
+    return notify
+
+
+class ServerThread:
+    """The API and its daemons in background threads of this process."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: ServerSettings | None = None,
+        fast_daemons: bool = False,
+        clock: Callable[[], float] = time.time,
+        log_level: str = "warning",
+    ) -> None:
+        self.db = db
+        self.settings = settings or ServerSettings()
+        self.app = create_app(db, clock=clock)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
+        )
+        self.supervisor = Supervisor(
+            server_daemons(db, fast=fast_daemons),
+            notify=notifier(self.settings),
+            notify_after=self.settings.notify_after,
+        )
+        self.clock = clock
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        """Where the API listens (once started)."""
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        """Start serving; returns when the API listens."""
+        api = threading.Thread(target=self.server.run, name="frazil-api", daemon=True)
+        daemons = threading.Thread(
+            target=self.supervisor.run,
+            args=(self._stop, self.clock),
+            name="frazil-daemons",
+            daemon=True,
+        )
+        self._threads = [api, daemons]
+        api.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not api.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start")
+            time.sleep(0.01)
+        daemons.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the API and the daemons."""
+        self._stop.set()
+        self.server.should_exit = True
+        for t in self._threads:
+            t.join(timeout=10)
+
+
+def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False) -> None:
+    """Run the API and the daemons until interrupted."""
+    stop = threading.Event()
+    supervisor = Supervisor(
+        server_daemons(db, fast=fast_daemons),
+        notify=notifier(settings),
+        notify_after=settings.notify_after,
+    )
+    daemons = threading.Thread(
+        target=supervisor.run, args=(stop,), name="frazil-daemons", daemon=True
+    )
+    daemons.start()
+    log.info("frazil server on http://%s:%d", settings.host, settings.port)
+    try:
+        uvicorn.run(create_app(db), host=settings.host, port=settings.port, log_level="info")
+    finally:
+        stop.set()
+        daemons.join(timeout=10)

@@ -1,0 +1,34 @@
+"""Routes for administrators: tokens."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+
+from frazil.server.deps import Admin, State
+from frazil.server.schemas import TokenBody
+from frazil.services import tokens
+
+router = APIRouter(prefix="/tokens", tags=["admin"])
+
+
+@router.get("")
+def list_tokens(app: State, _: Admin) -> list[tokens.TokenInfo]:
+    """Every token's record (never the tokens themselves)."""
+    return tokens.list_tokens(app.db)
+
+
+@router.post("", status_code=201)
+def create_token(body: TokenBody, app: State, _: Admin) -> dict[str, Any]:
+    """A new token, shown in this response only."""
+    info, value = tokens.create_token(app.db, body.name, body.role, now=app.now())
+    return {**asdict(info), "token": value}
+
+
+@router.delete("/{token_id}")
+def revoke_token(token_id: int, app: State, _: Admin) -> dict[str, bool]:
+    """Make a token unusable."""
+    tokens.revoke_token(app.db, token_id, now=app.now())
+    return {"revoked": True}

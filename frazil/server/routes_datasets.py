@@ -1,0 +1,144 @@
+"""Routes for datasets, their jobs, tasks, statistics and control actions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from frazil.errors import ConfigError
+from frazil.loader import inspect_text
+from frazil.model.spec import DatasetConfig
+from frazil.server.deps import Reader, State, User, actor
+from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
+from frazil.services import control, queries, stats, submit
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+ACTIONS = {
+    "suspend": control.suspend,
+    "resume": control.resume,
+    "reset": control.reset,
+    "hard-reset": control.hard_reset,
+}
+
+
+def parse_config(value: dict[str, Any] | str) -> DatasetConfig:
+    """A config from an object or YAML/JSON text; ``ConfigError`` with every problem."""
+    text = json.dumps(value) if isinstance(value, dict) else value
+    inspection = inspect_text(
+        text, "<submitted config>", "json" if isinstance(value, dict) else None
+    )
+    if inspection.config is None or not inspection.report.ok:
+        raise ConfigError(list(inspection.report.errors), "<submitted config>")
+    return inspection.config
+
+
+@router.post("", status_code=201)
+def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, int]:
+    """Submit a dataset; returns its id."""
+    dataset_id = submit.submit(
+        app.db, parse_config(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
+        owner=who.name, group=body.group, alias=body.alias, description=body.description,
+        priority=body.priority, seed=body.seed,
+    )  # fmt: skip
+    return {"id": dataset_id}
+
+
+@router.get("")
+def list_datasets(app: State, _: Reader, status: str | None = None) -> list[queries.DatasetView]:
+    """Every dataset, newest first."""
+    return queries.list_datasets(app.db, status=status)
+
+
+@router.get("/{ref}")
+def dataset_status(ref: str, app: State, _: Reader) -> queries.DatasetStatusView:
+    """A dataset with its task counts per task name and state."""
+    return queries.dataset_status(app.db, ref)
+
+
+@router.get("/{ref}/config")
+def dataset_config(ref: str, app: State, _: Reader, version: int | None = None) -> dict[str, Any]:
+    """A version of the dataset's config (the current one by default)."""
+    return queries.dataset_config_text(app.db, ref, version)
+
+
+@router.put("/{ref}/config")
+def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> dict[str, int]:
+    """Store a new version of the config; returns its number."""
+    version = submit.edit_config(
+        app.db,
+        ref,
+        parse_config(body.config),
+        now=app.now(),
+        actor=actor(who),
+        comment=body.comment,
+    )
+    return {"version": version}
+
+
+@router.post("/{ref}/actions/{action}")
+def act(ref: str, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
+    """suspend, resume, reset or hard-reset tasks of the dataset (all, a job, a task)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    scope = control.Scope(ref, job=body.job, task=body.task, task_id=body.task_id)
+    count = ACTIONS[action](app.db, scope, now=app.now(), actor=actor(who), reason=body.reason)
+    return {"count": count}
+
+
+@router.put("/{ref}/priority")
+def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[str, float]:
+    """Change the dataset's weight in the fair share."""
+    control.set_priority(app.db, ref, body.priority, now=app.now(), actor=actor(who))
+    return {"priority": body.priority}
+
+
+@router.put("/{ref}/jobs")
+def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, int]:
+    """Raise the number of jobs."""
+    submit.set_jobs(app.db, ref, body.jobs, now=app.now(), actor=actor(who))
+    return {"jobs": body.jobs}
+
+
+@router.post("/{ref}/truncate")
+def truncate(ref: str, app: State, who: User) -> dict[str, bool]:
+    """Make no more jobs: the dataset completes when the existing ones do."""
+    submit.truncate(app.db, ref, now=app.now(), actor=actor(who))
+    return {"truncated": True}
+
+
+@router.get("/{ref}/jobs")
+def list_jobs(
+    ref: str, app: State, _: Reader, status: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
+) -> list[queries.JobView]:  # fmt: skip
+    """The dataset's jobs in index order."""
+    return queries.list_jobs(app.db, ref, status=status, limit=limit, offset=offset)
+
+
+@router.get("/{ref}/tasks")
+def list_tasks(
+    ref: str, app: State, _: Reader, status: str | None = None, job: int | None = None,
+    name: str | None = None, limit: int = Query(100, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+) -> list[queries.TaskView]:  # fmt: skip
+    """The dataset's tasks, filtered."""
+    return queries.list_tasks(
+        app.db, ref, status=status, job=job, name=name, limit=limit, offset=offset
+    )
+
+
+@router.get("/{ref}/stats")
+def dataset_stats(ref: str, app: State, _: Reader, task: str | None = None) -> list[Any]:
+    """Statistics per task name and overall (``*``)."""
+    return list(stats.dataset_stats(app.db, ref, task_name=task))
+
+
+@router.get("/{ref}/events")
+def dataset_events(
+    ref: str, app: State, _: Reader, limit: int = Query(50, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    """The dataset's most recent audit events."""
+    return [dict(r._mapping) for r in queries.events(app.db, ref, limit=limit)]

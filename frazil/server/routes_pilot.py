@@ -1,0 +1,83 @@
+"""The pilot's side of the protocol: every call carries the attempt's passkey."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from frazil.model.records import FileRecord, Usage
+from frazil.server.deps import Passkey, State
+from frazil.server.schemas import (
+    FailBody,
+    FinishBody,
+    HeartbeatBody,
+    LogBody,
+    StartBody,
+    UsageBody,
+)
+from frazil.services import attempts
+
+router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
+
+
+def _usage(body: UsageBody | None) -> Usage | None:
+    return Usage(**body.model_dump()) if body is not None else None
+
+
+@router.get("/spec")
+def spec(task_id: int, attempt: int, key: Passkey, app: State) -> dict[str, Any]:
+    """The resolved task: trays, modules with their argv, data, requirements."""
+    return attempts.spec(app.db, task_id, attempt, key)
+
+
+@router.post("/start")
+def start(task_id: int, attempt: int, body: StartBody, key: Passkey, app: State) -> dict[str, bool]:
+    """The pilot started on a worker node: the task is processing."""
+    attempts.start(app.db, task_id, attempt, key, now=app.now(), host=body.host)
+    return {"ok": True}
+
+
+@router.post("/heartbeat")
+def heartbeat(
+    task_id: int, attempt: int, body: HeartbeatBody, key: Passkey, app: State
+) -> dict[str, bool]:
+    """The pilot is alive (and maybe moved on to another phase)."""
+    attempts.heartbeat(app.db, task_id, attempt, key, now=app.now(), phase=body.phase)
+    return {"ok": True}
+
+
+@router.post("/finish")
+def finish(
+    task_id: int, attempt: int, body: FinishBody, key: Passkey, app: State
+) -> dict[str, bool]:
+    """The attempt succeeded; its statistics and files are recorded."""
+    attempts.finish(
+        app.db, task_id, attempt, key, now=app.now(), usage=_usage(body.usage),
+        stats=body.stats, files=[FileRecord(**f.model_dump()) for f in body.files],
+    )  # fmt: skip
+    if app.metrics is not None:
+        app.metrics.completed()
+    return {"ok": True}
+
+
+@router.post("/fail")
+def fail(task_id: int, attempt: int, body: FailBody, key: Passkey, app: State) -> dict[str, str]:
+    """The attempt failed (or was stopped from outside, with ``counts`` false)."""
+    status = attempts.fail(
+        app.db, task_id, attempt, key, now=app.now(), error=body.error, usage=_usage(body.usage),
+        exhausted=body.exhausted, exit_code=body.exit_code, stats=body.stats,
+        counts=body.counts, outcome="failed" if body.counts else "preempted",
+    )  # fmt: skip
+    if app.metrics is not None:
+        app.metrics.failed()
+    return {"status": status.value}
+
+
+@router.put("/logs/{name}")
+def upload_log(
+    task_id: int, attempt: int, name: str, body: LogBody, key: Passkey, app: State
+) -> dict[str, bool]:
+    """Keep the tail of one of the attempt's logs."""
+    attempts.store_log(app.db, task_id, attempt, key, name=name, text=body.text, now=app.now())
+    return {"ok": True}

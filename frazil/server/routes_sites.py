@@ -1,0 +1,91 @@
+"""Routes for sites: registration, heartbeat, and the site side of the protocol.
+
+A site token may act only for the site of the same name (an admin token for any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter
+
+from frazil.errors import AuthError
+from frazil.model.records import SiteResources
+from frazil.server.deps import Reader, Site, State
+from frazil.server.schemas import BatchIdBody, ClaimBody, LostBody, SiteBody
+from frazil.services import attempts, sites
+from frazil.services.claim import claim
+from frazil.services.tokens import Role, TokenInfo
+
+router = APIRouter(prefix="/sites", tags=["sites"])
+
+
+def _own(who: TokenInfo, name: str) -> None:
+    if who.role is not Role.ADMIN and who.name != name:
+        raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
+
+
+@router.get("")
+def list_sites(app: State, _: Reader) -> list[sites.SiteView]:
+    """Every registered site."""
+    return sites.list_sites(app.db)
+
+
+@router.put("/{name}")
+def register(name: str, body: SiteBody, app: State, who: Site) -> sites.SiteView:
+    """Register the site, or update what its slots offer."""
+    _own(who, name)
+    resources = SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
+    return sites.register(
+        app.db, resources, now=app.now(), info={**body.info, "system": body.system}
+    )
+
+
+@router.post("/{name}/heartbeat")
+def heartbeat(name: str, app: State, who: Site) -> dict[str, bool]:
+    """The site's daemon is alive."""
+    _own(who, name)
+    sites.heartbeat(app.db, name, now=app.now())
+    return {"ok": True}
+
+
+@router.post("/{name}/claim")
+def claim_tasks(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
+    """Hand up to ``limit`` waiting tasks that fit one slot to the site."""
+    _own(who, name)
+    resources = SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
+    claims = claim(app.db, resources, body.limit, app.now())
+    if app.metrics is not None:
+        app.metrics.claimed(len(claims))
+    return [asdict(c) for c in claims]
+
+
+@router.post("/{name}/tasks/{task_id}/attempts/{attempt}/batch")
+def record_batch_id(
+    name: str, task_id: int, attempt: int, body: BatchIdBody, app: State, who: Site
+) -> dict[str, bool]:
+    """The site submitted the attempt to its batch system under this id."""
+    _own(who, name)
+    attempts.record_batch_id(app.db, task_id, attempt, body.batch_id, site=name)
+    return {"ok": True}
+
+
+@router.post("/{name}/tasks/{task_id}/attempts/{attempt}/lost")
+def lost(
+    name: str, task_id: int, attempt: int, body: LostBody, app: State, who: Site
+) -> dict[str, str | None]:
+    """The attempt's batch job ended without a report from its pilot: reset the task."""
+    _own(who, name)
+    status = attempts.lost(
+        app.db, task_id, attempt, site=name, now=app.now(), reason=body.reason, outcome=body.outcome
+    )
+    if app.metrics is not None and status is not None:
+        app.metrics.failed()
+    return {"status": status.value if status else None}

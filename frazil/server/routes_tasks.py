@@ -1,0 +1,38 @@
+"""Routes for single tasks: details, logs and control."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from frazil.server.deps import Reader, State, User, actor
+from frazil.server.schemas import ScopeBody
+from frazil.services import control, queries
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+
+@router.get("/{task_id}")
+def task_detail(task_id: int, app: State, _: Reader) -> queries.TaskDetail:
+    """A task with its attempts (errors, resources, statistics)."""
+    return queries.task_detail(app.db, task_id)
+
+
+@router.get("/{task_id}/logs")
+def task_logs(
+    task_id: int, app: State, _: Reader, attempt: int | None = None
+) -> list[queries.LogView]:
+    """The kept tails of the task's logs, newest attempt first."""
+    return queries.task_logs(app.db, task_id, attempt=attempt)
+
+
+@router.post("/{task_id}/actions/{action}")
+def act(task_id: int, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
+    """suspend, resume, reset or hard-reset one task (hard reset also resets what follows it)."""
+    from frazil.server.routes_datasets import ACTIONS  # noqa: PLC0415 - one table of actions
+
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    detail = queries.task_detail(app.db, task_id)
+    scope = control.Scope(detail.task.dataset_id, task_id=task_id)
+    count = ACTIONS[action](app.db, scope, now=app.now(), actor=actor(who), reason=body.reason)
+    return {"count": count}

@@ -1,0 +1,135 @@
+"""Request bodies of the API (responses are the services' own records)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from frazil.model.states import TaskPhase
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubmitBody(_Body):
+    """A dataset to submit: its config as an object or as YAML/JSON text."""
+
+    config: dict[str, Any] | str
+    jobs: int = Field(1, ge=0)
+    alias: str | None = None
+    description: str | None = None
+    priority: float = Field(1.0, ge=0)
+    seed: int | None = None
+    group: str = ""
+
+
+class ScopeBody(_Body):
+    """Which tasks of a dataset an action applies to."""
+
+    job: int | None = Field(None, ge=0)
+    task: str | None = None
+    task_id: int | None = None
+    reason: str = Field("", max_length=2000)
+
+
+class PriorityBody(_Body):
+    priority: float = Field(ge=0)
+
+
+class JobsBody(_Body):
+    jobs: int = Field(ge=0)
+
+
+class ConfigBody(_Body):
+    config: dict[str, Any] | str
+    comment: str = Field("", max_length=2000)
+
+
+class TokenBody(_Body):
+    name: str
+    role: str
+
+
+class SiteBody(_Body):
+    """What one slot of a site offers, and what the site tells about itself."""
+
+    cpu: int = Field(1, ge=1)
+    gpu: int = Field(0, ge=0)
+    memory: float = Field(2.0, gt=0)
+    disk: float = Field(10.0, gt=0)
+    time: float = Field(24.0, gt=0)
+    os: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    system: dict[str, Any] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class ClaimBody(_Body):
+    """Claim up to ``limit`` tasks that fit the resources of one slot."""
+
+    limit: int = Field(1, ge=1, le=10_000)
+    cpu: int = Field(1, ge=1)
+    gpu: int = Field(0, ge=0)
+    memory: float = Field(2.0, gt=0)
+    disk: float = Field(10.0, gt=0)
+    time: float = Field(24.0, gt=0)
+    os: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchIdBody(_Body):
+    batch_id: str = Field(min_length=1, max_length=255)
+
+
+class LostBody(_Body):
+    reason: str = Field(max_length=10_000)
+    outcome: str = Field("vanished", pattern="^(vanished|failed|timeout|cancelled)$")
+
+
+class StartBody(_Body):
+    host: str = Field("", max_length=255)
+
+
+class HeartbeatBody(_Body):
+    phase: TaskPhase | None = None
+
+
+class UsageBody(_Body):
+    cpu_time: float | None = Field(None, ge=0)
+    wall_time: float | None = Field(None, ge=0)
+    max_memory: float | None = Field(None, ge=0)
+    max_disk: float | None = Field(None, ge=0)
+
+
+class FileBody(_Body):
+    url: str = Field(max_length=4096)
+    movement: str = Field(pattern="^(input|output|both)$")
+    type: str = Field("permanent", pattern="^(permanent|job_temp|dataset_temp|site_temp)$")
+    local: str = Field("", max_length=255)
+    size: int | None = Field(None, ge=0)
+    checksum_type: str | None = Field(None, pattern="^(sha256|md5|sha512|adler32)$")
+    checksum: str | None = Field(None, max_length=128)
+
+
+class FinishBody(_Body):
+    usage: UsageBody | None = None
+    stats: dict[str, float] = Field(default_factory=dict)
+    files: list[FileBody] = Field(default_factory=list, max_length=100_000)
+
+
+class FailBody(_Body):
+    error: str = Field(max_length=100_000)
+    usage: UsageBody | None = None
+    exhausted: list[str] = Field(default_factory=list)
+    exit_code: int | None = None
+    stats: dict[str, float] = Field(default_factory=dict)
+    #: False when the batch system stopped the attempt (preemption): no failure is counted
+    counts: bool = True
+
+
+class LogBody(_Body):
+    """A log's text (only its tail is kept)."""
+
+    text: str = Field(max_length=10_000_000)

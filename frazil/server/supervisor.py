@@ -1,0 +1,86 @@
+"""Runs the server's daemons, restarting any that crashes (the seeds' main daemon).
+
+Each daemon is a ``step(now)`` with an interval. ``Supervisor.step(now)`` runs the ones that
+are due and returns when the next one is; a daemon whose step raises is logged, retried
+after an exponentially growing pause, and after ``notify_after`` crashes in a row the
+administrator is notified once (an ERROR log line plus the configured notifier). A step
+that succeeds again ends the streak. Tests drive ``step`` with their own clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 300.0
+
+
+@dataclass
+class Daemon:
+    """One background job: what to run, how often, and its crash record."""
+
+    name: str
+    step: Callable[[float], object]
+    interval: float
+    next_run: float = 0.0
+    crashes: int = 0
+    notified: bool = False
+    runs: int = 0
+
+
+class Supervisor:
+    """Runs daemons when due and keeps them alive."""
+
+    def __init__(
+        self,
+        daemons: list[Daemon],
+        *,
+        notify: Callable[[str], None] | None = None,
+        notify_after: int = 5,
+    ) -> None:
+        self.daemons = daemons
+        self.notify = notify
+        self.notify_after = notify_after
+
+    def step(self, now: float) -> float:
+        """Run every due daemon once; return the time the next one is due."""
+        for d in self.daemons:
+            if d.next_run > now:
+                continue
+            try:
+                d.step(now)
+            except Exception as exc:
+                d.crashes += 1
+                pause = min(d.interval * 2**d.crashes, MAX_BACKOFF)
+                d.next_run = now + pause
+                log.warning(
+                    "daemon %s crashed (%d in a row), restarting in %.0f s: %s",
+                    d.name, d.crashes, pause, exc, exc_info=True,
+                )  # fmt: skip
+                if d.crashes >= self.notify_after and not d.notified:
+                    d.notified = True
+                    message = f"frazil daemon {d.name} crashed {d.crashes} times in a row: {exc}"
+                    log.error("%s", message)
+                    if self.notify is not None:
+                        try:
+                            self.notify(message)
+                        except Exception:
+                            log.exception("could not notify the administrator")
+            else:
+                d.runs += 1
+                if d.crashes:
+                    log.info("daemon %s recovered after %d crash(es)", d.name, d.crashes)
+                d.crashes, d.notified = 0, False
+                d.next_run = now + d.interval
+        return min(d.next_run for d in self.daemons)
+
+    def run(self, stop: threading.Event, clock: Callable[[], float] = time.time) -> None:
+        """Run until ``stop`` is set (in a thread of ``frazil server``)."""
+        while not stop.is_set():
+            due = self.step(clock())
+            stop.wait(max(0.05, min(due - clock(), 5.0)))

@@ -1,0 +1,159 @@
+"""The API over real HTTP on loopback: tokens on every route, roles, the protocol."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from frazil.client import Client, PilotClient
+from frazil.errors import AuthError, BadPasskey, ConfigError, NotFound, Rejected, StaleAttempt
+from tests.conftest import EXAMPLE
+
+SLOT = {"cpu": 4, "gpu": 1, "memory": 16.0, "disk": 50.0, "time": 24.0}
+
+
+def _fill(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def test_no_route_answers_without_a_valid_token(live):
+    spec = httpx.get(f"{live.url}/openapi.json").json()  # the description itself is public
+    assert len(spec["paths"]) > 20
+    for path, methods in spec["paths"].items():
+        for method in methods:
+            url = live.url + _fill(path)
+            for headers in (
+                {},
+                {"Authorization": "Bearer frz_not-a-token"},
+                {"Authorization": "Basic x"},
+            ):
+                r = httpx.request(method, url, headers=headers, json={})
+                assert r.status_code in (401, 403), (
+                    f"{method.upper()} {path} with {headers}: {r.status_code}"
+                )
+
+
+def test_roles(live):
+    user, site = live.client(live.user), live.client(live.site)
+    with pytest.raises(AuthError, match="needs a admin token"):
+        user.create_token("x", "admin")
+    with pytest.raises(AuthError, match="needs a user token"):
+        site.submit(EXAMPLE.read_text())
+    with pytest.raises(AuthError, match="needs a site token"):
+        user.claim("site-a", 1, **SLOT)
+    with pytest.raises(AuthError, match="for 'site-b'"):
+        site.register_site("site-b", **SLOT)
+    assert site.datasets() == []  # any token may read
+    made = live.client().create_token("bob", "user")
+    assert made["token"].startswith("frz_") and made["role"] == "user"
+    assert live.client(made["token"]).health()["status"] == "ok"
+
+
+def test_revoked_tokens_stop_working(live):
+    made = live.client().create_token("tmp", "user")
+    tmp = live.client(made["token"])
+    tmp.datasets()
+    live.client().request("DELETE", f"/tokens/{made['id']}")
+    with pytest.raises(AuthError, match="revoked"):
+        tmp.datasets()
+
+
+def test_submit_and_inspect(live):
+    user = live.client(live.user)
+    d = user.submit(EXAMPLE.read_text(), jobs=3, alias="sim")
+    view = user.dataset("sim")
+    assert view["dataset"]["id"] == d and view["dataset"]["owner"] == "alice"
+    assert view["counts"]["corsika"] == {"waiting": 3}
+    assert [t["name"] for t in user.tasks(d, status="waiting")] == ["corsika", "nugen"] * 3
+    assert len(user.jobs(d)) == 3
+    assert user.config(d)["tasks"][0]["name"] == "corsika"
+    assert user.act(d, "suspend", job=1, reason="look") == 6
+    assert user.jobs(d, status="suspended")[0]["index"] == 1
+    assert user.act(d, "resume", job=1) == 6
+    with pytest.raises(NotFound):
+        user.dataset("nope")
+    with pytest.raises(Rejected, match="taken"):
+        user.submit(EXAMPLE.read_text(), alias="sim")
+
+
+def test_config_errors_come_back_located(live):
+    bad = EXAMPLE.read_text().replace("$steering(nevents) / 4000)", "$steering(nevent) / 4000)")
+    with pytest.raises(ConfigError) as info:
+        live.client(live.user).submit(bad)
+    (problem,) = info.value.problems
+    assert problem.path == "tasks[2].requirements.time" and problem.line is not None
+    assert "nevent" in problem.message
+    assert live.client().datasets() == []
+
+
+def test_the_site_and_pilot_protocol(live):
+    user, site = live.client(live.user), live.client(live.site)
+    d = user.submit(EXAMPLE.read_text(), jobs=1)
+    site.register_site("site-a", **SLOT, system={"storage": "file:///tmp/elsewhere"})
+    claims = site.claim("site-a", 5, **SLOT)
+    assert {c["name"] for c in claims} == {"corsika", "nugen"}
+    c = claims[0]
+    site.record_batch_id("site-a", c["task_id"], c["attempt"], "local-1")
+    pilot = PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0)
+    spec = pilot.spec()
+    assert spec["trays"][0]["modules"][0]["argv"][0].startswith("--type=")
+    pilot.start("node1")
+    pilot.heartbeat("running")
+    pilot.log("stdout", "x" * 10 + "tail")
+    out = {"url": "file:///tmp/x", "movement": "output", "size": 3, "checksum_type": "sha256"}
+    pilot.finish(usage={"wall_time": 2.0}, stats={"events": 7.0}, files=[{**out, "checksum": "ab"}])
+    detail = user.task(c["task_id"])
+    assert detail["task"]["status"] == "complete"
+    assert (
+        detail["attempts"][0]["batch_id"] == "local-1" and detail["attempts"][0]["host"] == "node1"
+    )
+    assert user.logs(c["task_id"])[0]["text"].endswith("tail")
+    assert {(s["task_name"], s["name"]) for s in user.stats(d)} >= {(c["name"], "events")}
+    with pytest.raises(StaleAttempt):
+        pilot.heartbeat()
+    with pytest.raises(BadPasskey):
+        PilotClient(live.url, claims[1]["task_id"], 1, "wrong", retry_for=0).start("n")
+    other = claims[1]
+    assert (
+        site.lost("site-a", other["task_id"], other["attempt"], "batch job vanished") == "waiting"
+    )
+    assert site.lost("site-a", other["task_id"], other["attempt"], "again") is None
+
+
+def test_metrics(live):
+    user, site = live.client(live.user), live.client(live.site)
+    d = user.submit(EXAMPLE.read_text(), jobs=2)
+    site.claim("site-a", 3, **SLOT)
+    text = httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {live.user}"}).text
+    assert "frazil_claims_total 3.0" in text
+    assert f'frazil_tasks{{dataset="{d}",status="queued"}} 3.0' in text
+    assert f'frazil_tasks{{dataset="{d}",status="idle"}} 8.0' in text
+
+
+def test_unknown_action_and_bad_bodies(live):
+    user = live.client(live.user)
+    d = user.submit(EXAMPLE.read_text(), jobs=1)
+    auth = {"Authorization": f"Bearer {live.user}"}
+    r = httpx.post(f"{live.url}/datasets/{d}/actions/explode", json={}, headers=auth)
+    assert r.status_code == 400 and "unknown action" in r.json()["detail"]
+    r = httpx.post(
+        f"{live.url}/datasets",
+        content=b"not json",
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422
+    body = {"config": {}, "jobs": -1, "surprise": 1}
+    r = httpx.post(f"{live.url}/datasets", json=body, headers=auth)
+    assert r.status_code == 422
+
+
+def test_client_rides_out_an_unreachable_server():
+    import time
+
+    client = Client("http://127.0.0.1:9", "frz_x", retry_for=1.0)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="cannot reach"):
+        client.health()
+    assert time.monotonic() - started >= 0.5
