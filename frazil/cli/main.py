@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from frazil.cli import config_commands, db_commands
+from frazil.cli import config_commands, db_commands, server_commands
 from frazil.errors import ConfigError, FrazilError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ show = typer.Typer(help="Show a config's job, or a task.", no_args_is_help=True)
 app.add_typer(show, name="show")
 config_commands.register(app, show)
 db_commands.register(app, show)
+server_commands.register(app)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

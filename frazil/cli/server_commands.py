@@ -1,0 +1,78 @@
+"""Commands for running the service: ``frazil server`` and ``frazil token``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from frazil.cli.db_commands import open_db
+from frazil.config import load_settings
+from frazil.services import tokens
+
+out = Console(highlight=False)
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+@token_app.command("create")
+def create(
+    name: Annotated[str, typer.Argument(help="Whose token: a person, or a site's name.")],
+    role: Annotated[str, typer.Option(help="admin, user or site.")] = "user",
+) -> None:
+    """Create a token and print it once (only its hash is kept)."""
+    _, value = tokens.create_token(open_db(), name, role, now=time.time())
+    typer.echo(value)
+
+
+@token_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List tokens (never the tokens themselves)."""
+    rows = tokens.list_tokens(open_db())
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+
+    def when(t: float | None) -> str:
+        return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+    table = Table("id", "name", "role", "created", "last used", "revoked")
+    for r in rows:
+        table.add_row(
+            str(r.id), r.name, r.role.value, when(r.created_at), when(r.last_used_at),
+            "-" if r.revoked_at is None else when(r.revoked_at),
+        )  # fmt: skip
+    out.print(table)
+
+
+@token_app.command("revoke")
+def revoke(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
+    """Make a token unusable."""
+    tokens.revoke_token(open_db(), token_id, now=time.time())
+    out.print(f"token {token_id} revoked")
+
+
+def server(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the API and the background daemons (until interrupted)."""
+    from frazil.server.main import serve  # noqa: PLC0415 - the web stack only when serving
+
+    settings = load_settings()
+    server_settings = dataclasses.replace(
+        settings.server,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+    )
+    serve(open_db(), server_settings)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the application."""
+    app.add_typer(token_app, name="token")
+    app.command()(server)
