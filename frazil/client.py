@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -265,12 +265,11 @@ class PilotClient(_Base):
 
     def finish(
         self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
-        files: list[Mapping[str, Any]],
+        files: Sequence[Mapping[str, Any]],
     ) -> None:  # fmt: skip
         """The attempt succeeded."""
-        self.request(
-            "POST", f"{self.base}/finish", json={"usage": usage, "stats": stats, "files": files}
-        )
+        body = {"usage": usage, "stats": stats, "files": list(files)}
+        self.request("POST", f"{self.base}/finish", json=body)
 
     def fail(
         self, error: str, *, usage: Mapping[str, Any] | None = None,

@@ -6,6 +6,12 @@ import json
 import random
 
 
+def record(**stats: float) -> None:
+    """Leave statistics for the pilot (frazil_stats.json: name -> number), added up per job."""
+    with open("frazil_stats.json", "w") as f:
+        json.dump(stats, f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--input", required=True)
@@ -29,6 +35,7 @@ def main() -> None:
                 out.write(json.dumps(event) + "\n")
                 kept += 1
     print(f"{gcd['season']}: {kept} of {total} events triggered")
+    record(triggered_events=kept, detector_input_events=total)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,12 @@ def power_law(rng: random.Random, emin: float, emax: float, gamma: float) -> flo
     return (emin**g + u * (emax**g - emin**g)) ** (1.0 / g)
 
 
+def record(**stats: float) -> None:
+    """Leave statistics for the pilot (frazil_stats.json: name -> number), added up per job."""
+    with open("frazil_stats.json", "w") as f:
+        json.dump(stats, f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--type", choices=["corsika", "nugen"], required=True)
@@ -44,6 +50,7 @@ def main() -> None:
             }
             out.write(json.dumps(event) + "\n")
     print(f"generated {a.nevents} {a.type} events into {a.output}")
+    record(**{f"{a.type}_events": a.nevents})
 
 
 if __name__ == "__main__":

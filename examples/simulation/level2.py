@@ -5,6 +5,12 @@ import argparse
 import json
 
 
+def record(**stats: float) -> None:
+    """Leave statistics for the pilot (frazil_stats.json: name -> number), added up per job."""
+    with open("frazil_stats.json", "w") as f:
+        json.dump(stats, f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--input", action="append", required=True)
@@ -22,6 +28,7 @@ def main() -> None:
                         out.write(line)
                         kept += 1
     print(f"level2 kept {kept} of {total} events")
+    record(level2_events=kept, level2_input_events=total)
 
 
 if __name__ == "__main__":

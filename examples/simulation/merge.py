@@ -5,6 +5,12 @@ import argparse
 import json
 
 
+def record(**stats: float) -> None:
+    """Leave statistics for the pilot (frazil_stats.json: name -> number), added up per job."""
+    with open("frazil_stats.json", "w") as f:
+        json.dump(stats, f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--input", action="append", required=True)
@@ -20,6 +26,7 @@ def main() -> None:
                     n += 1
                     out.write(json.dumps(event) + "\n")
     print(f"merged {n} events from {len(a.input)} files into {a.output}")
+    record(merged_events=n)
 
 
 if __name__ == "__main__":

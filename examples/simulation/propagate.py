@@ -13,6 +13,12 @@ import random
 ICE_ABSORPTION = {"spice_3.2.1": 1.00, "spice_bfr-v2": 0.93, "spice_ftp-v1": 0.97}
 
 
+def record(**stats: float) -> None:
+    """Leave statistics for the pilot (frazil_stats.json: name -> number), added up per job."""
+    with open("frazil_stats.json", "w") as f:
+        json.dump(stats, f)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--input", action="append", required=True)
@@ -36,6 +42,7 @@ def main() -> None:
                     n += 1
                     out.write(json.dumps(event) + "\n")
     print(f"propagated photons for {n} events (GPUs: {gpus}) into {a.output}")
+    record(propagated_events=n, gpus_seen=0 if gpus in ("", "none") else len(gpus.split(",")))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ app.add_typer(show, name="show")
 config_commands.register(app, show)
 db_commands.register(app, show)
 server_commands.register(app)
+server_commands.register_runners(app)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -76,3 +77,32 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
     app.add_typer(token_app, name="token")
     app.command()(server)
+
+
+def site(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The site's site.toml.")],
+    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+) -> None:
+    """Run a site daemon: claim tasks that fit and run pilots through the batch plugin."""
+    from frazil.site.main import main as site_main  # noqa: PLC0415
+
+    site_main(config, once=once)
+
+
+def pilot(ctx: typer.Context) -> None:
+    """Run one attempt on this node (what a site's batch job runs; see --help)."""
+    from frazil.pilot.__main__ import main as pilot_main  # noqa: PLC0415
+
+    raise typer.Exit(pilot_main(list(ctx.args)))
+
+
+def register_runners(app: typer.Typer) -> None:
+    """Add the site, pilot and demo commands."""
+    from frazil.cli.demo import demo  # noqa: PLC0415
+
+    app.command()(site)
+    app.command(
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        add_help_option=False,
+    )(pilot)
+    app.command()(demo)

@@ -137,6 +137,7 @@ def spec(
             system=values,
         )
         resolved = resolve_task(config, row.task_index, info).to_dict()
+        _known_checksums(conn, row.dataset_id, resolved["data"])
         resolved.update(
             task_id=task_id,
             attempt=attempt,
@@ -149,6 +150,29 @@ def spec(
         return stored_now
 
     return db.transaction(run)
+
+
+def _known_checksums(conn: Connection, dataset_id: int, data: list[dict[str, Any]]) -> None:
+    """Give each input the checksum recorded when an earlier task of the dataset wrote it."""
+    inputs = [d for d in data if d["movement"] in ("input", "both")]
+    if not inputs:
+        return
+    rows = conn.execute(
+        select(file.c.url, file.c.checksum_type, file.c.checksum, file.c.size)
+        .where(
+            file.c.dataset_id == dataset_id,
+            file.c.url.in_([d["remote"] for d in inputs]),
+            file.c.movement.in_(["output", "both"]),
+            file.c.checksum.is_not(None),
+        )
+        .order_by(file.c.id)
+    ).all()
+    known = {r.url: r for r in rows}  # the newest record of each URL wins
+    for d in inputs:
+        r = known.get(d["remote"])
+        if r is not None:
+            d["checksum"] = f"{r.checksum_type}:{r.checksum}"
+            d["size"] = r.size
 
 
 def heartbeat(

@@ -1,0 +1,10 @@
+"""The pilot: what runs on a worker node.
+
+Everything in this package imports only the standard library, ``httpx``, ``frazil.errors`` and
+its own modules, because worker nodes have nothing else installed.
+
+- ``checksum`` — streaming sha256/md5 of files and their verification.
+- ``transfer`` — staging files in and out through pluggable URL-scheme handlers.
+- ``cache`` — a directory of downloaded files kept by checksum, shared between pilots.
+- ``modules`` — the seeds' IPModule: the ``Module`` base class and the built-in modules.
+"""

@@ -1,0 +1,42 @@
+"""``python -m frazil.pilot``: run one attempt (the site daemon starts this in a batch job).
+
+Needs only the standard library and httpx on the worker node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from frazil.pilot.run import Pilot, PilotOptions, read_passkey
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the site's arguments and run the attempt; returns the exit code."""
+    p = argparse.ArgumentParser(prog="frazil pilot", description=__doc__)
+    p.add_argument("--server", required=True, help="the Frazil server's URL")
+    p.add_argument("--task", type=int, required=True, help="task id")
+    p.add_argument("--attempt", type=int, required=True, help="attempt number")
+    p.add_argument("--passkey-file", type=Path, required=True, help="file holding the passkey")
+    p.add_argument("--workdir", type=Path, required=True, help="scratch directory for the task")
+    p.add_argument("--heartbeat", type=float, default=60.0, help="seconds between heartbeats")
+    p.add_argument("--cache", type=Path, default=None, help="download cache directory")
+    p.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    p.add_argument("--md5", action="store_true", help="also compute md5 of outputs")
+    a = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    options = PilotOptions(
+        server=a.server, task_id=a.task, attempt=a.attempt, passkey=read_passkey(a.passkey_file),
+        workdir=a.workdir, heartbeat=a.heartbeat, cache=a.cache, keep=a.keep, md5=a.md5,
+    )  # fmt: skip
+    return Pilot(options).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Running one module: a script or executable as a measured subprocess, or a Python class.
+
+A subprocess runs in its own process group, with its output appended to the task's stdout
+and stderr files; its CPU time and peak memory come from ``wait4``. A module may record
+statistics by writing ``frazil_stats.json`` (name → number) in its working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from frazil.errors import FrazilError
+from frazil.pilot.modules import find_module_class
+
+log = logging.getLogger(__name__)
+
+STATS_FILE = "frazil_stats.json"
+#: Variables a module keeps when its environment is cleared.
+KEEP = (
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SHELL",
+    "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+)  # fmt: skip
+
+
+class ModuleFailed(FrazilError):
+    """A module ended with an error; ``exit_code`` is set for subprocesses."""
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What running a module cost."""
+
+    wall_time: float  # seconds
+    cpu_time: float  # seconds
+    max_memory: float  # GB
+
+
+def module_environment(clear: bool, extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment a module starts with."""
+    if clear:
+        env = {k: v for k, v in os.environ.items() if k in KEEP or k.startswith("FRAZIL_")}
+    else:
+        env = dict(os.environ)
+    env.update(extra)
+    return env
+
+
+def command_for(path: str) -> list[str]:
+    """How to start a module source: ``.py`` under this Python, ``.sh`` under sh."""
+    if path.endswith(".py"):
+        return [sys.executable, path]
+    if path.endswith(".sh"):
+        return ["sh", path]
+    return [path]
+
+
+class Runner:
+    """Runs modules in a working directory; ``stop()`` ends the one that is running."""
+
+    def __init__(self, workdir: Path, stdout: Path, stderr: Path) -> None:
+        self.workdir = workdir
+        self.stdout = stdout
+        self.stderr = stderr
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        """Terminate the running subprocess's whole process group (from a signal handler)."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+
+    def subprocess(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Measured:
+        """Run ``argv`` as module ``name``; ``ModuleFailed`` on a non-zero exit."""
+        log.info("module %s: %s", name, " ".join(argv))
+        started = time.monotonic()
+        with self.stdout.open("ab") as out, self.stderr.open("ab") as err:
+            err.write(f"--- module {name} ---\n".encode())
+            err.flush()
+            try:
+                self._process = subprocess.Popen(  # noqa: S603 - argv from the resolved spec, no shell
+                    list(argv), cwd=self.workdir, env=dict(env), stdout=out, stderr=err,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+            except OSError as exc:
+                raise ModuleFailed(f"module {name}: cannot start {argv[0]}: {exc}") from exc
+            _, status, usage = os.wait4(self._process.pid, 0)
+            self._process.returncode = os.waitstatus_to_exitcode(status)
+        code = self._process.returncode
+        self._process = None
+        measured = Measured(
+            wall_time=time.monotonic() - started,
+            cpu_time=usage.ru_utime + usage.ru_stime,
+            max_memory=usage.ru_maxrss / 1024 / 1024,  # KB -> GB
+        )
+        if code != 0:
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            tail = _tail(self.stderr)
+            raise ModuleFailed(
+                f"module {name} {how}" + (f"; stderr ends with:\n{tail}" if tail else ""),
+                exit_code=code if code >= 0 else 128 - code,
+            )
+        return measured
+
+    def python_class(
+        self, name: str, class_name: str, params: Mapping[str, Any]
+    ) -> tuple[Measured, dict[str, float]]:
+        """Run a ``Module`` subclass in this interpreter; returns its cost and statistics."""
+        cls = find_module_class(class_name)
+        module = cls(dict(params), workdir=self.workdir, name=name)
+        stats: dict[str, float] = {}
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.monotonic()
+        try:
+            module.run(stats)
+        except FrazilError as exc:
+            raise ModuleFailed(f"module {name}: {exc}") from exc
+        except Exception as exc:  # the module's own bug: report it, do not crash the pilot
+            raise ModuleFailed(f"module {name} raised {type(exc).__name__}: {exc}") from exc
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return Measured(time.monotonic() - started, cpu, after.ru_maxrss / 1024 / 1024), stats
+
+    def collect_stats(self, name: str) -> dict[str, float]:
+        """Statistics a subprocess module left in ``frazil_stats.json`` (the file is removed)."""
+        path = self.workdir / STATS_FILE
+        if not path.exists():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ModuleFailed(f"module {name}: {STATS_FILE} is not JSON: {exc}") from exc
+        finally:
+            path.unlink(missing_ok=True)
+        if not isinstance(data, dict):
+            raise ModuleFailed(f"module {name}: {STATS_FILE} must hold an object of numbers")
+        stats = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ModuleFailed(f"module {name}: statistic {key!r} is not a number: {value!r}")
+            stats[str(key)] = float(value)
+        return stats
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read().decode(errors="replace").strip()
+    except OSError:
+        return ""

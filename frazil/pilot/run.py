@@ -1,0 +1,277 @@
+"""The pilot (the seeds' JEP): runs one attempt of one task on a worker node.
+
+Fetch the resolved task with the passkey, report ``processing``; stage the inputs in
+(checksums verified when known); run every module of every tray iteration, measuring each;
+stage the outputs out while computing their checksums; upload the logs' tails; clean the
+scratch directory; report success or the failure. A heartbeat thread keeps the server
+informed. SIGTERM (the batch system stopping the job) ends the running module and is
+reported as a reset that counts no failure. If the server says the attempt is no longer
+current (the task was reset meanwhile), the pilot stops without reporting anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from frazil.client import PilotClient
+from frazil.errors import FrazilError, StaleAttempt, TransferError
+from frazil.pilot.cache import Cache
+from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, module_environment
+from frazil.pilot.protocols import SourceMissing
+from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
+
+log = logging.getLogger(__name__)
+
+REMOTE_SCHEMES = ("http", "https", "file")
+
+
+class Terminated(FrazilError):
+    """The batch system asked the pilot to stop."""
+
+
+@dataclass(frozen=True)
+class PilotOptions:
+    """How the site started this pilot."""
+
+    server: str
+    task_id: int
+    attempt: int
+    passkey: str
+    workdir: Path
+    heartbeat: float = 60.0
+    cache: Path | None = None
+    keep: bool = False  # keep the scratch directory (debugging)
+    md5: bool = False  # also compute md5 of outputs
+
+
+class Pilot:
+    """One attempt, from spec to report."""
+
+    def __init__(self, options: PilotOptions, client: PilotClient | None = None) -> None:
+        self.o = options
+        self.client = client or PilotClient(
+            options.server, options.task_id, options.attempt, options.passkey, retry_for=600
+        )
+        self.workdir = options.workdir
+        self.logs = options.workdir.parent / "logs"
+        self.runner = Runner(self.workdir, self.logs / "stdout", self.logs / "stderr")
+        self.cache = Cache(options.cache) if options.cache else None
+        self.phase: str | None = None
+        self.terminated = False
+        self.stale = False
+        self._stop = threading.Event()
+        self.stats: dict[str, float] = {}
+        self.usage = {"cpu_time": 0.0, "wall_time": 0.0, "max_memory": 0.0}
+        self._log = StringIO()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the attempt; returns the process exit code (0 success, 1 failure, 143 SIGTERM)."""
+        handler = logging.StreamHandler(self._log)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logging.getLogger("frazil").addHandler(handler)
+        previous = signal.signal(signal.SIGTERM, self._on_term)
+        started = time.monotonic()
+        try:
+            return self._run(started)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            logging.getLogger("frazil").removeHandler(handler)
+            self._stop.set()
+
+    def _on_term(self, _signum: int, _frame: object) -> None:
+        self.terminated = True
+        self.runner.stop()
+
+    def _run(self, started: float) -> int:
+        try:
+            spec = self.client.spec()
+            self.client.start(socket.gethostname())
+        except StaleAttempt as exc:
+            log.warning("the attempt is no longer current: %s", exc)
+            return 1
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+        files: list[dict[str, Any]] = []
+        error: BaseException | None = None
+        try:
+            self._set_phase("copying_input")
+            self._stage_in(spec)
+            self._set_phase("running")
+            self._run_modules(spec)
+            self._set_phase("copying_output")
+            files = self._stage_out(spec)
+            self._set_phase("cleaning")
+        except StaleAttempt as exc:
+            self.stale = True
+            log.warning("the attempt is no longer current, stopping: %s", exc)
+        except (FrazilError, OSError) as exc:
+            error = exc
+        self.usage["wall_time"] = time.monotonic() - started
+        return self._report(error, files)
+
+    def _report(self, error: BaseException | None, files: list[dict[str, Any]]) -> int:
+        self._stop.set()
+        if not self.stale:
+            self._upload_logs()
+        if not self.o.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.stale:
+            return 1
+        try:
+            if self.terminated:
+                self.client.fail(
+                    "terminated by the batch system (SIGTERM)", usage=self.usage,
+                    stats=self.stats, counts=False,
+                )  # fmt: skip
+                return 143
+            if error is not None:
+                exit_code = error.exit_code if isinstance(error, ModuleFailed) else None
+                self.client.fail(
+                    str(error), usage=self.usage, stats=self.stats, exit_code=exit_code
+                )
+                return 1
+            self.client.finish(usage=self.usage, stats=self.stats, files=files)
+            return 0
+        except StaleAttempt as exc:
+            log.warning("the attempt ended meanwhile; nothing reported: %s", exc)
+            return 1
+
+    # -- the phases -------------------------------------------------------------------------
+
+    def _set_phase(self, phase: str) -> None:
+        if self.terminated:
+            raise Terminated("terminated by the batch system (SIGTERM)")
+        self.phase = phase
+        self.client.heartbeat(phase)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.o.heartbeat):
+            try:
+                self.client.heartbeat(self.phase)
+            except StaleAttempt:
+                log.warning("heartbeat refused: the attempt is no longer current; stopping")
+                self.stale = True
+                self.runner.stop()
+                return
+            except FrazilError as exc:
+                log.warning("heartbeat failed: %s", exc)
+
+    def _stage_in(self, spec: dict[str, Any]) -> None:
+        for d in spec.get("data", []):
+            if d["movement"] not in ("input", "both") or d["transfer"] is False:
+                continue
+            dest = self.workdir / safe_local_name(d["local"])
+            try:
+                stage_in(d["remote"], dest, checksum=d.get("checksum"), cache=self.cache)
+            except SourceMissing:
+                if d["transfer"] == "maybe":
+                    log.info("optional input %s is absent", d["remote"])
+                    continue
+                raise
+
+    def _stage_out(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+        files = []
+        for d in spec.get("data", []):
+            if d["movement"] not in ("output", "both") or d["transfer"] is False:
+                continue
+            local = self.workdir / safe_local_name(d["local"])
+            if d["transfer"] == "maybe" and not local.exists():
+                continue
+            try:
+                sums = stage_out(local, d["remote"], md5=self.o.md5)
+            except SourceMissing as exc:
+                raise TransferError(f"output {d['local']} was not produced: {exc}") from exc
+            files.append(
+                {"url": d["remote"], "movement": d["movement"], "type": d["type"],
+                 "local": d["local"], "size": sums.size, "checksum_type": "sha256",
+                 "checksum": sums.sha256}
+            )  # fmt: skip
+        return files
+
+    def _run_modules(self, spec: dict[str, Any]) -> None:
+        for tray in spec["trays"]:
+            for m in tray["modules"]:
+                if self.terminated:
+                    raise Terminated("terminated by the batch system (SIGTERM)")
+                name = m["name"] or (m["src"] or m["class_"]).rsplit("/", 1)[-1]
+                label = f"{tray['name'] or 'tray'}[{tray['iteration']}].{name}"
+                self._write_configs(m.get("configs") or {})
+                if m["class_"]:
+                    measured, stats = self.runner.python_class(label, m["class_"], m["parameters"])
+                else:
+                    argv = [*self._command(m), *m["argv"]]
+                    env = module_environment(m["env_clear"], {"FRAZIL_MODULE": label})
+                    try:
+                        measured = self.runner.subprocess(label, argv, env)
+                    except ModuleFailed:
+                        if self.terminated:
+                            raise Terminated("terminated by the batch system (SIGTERM)") from None
+                        raise
+                    stats = self.runner.collect_stats(label)
+                self._account(label, measured, stats)
+
+    def _command(self, module: dict[str, Any]) -> list[str]:
+        src = module["src"]
+        if urlsplit(src).scheme in REMOTE_SCHEMES:
+            local = self.workdir / ".modules" / safe_local_name(src.rstrip("/").rsplit("/", 1)[-1])
+            if not local.exists():
+                stage_in(src, local, cache=self.cache)
+            src = str(local)
+        elif not Path(src).exists() and shutil.which(src) is None:
+            raise ModuleFailed(f"module source {src!r} not found on {socket.gethostname()}")
+        command = command_for(src)
+        if module["env_shell"]:
+            command = [*module["env_shell"].split(), *command]
+        return command
+
+    def _write_configs(self, configs: dict[str, Any]) -> None:
+        for name, content in configs.items():
+            path = self.workdir / safe_local_name(name)
+            text = content if isinstance(content, str) else json.dumps(content, indent=2)
+            path.write_text(text)
+
+    def _account(self, label: str, measured: Measured, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            self.stats[key] = self.stats.get(key, 0.0) + value
+        self.stats[f"{label}.wall_time"] = measured.wall_time
+        self.stats[f"{label}.cpu_time"] = measured.cpu_time
+        self.usage["cpu_time"] += measured.cpu_time
+        self.usage["max_memory"] = max(self.usage["max_memory"], measured.max_memory)
+
+    def _upload_logs(self) -> None:
+        for name in ("stdout", "stderr"):
+            path = self.logs / name
+            if path.exists():
+                self._send_log(name, path.read_text(errors="replace"))
+        self._send_log("pilot", self._log.getvalue())
+
+    def _send_log(self, name: str, text: str) -> None:
+        try:
+            self.client.log(name, text)
+        except FrazilError as exc:
+            log.warning("cannot upload log %s: %s", name, exc)
+
+
+def read_passkey(path: Path) -> str:
+    """The attempt's passkey, from the file the site wrote (readable by its owner only)."""
+    text = path.read_text().strip()
+    if not text:
+        raise FrazilError(f"{path} holds no passkey")
+    if os.stat(path).st_mode & 0o077:
+        log.warning("%s is readable by others", path)
+    return text

@@ -1,0 +1,127 @@
+"""A site's configuration (``site.toml``): the seeds' queueing options, system parameters and
+job environment, plus who the site is, what its slots offer and where its scratch space is.
+
+::
+
+    name = "local"
+    server = "http://127.0.0.1:8800"
+    token_file = "~/.frazil/site-token"        # or token = "frz_..."
+
+    [queue]
+    plugin = "local"                # a batch plugin; "name::variant" picks a variant
+    max_queued = 8                  # tasks kept queued or running here at most
+    claim_batch = 8                 # tasks claimed per round at most
+    submit_rate = 50                # batch submissions per round at most
+    poll_interval = 5.0             # seconds between rounds
+    heartbeat = 60.0                # pilots' heartbeat interval, seconds
+    options = { cpus = 2, memory = 8.0, gpus = 1 }   # for the plugin
+
+    [resources]                     # what one slot offers a task
+    cpu = 1
+    gpu = 1
+    memory = 2.0
+    disk = 10.0
+    time = 24.0
+    os = "debian12"
+
+    [attributes]                    # free site attributes tasks may require
+    cvmfs = true
+
+    [system]                        # $system() values for tasks run here
+    storage = "file:///data/sim"
+
+    [environment]                   # added to every pilot's environment
+    OMP_PROC_BIND = "true"
+
+    [storage]
+    scratch = "/tmp/frazil-scratch" # pilots' task directories
+    cache = "/tmp/frazil-cache"     # pilots' download cache (optional)
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from frazil.errors import SettingsError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Queue(_Section):
+    plugin: str = "local"
+    max_queued: int = Field(8, ge=1, le=100_000)
+    claim_batch: int = Field(8, ge=1, le=10_000)
+    submit_rate: int = Field(50, ge=1)
+    poll_interval: float = Field(5.0, gt=0)
+    heartbeat: float = Field(60.0, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+    extra: list[str] = Field(default_factory=list, description="extra batch directives")
+
+
+class Resources(_Section):
+    cpu: int = Field(1, ge=1)
+    gpu: int = Field(0, ge=0)
+    memory: float = Field(2.0, gt=0)
+    disk: float = Field(10.0, gt=0)
+    time: float = Field(24.0, gt=0)
+    os: str | None = None
+
+
+class Storage(_Section):
+    scratch: Path = Path("/tmp/frazil-scratch")  # noqa: S108 - a default a site overrides
+    cache: Path | None = None
+
+
+class SiteConfig(_Section):
+    """Everything a site daemon needs."""
+
+    name: str
+    server: str
+    token: str | None = None
+    token_file: Path | None = None
+    queue: Queue = Field(default_factory=Queue)
+    resources: Resources = Field(default_factory=Resources)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    system: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict)
+    storage: Storage = Field(default_factory=Storage)
+
+    @field_validator("server")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"server must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    def api_token(self) -> str:
+        """The site's token, from ``token`` or ``token_file``."""
+        if self.token:
+            return self.token
+        if self.token_file is not None:
+            try:
+                return self.token_file.expanduser().read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"cannot read token_file {self.token_file}: {exc}") from exc
+        raise SettingsError("the site config needs 'token' or 'token_file'")
+
+
+def load_site_config(path: str | Path) -> SiteConfig:
+    """Read and check a ``site.toml``; ``SettingsError`` names the file and every problem."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"{p}: {exc}") from exc
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise SettingsError(f"{p}: {problems}") from exc

@@ -1,0 +1,246 @@
+"""One round of a site (``SiteDaemon.step``): watch batch jobs, claim, submit pilots.
+
+Each round: tell the server the site is alive (now and then); ask the plugin, in one call,
+how every batch job of ours is doing, and report the ones that ended to the server (which
+resets their tasks unless the pilot already reported: a batch job that ended is never
+assumed to have completed its task); claim up to the free queue slots of tasks that fit a
+slot, and submit one pilot per task (at most ``submit_rate`` per round); now and then, cancel
+batch jobs of ours that the site no longer knows (orphans).
+
+Everything the site knows survives a restart in a small state file (batch id → attempt),
+so a restarted daemon picks up the jobs its predecessor submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from frazil import __version__
+from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest
+from frazil.client import Client
+from frazil.errors import BatchError, FrazilError
+from frazil.site.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+#: Batch states after which the pilot can no longer report.
+ENDED = {
+    BatchState.COMPLETED: "failed",
+    BatchState.FAILED: "failed",
+    BatchState.TIMEOUT: "timeout",
+    BatchState.CANCELLED: "cancelled",
+    BatchState.PREEMPTED: "cancelled",
+    BatchState.VANISHED: "vanished",
+}
+HEARTBEAT_EVERY = 60.0
+CLEAN_EVERY = 300.0
+
+
+@dataclass
+class Running:
+    """A batch job of ours and the attempt it runs."""
+
+    task_id: int
+    attempt: int
+    batch_id: str
+    workdir: str
+    submitted_at: float
+
+
+@dataclass
+class Round:
+    """What one round did."""
+
+    claimed: int = 0
+    submitted: int = 0
+    ended: int = 0
+    reset: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class SiteDaemon:
+    """A site's daemon over a client (HTTP to the server) and a batch plugin."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        client: Client,
+        plugin: BatchPlugin,
+        *,
+        pilot: Sequence[str] = (sys.executable, "-m", "frazil.pilot"),
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.plugin = plugin
+        self.pilot = list(pilot)
+        self.scratch = config.storage.scratch
+        self.state_path = self.scratch / f"site-{config.name}.json"
+        self.running: dict[str, Running] = {}
+        self._last_heartbeat = -1e18
+        self._last_clean = -1e18
+        self._load()
+
+    # -- state ------------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if self.state_path.exists():
+            data = json.loads(self.state_path.read_text())
+            self.running = {k: Running(**v) for k, v in data.get("running", {}).items()}
+            log.info("site %s: %d batch job(s) from before", self.config.name, len(self.running))
+
+    def _save(self) -> None:
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"running": {k: asdict(v) for k, v in self.running.items()}}))
+        os.replace(tmp, self.state_path)
+
+    # -- the round --------------------------------------------------------------------------
+
+    def register(self) -> None:
+        """Tell the server who the site is and what its slots offer."""
+        r = self.config.resources
+        self.client.register_site(
+            self.config.name,
+            cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time, os=r.os,
+            attributes=self.config.attributes, system=self.config.system,
+            info={"plugin": self.config.queue.plugin, "host": socket.gethostname(),
+                  "version": __version__},
+        )  # fmt: skip
+
+    def step(self, now: float) -> Round:
+        """One round; returns what it did."""
+        done = Round()
+        if now - self._last_heartbeat >= HEARTBEAT_EVERY:
+            self.client.site_heartbeat(self.config.name)
+            self._last_heartbeat = now
+        self._watch(done)
+        self._claim_and_submit(now, done)
+        if now - self._last_clean >= CLEAN_EVERY:
+            self._last_clean = now
+            orphans = self.plugin.clean_queue(set(self.running))
+            if orphans:
+                log.warning("cancelled %d orphaned batch job(s): %s", len(orphans), orphans)
+        self._save()
+        return done
+
+    def _watch(self, done: Round) -> None:
+        if not self.running:
+            return
+        statuses = self.plugin.status(list(self.running))
+        for batch_id, status in statuses.items():
+            outcome = ENDED.get(status.state)
+            if outcome is None or batch_id not in self.running:
+                continue
+            job = self.running.pop(batch_id)
+            done.ended += 1
+            reason = _reason(status) + _tail(Path(job.workdir) / "pilot.err")
+            try:
+                new = self.client.lost(self.config.name, job.task_id, job.attempt, reason, outcome)
+            except FrazilError as exc:
+                done.errors.append(f"task {job.task_id}: {exc}")
+                log.warning("cannot report the end of batch job %s: %s", batch_id, exc)
+                continue
+            if new is not None:
+                done.reset += 1
+                log.warning(
+                    "task %d attempt %d: %s; the task is now %s",
+                    job.task_id, job.attempt, _reason(status), new,
+                )  # fmt: skip
+            shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def _claim_and_submit(self, now: float, done: Round) -> None:
+        q = self.config.queue
+        free = q.max_queued - len(self.running)
+        want = min(free, q.claim_batch, q.submit_rate)
+        if want <= 0:
+            return
+        r = self.config.resources
+        claims = self.client.claim(
+            self.config.name, want, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk,
+            time=r.time, os=r.os, attributes=self.config.attributes,
+        )  # fmt: skip
+        done.claimed += len(claims)
+        for c in claims:
+            try:
+                batch_id = self._submit(c, now)
+            except (BatchError, OSError) as exc:
+                done.errors.append(f"task {c['task_id']}: {exc}")
+                log.error("cannot submit task %d: %s", c["task_id"], exc)
+                self.client.lost(
+                    self.config.name,
+                    c["task_id"],
+                    c["attempt"],
+                    f"submission failed: {exc}",
+                    "failed",
+                )
+                continue
+            done.submitted += 1
+            self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
+
+    def _submit(self, claim: dict[str, Any], now: float) -> str:
+        workdir = (
+            self.scratch / str(claim["dataset_id"]) / str(claim["job_index"])
+            / f"{claim['name']}-{claim['task_id']}-{claim['attempt']}"
+        )  # fmt: skip
+        workdir.mkdir(parents=True, exist_ok=True)
+        passkey = workdir / "passkey"
+        fd = os.open(passkey, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(claim["passkey"])
+        argv = [
+            *self.pilot,
+            "--server", self.config.server,
+            "--task", str(claim["task_id"]),
+            "--attempt", str(claim["attempt"]),
+            "--passkey-file", str(passkey),
+            "--workdir", str(workdir / "task"),
+            "--heartbeat", str(self.config.queue.heartbeat),
+        ]  # fmt: skip
+        if self.config.storage.cache is not None:
+            argv += ["--cache", str(self.config.storage.cache)]
+        request = JobRequest(
+            name=f"frazil-{claim['task_id']}-{claim['attempt']}",
+            argv=argv,
+            workdir=workdir,
+            stdout=workdir / "pilot.out",
+            stderr=workdir / "pilot.err",
+            cpu=claim["cpu"],
+            gpu=claim["gpu"],
+            memory=claim["memory"],
+            disk=claim["disk"],
+            walltime=claim["time"],
+            env={**self.config.environment, "FRAZIL_SITE": self.config.name},
+            extra=tuple(self.config.queue.extra),
+        )
+        (batch_id,) = self.plugin.submit([request])
+        self.running[batch_id] = Running(
+            claim["task_id"], claim["attempt"], batch_id, str(workdir), now
+        )
+        return batch_id
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    """The end of a pilot's own error output, for the reason a job ended."""
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return ""
+    return f"; pilot stderr: ...{text[-limit:]}" if text else ""
+
+
+def _reason(status: BatchStatus) -> str:
+    exit_code = "" if status.exit_code is None else f", exit code {status.exit_code}"
+    why = f": {status.reason}" if status.reason else ""
+    return (
+        f"batch job {status.id} ended {status.state.value} ({status.native}{exit_code}){why} "
+        "without a report from its pilot"
+    )
