@@ -163,3 +163,35 @@ def test_an_input_with_a_wrong_checksum_fails_clearly(world: World):
     consumer = world.client.tasks(d, name="consumer")[0]
     error = world.client.task(consumer["id"])["attempts"][-1]["error"]
     assert "sha256" in error and "a.txt" in error
+
+
+def test_sigterm_from_the_batch_system_is_a_reset_not_a_failure(world: World):
+    d = world.client.submit(config(task("slow", "--out x --sleep 3")))
+    world.start_site()
+    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    os.kill(_pilot_pid(world), signal.SIGTERM)
+    assert world.wait_done(d) == "complete"
+    (t,) = world.client.tasks(d)
+    detail = world.client.task(t["id"])
+    assert [a["outcome"] for a in detail["attempts"]] == ["preempted", "complete"]
+    assert "SIGTERM" in detail["attempts"][0]["error"]
+    assert detail["task"]["failures"] == 0
+
+
+def test_an_external_python_module_class_runs_in_the_pilot(world: World):
+    world.start_site()
+    module = Path(__file__).parent / "modules" / "counting.py"
+    cfg = config({
+        "name": "count",
+        "requirements": {"memory": 1.0, "time": 0.5},
+        "trays": [{"iterations": 2, "modules": [{
+            "name": "count", "class": "counting:Count", "url": str(module),
+            "parameters": {"n": "$eval($args(job) * 10 + $args(iter))"},
+        }]}],
+    })  # fmt: skip
+    d = world.client.submit(cfg, jobs=2)
+    assert world.wait_done(d) == "complete"
+    stats = {(s["task_name"], s["name"]): s for s in world.client.stats(d)}
+    # job 0: 0 + 1; job 1: 10 + 11
+    assert stats[("count", "counted")]["total"] == 22.0
+    assert stats[("count", "counted")]["count"] == 2
