@@ -82,11 +82,14 @@ def fresh(backend: str, workdir: Path) -> str:
         parsed = make_url(url)
         admin = parsed.set(database="postgres" if backend == "postgres" else "")
         engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        force = " WITH (FORCE)" if backend == "postgres" else ""
         with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {parsed.database}"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {parsed.database}{force}"))
             conn.execute(text(f"CREATE DATABASE {parsed.database}"))
         engine.dispose()
-    Database(url).migrate()
+    db = Database(url)
+    db.migrate()
+    db.dispose()
     return url
 
 

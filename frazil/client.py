@@ -243,6 +243,19 @@ class Client(_Base):
         return result
 
 
+def send_heartbeats(url: str, beats: Sequence[Mapping[str, Any]], **options: Any) -> list[str]:
+    """Heartbeats of many attempts in one request (``task_id``, ``attempt``, ``passkey``,
+    ``phase``); returns ``ok``, ``stale`` or ``denied`` for each."""
+    client = _Base(url, f"Passkey {beats[0]['passkey']}", **options)
+    try:
+        result: list[str] = client.request(
+            "POST", "/pilot/heartbeats", json={"beats": list(beats)}
+        )["results"]
+        return result
+    finally:
+        client.close()
+
+
 class PilotClient(_Base):
     """What a pilot calls about its one attempt, with the attempt's passkey."""
 

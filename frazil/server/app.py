@@ -43,6 +43,7 @@ def create_app(
         metrics,
     ):
         app.include_router(module.router)
+    app.include_router(routes_pilot.batch)
 
     @app.get("/health", tags=["metrics"])
     def health(_: Reader) -> dict[str, str]:

@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from frazil.errors import AuthError
 from frazil.model.records import FileRecord, Usage
 from frazil.server.deps import Passkey, State
 from frazil.server.schemas import (
+    BeatsBody,
     FailBody,
     FinishBody,
     HeartbeatBody,
@@ -19,6 +21,20 @@ from frazil.server.schemas import (
 from frazil.services import attempts
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
+batch = APIRouter(prefix="/pilot", tags=["pilot"])
+
+
+@batch.post("/heartbeats")
+def heartbeats(body: BeatsBody, key: Passkey, app: State) -> dict[str, list[str]]:
+    """Many heartbeats in one request: ``ok``, ``stale`` or ``denied`` for each.
+
+    The request carries one of its beats' passkeys in the Authorization header; every beat
+    is checked against its own passkey.
+    """
+    if not any(b.passkey == key for b in body.beats):
+        raise AuthError("the Authorization passkey must be one of the beats' passkeys")
+    beats = [attempts.Beat(b.task_id, b.attempt, b.passkey, b.phase) for b in body.beats]
+    return {"results": attempts.heartbeats(app.db, beats, now=app.now())}
 
 
 def _usage(body: UsageBody | None) -> Usage | None:

@@ -133,3 +133,16 @@ class LogBody(_Body):
     """A log's text (only its tail is kept)."""
 
     text: str = Field(max_length=10_000_000)
+
+
+class BeatBody(_Body):
+    task_id: int
+    attempt: int = Field(ge=1)
+    passkey: str = Field(min_length=1, max_length=200)
+    phase: TaskPhase | None = None
+
+
+class BeatsBody(_Body):
+    """Heartbeats of many attempts at once (a multi-task pilot's)."""
+
+    beats: list[BeatBody] = Field(min_length=1, max_length=1000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -197,6 +198,79 @@ def heartbeat(
         )
 
     db.transaction(run)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One heartbeat of a batch: which attempt, its passkey, and maybe its new phase."""
+
+    task_id: int
+    attempt: int
+    passkey: str
+    phase: TaskPhase | None = None
+
+
+def heartbeats(db: Database, beats: Sequence[Beat], *, now: float) -> list[str]:
+    """Many heartbeats in one transaction (a multi-task pilot's, or a site's on their behalf).
+
+    Returns, for each, ``ok``, ``stale`` (the attempt is no longer current) or ``denied`` (a
+    wrong passkey or an unknown attempt); one bad beat does not spoil the others.
+    """
+    if len(beats) > MAX_BEATS:
+        raise Rejected(f"at most {MAX_BEATS} heartbeats at once, not {len(beats)}")
+
+    def run(conn: Connection) -> list[str]:
+        ids = sorted({b.task_id for b in beats})
+        tasks = {
+            r.id: r
+            for r in conn.execute(
+                select(task.c.id, task.c.status, task.c.attempts).where(task.c.id.in_(ids))
+            )
+        }
+        opened = {
+            (r.task_id, r.number): r
+            for r in conn.execute(
+                select(task_attempt.c.id, task_attempt.c.task_id, task_attempt.c.number,
+                       task_attempt.c.passkey_hash, task_attempt.c.outcome, task_attempt.c.phase)
+                .where(task_attempt.c.task_id.in_(ids))
+            )
+        }  # fmt: skip
+        results, alive = [], []
+        for b in beats:
+            t, a = tasks.get(b.task_id), opened.get((b.task_id, b.attempt))
+            if (
+                t is None
+                or a is None
+                or not hmac.compare_digest(a.passkey_hash, hash_passkey(b.passkey))
+            ):
+                results.append("denied")
+                continue
+            if (
+                t.attempts != b.attempt
+                or a.outcome != "open"
+                or t.status != TaskStatus.PROCESSING.value
+            ):
+                results.append("stale")
+                continue
+            results.append("ok")
+            alive.append(b.task_id)
+            old = TaskPhase(a.phase) if a.phase else None
+            if b.phase is not None and b.phase is not old:
+                check_phase_transition(old, b.phase)
+                conn.execute(
+                    update(task_attempt)
+                    .where(task_attempt.c.id == a.id)
+                    .values(phase=b.phase.value)
+                )
+                conn.execute(update(task).where(task.c.id == b.task_id).values(phase=b.phase.value))
+        if alive:
+            conn.execute(update(task).where(task.c.id.in_(alive)).values(heartbeat_at=now))
+        return results
+
+    return db.transaction(run)
+
+
+MAX_BEATS = 1000
 
 
 def _usage_values(usage: Usage | None) -> dict[str, Any]:

@@ -157,3 +157,20 @@ def test_client_rides_out_an_unreachable_server():
     with pytest.raises(Exception, match="cannot reach"):
         client.health()
     assert time.monotonic() - started >= 0.5
+
+
+def test_batched_heartbeats(live):
+    from frazil.client import send_heartbeats
+
+    user, site = live.client(live.user), live.client(live.site)
+    user.submit(EXAMPLE.read_text(), jobs=2)
+    claims = site.claim("site-a", 4, **SLOT)
+    for c in claims[:3]:
+        PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0).start("n")
+    beats = [{"task_id": c["task_id"], "attempt": c["attempt"], "passkey": c["passkey"],
+              "phase": "running"} for c in claims]  # fmt: skip
+    assert send_heartbeats(live.url, beats, retry_for=0) == ["ok", "ok", "ok", "stale"]
+    foreign = {**beats[0], "passkey": "not-in-the-batch"}
+    r = httpx.post(f"{live.url}/pilot/heartbeats", json={"beats": beats[1:]},
+                   headers={"Authorization": f"Passkey {foreign['passkey']}"})  # fmt: skip
+    assert r.status_code == 401

@@ -193,3 +193,23 @@ def test_a_queued_task_can_fail_before_starting(db):
         attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="submit failed")
         is TaskStatus.WAITING
     )
+
+
+def test_many_heartbeats_in_one_transaction(db):
+    d = submit(db, make_config("flat", 3), jobs=1, now=NOW)
+    a, b, c = claim(db, SITE, 3, NOW)
+    for x in (a, b):
+        attempts.start(db, x.task_id, x.attempt, x.passkey, now=NOW)
+    beats = [
+        attempts.Beat(a.task_id, a.attempt, a.passkey, TaskPhase.RUNNING),
+        attempts.Beat(b.task_id, b.attempt, "wrong"),
+        attempts.Beat(c.task_id, c.attempt, c.passkey),  # queued, not processing
+        attempts.Beat(999_999, 1, "x"),
+    ]
+    assert attempts.heartbeats(db, beats, now=NOW + 7) == ["ok", "denied", "stale", "denied"]
+    tasks = {t.id: t for t in queries.list_tasks(db, d)}
+    assert tasks[a.task_id].phase == "running"
+    with pytest.raises(IllegalTransition):
+        attempts.heartbeats(
+            db, [attempts.Beat(a.task_id, a.attempt, a.passkey, TaskPhase.COPYING_INPUT)], now=NOW
+        )
