@@ -147,7 +147,9 @@ def _summary(client: Client, db: Database, dataset: int) -> None:
     out.print(table)
     stats = Table("task", "statistic", "count", "sum", "mean")
     for s in client.stats(dataset):
-        if s["task_name"] == "*" and not s["name"].endswith(("wall_time", "cpu_time")):
+        if s["task_name"] == "*" and not s["name"].endswith(
+            ("wall_time", "cpu_time", "max_memory")
+        ):
             stats.add_row(
                 s["task_name"], s["name"], str(s["count"]), f"{s['total']:g}", f"{s['mean']:g}"
             )

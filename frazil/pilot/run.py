@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -99,6 +100,10 @@ class Pilot:
         self.runner.stop()
 
     def _run(self, started: float) -> int:
+        log.info(
+            "pilot for task %d attempt %d on %s (%s, Python %s)", self.o.task_id, self.o.attempt,
+            socket.gethostname(), platform.platform(), platform.python_version(),
+        )  # fmt: skip
         try:
             spec = self.client.spec()
             self.client.start(socket.gethostname())
@@ -236,7 +241,9 @@ class Pilot:
             if not local.exists():
                 stage_in(src, local, cache=self.cache)
             src = str(local)
-        elif not Path(src).exists() and shutil.which(src) is None:
+        elif Path(src).exists():
+            src = str(Path(src).resolve())  # modules run in the task directory
+        elif shutil.which(src) is None:
             raise ModuleFailed(f"module source {src!r} not found on {socket.gethostname()}")
         command = command_for(src)
         if module["env_shell"]:
@@ -279,6 +286,7 @@ class Pilot:
             self.stats[key] = self.stats.get(key, 0.0) + value
         self.stats[f"{label}.wall_time"] = measured.wall_time
         self.stats[f"{label}.cpu_time"] = measured.cpu_time
+        self.stats[f"{label}.max_memory"] = measured.max_memory
         self.usage["cpu_time"] += measured.cpu_time
         self.usage["max_memory"] = max(self.usage["max_memory"], measured.max_memory)
 
