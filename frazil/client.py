@@ -230,6 +230,12 @@ class Client(_Base):
         status: str | None = result["status"]
         return status
 
+    def stale_attempts(self, site: str, pairs: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Which of the site's (task, attempt) pairs are no longer current."""
+        body = {"attempts": [{"task_id": t, "attempt": a} for t, a in pairs]}
+        result = self.request("POST", f"/sites/{site}/attempts/stale", json=body)
+        return [(int(t), int(a)) for t, a in result["stale"]]
+
     # -- administration -----------------------------------------------------------------------
 
     def create_token(self, name: str, role: str) -> dict[str, Any]:

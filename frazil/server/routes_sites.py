@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from frazil.errors import AuthError
 from frazil.model.records import SiteResources
 from frazil.server.deps import Reader, Site, State
-from frazil.server.schemas import BatchIdBody, ClaimBody, LostBody, SiteBody
+from frazil.server.schemas import AttemptsBody, BatchIdBody, ClaimBody, LostBody, SiteBody
 from frazil.services import attempts, sites
 from frazil.services.claim import claim
 from frazil.services.tokens import Role, TokenInfo
@@ -89,3 +89,11 @@ def lost(
     if app.metrics is not None and status is not None:
         app.metrics.failed()
     return {"status": status.value if status else None}
+
+
+@router.post("/{name}/attempts/stale")
+def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, list[list[int]]]:
+    """Which of the site's running attempts are no longer current (cancel their batch jobs)."""
+    _own(who, name)
+    pairs = [(a.task_id, a.attempt) for a in body.attempts]
+    return {"stale": [list(p) for p in attempts.stale_attempts(app.db, name, pairs)]}

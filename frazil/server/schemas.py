@@ -146,3 +146,14 @@ class BeatsBody(_Body):
     """Heartbeats of many attempts at once (a multi-task pilot's)."""
 
     beats: list[BeatBody] = Field(min_length=1, max_length=1000)
+
+
+class AttemptRef(_Body):
+    task_id: int
+    attempt: int
+
+
+class AttemptsBody(_Body):
+    """A site's running attempts, to learn which are no longer current."""
+
+    attempts: list[AttemptRef] = Field(max_length=100_000)

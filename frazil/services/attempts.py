@@ -399,13 +399,54 @@ def lost(
         active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
         if a.outcome != "open" or row.attempts != attempt or not active:
             return None
+        # a batch job killed at its walltime asks for more time next time
+        exhausted = ["time"] if outcome == "timeout" else []
         return fail_current(
             conn, row, now=now, error=reason, actor=f"site:{site}", outcome=outcome,
-            attempt_id=a.id,
+            attempt_id=a.id, exhausted=exhausted,
         )  # fmt: skip
 
     return db.transaction(run)
 
+
+def stale_attempts(
+    db: Database, site: str, pairs: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Which of a site's (task, attempt) pairs are no longer current: their batch jobs should go.
+
+    An attempt is current while it is open and its task is queued or processing with that
+    attempt number; a suspended, reset or finished task's batch job is only in the way.
+    """
+    if not pairs:
+        return []
+    ids = sorted({t for t, _ in pairs})
+    with db.read() as conn:
+        tasks = {
+            r.id: r
+            for r in conn.execute(
+                select(task.c.id, task.c.status, task.c.attempts).where(task.c.id.in_(ids))
+            )
+        }
+        rows = conn.execute(
+            select(task_attempt.c.task_id, task_attempt.c.number, task_attempt.c.outcome,
+                   task_attempt.c.site)
+            .where(task_attempt.c.task_id.in_(ids))
+        ).all()  # fmt: skip
+    opened = {(r.task_id, r.number): r for r in rows}
+    stale = []
+    for task_id, number in pairs:
+        t, a = tasks.get(task_id), opened.get((task_id, number))
+        active = t is not None and t.status in _ACTIVE_VALUES
+        current = (
+            active and t is not None and a is not None and a.outcome == "open"
+            and a.site == site and t.attempts == number
+        )  # fmt: skip
+        if not current:
+            stale.append((task_id, number))
+    return stale
+
+
+_ACTIVE_VALUES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
 
 #: Logs keep their last this many characters.
 MAX_LOG = 64 * 1024

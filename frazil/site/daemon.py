@@ -64,6 +64,7 @@ class Round:
     submitted: int = 0
     ended: int = 0
     reset: int = 0
+    cancelled: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -123,6 +124,7 @@ class SiteDaemon:
             self.client.site_heartbeat(self.config.name)
             self._last_heartbeat = now
         self._watch(done)
+        self._cancel_stale(done)
         self._claim_and_submit(now, done)
         if now - self._last_clean >= CLEAN_EVERY:
             self._last_clean = now
@@ -156,6 +158,22 @@ class SiteDaemon:
                     job.task_id, job.attempt, _reason(status), new,
                 )  # fmt: skip
             shutil.rmtree(job.workdir, ignore_errors=True)
+
+    def _cancel_stale(self, done: Round) -> None:
+        """Cancel batch jobs whose attempts ended on the server (suspended, reset, done)."""
+        if not self.running:
+            return
+        by_pair = {(j.task_id, j.attempt): b for b, j in self.running.items()}
+        stale = self.client.stale_attempts(self.config.name, list(by_pair))
+        ids = [by_pair[pair] for pair in stale if pair in by_pair]
+        if not ids:
+            return
+        self.plugin.cancel(ids)
+        for batch_id in ids:
+            job = self.running.pop(batch_id)
+            shutil.rmtree(job.workdir, ignore_errors=True)
+        done.cancelled += len(ids)
+        log.info("cancelled %d batch job(s) whose tasks no longer need them", len(ids))
 
     def _claim_and_submit(self, now: float, done: Round) -> None:
         q = self.config.queue

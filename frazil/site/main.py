@@ -27,24 +27,39 @@ def build(config: SiteConfig) -> SiteDaemon:
     return SiteDaemon(config, client, plugin)
 
 
+#: Longest pause between rounds while the server or the batch system is away.
+MAX_BACKOFF = 300.0
+
+
 def run(daemon: SiteDaemon, stop: threading.Event, *, once: bool = False) -> None:
-    """Register, then run rounds until ``stop`` is set (or once)."""
-    daemon.register()
+    """Register, then run rounds until ``stop`` is set (or once).
+
+    A round that fails (the server or the batch system is away) is retried after a pause
+    that doubles each time, up to ``MAX_BACKOFF``; the first good round restores the pace.
+    """
     interval = daemon.config.queue.poll_interval
+    pause = interval
+    registered = False
     while not stop.is_set():
         try:
+            if not registered:
+                daemon.register()
+                registered = True
             done = daemon.step(time.time())
-            if done.claimed or done.ended:
+            if pause > interval:
+                log.warning("site %s is working again", daemon.config.name)
+            pause = interval
+            if done.claimed or done.ended or done.cancelled:
                 log.info(
-                    "claimed %d, submitted %d, %d batch job(s) ended (%d reset)",
-                    done.claimed, done.submitted, done.ended, done.reset,
+                    "claimed %d, submitted %d, %d batch job(s) ended (%d reset), %d cancelled",
+                    done.claimed, done.submitted, done.ended, done.reset, done.cancelled,
                 )  # fmt: skip
         except FrazilError as exc:
-            # the server or the batch system is away: try again next round
-            log.warning("round failed: %s", exc)
+            pause = min(max(pause * 2, interval), MAX_BACKOFF)
+            log.warning("round failed, next try in %.0f s: %s", pause, exc)
         if once:
             return
-        stop.wait(interval)
+        stop.wait(pause)
 
 
 def main(config_path: Path, *, once: bool = False) -> None:

@@ -195,3 +195,16 @@ def test_an_external_python_module_class_runs_in_the_pilot(world: World):
     # job 0: 0 + 1; job 1: 10 + 11
     assert stats[("count", "counted")]["total"] == 22.0
     assert stats[("count", "counted")]["count"] == 2
+
+
+def test_suspending_a_dataset_cancels_its_batch_jobs(world: World):
+    d = world.client.submit(config(task("long", "--out x --sleep 60")))
+    world.start_site()
+    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    pid = _pilot_pid(world)
+    world.client.act(d, "suspend", reason="stop it")
+    world.wait(lambda: not Path(f"/proc/{pid}").exists(), 30, "the pilot to be stopped")
+    assert world.site is not None and world.site.running == {}
+    (t,) = world.client.tasks(d)
+    assert t["status"] == "suspended"
+    assert world.client.task(t["id"])["attempts"][0]["outcome"] == "suspended"

@@ -213,3 +213,32 @@ def test_many_heartbeats_in_one_transaction(db):
         attempts.heartbeats(
             db, [attempts.Beat(a.task_id, a.attempt, a.passkey, TaskPhase.COPYING_INPUT)], now=NOW
         )
+
+
+def test_a_walltime_kill_asks_for_more_time(db):
+    d = submit(db, make_config("flat", 1, requirements={"time": 2.0}), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
+    new = attempts.lost(
+        db, c.task_id, c.attempt, site="site-a", now=NOW, reason="TIMEOUT", outcome="timeout"
+    )
+    assert new is TaskStatus.WAITING
+    (t,) = queries.list_tasks(db, d)
+    assert t.time == 3.0
+    assert queries.task_detail(db, t.id).attempts[0].outcome == "timeout"
+
+
+def test_stale_attempts_of_a_site(db):
+    d = submit(db, make_config("flat", 2), jobs=1, now=NOW)
+    a, b = claim(db, SITE, 2, NOW)
+    assert attempts.stale_attempts(db, "site-a", [(a.task_id, 1), (b.task_id, 1)]) == []
+    from frazil.services.control import Scope, suspend
+
+    suspend(db, Scope(d, task_id=a.task_id), now=NOW)
+    pairs = [(a.task_id, 1), (b.task_id, 1), (b.task_id, 2), (999, 1)]
+    assert attempts.stale_attempts(db, "site-a", pairs) == [
+        (a.task_id, 1),
+        (b.task_id, 2),
+        (999, 1),
+    ]
+    assert attempts.stale_attempts(db, "other-site", [(b.task_id, 1)]) == [(b.task_id, 1)]
