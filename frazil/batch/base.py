@@ -125,12 +125,16 @@ class JobRequest:
     walltime: float = 1.0
     env: Mapping[str, str] = field(default_factory=dict)
     extra: tuple[str, ...] = ()
+    #: batch ids of jobs that must end successfully before this one may start (batch-side
+    #: DAGs and unmonitored runs); plugins without dependencies refuse a non-empty ``after``
+    after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Freeze the mutable inputs so a request cannot change after it was validated.
         object.__setattr__(self, "argv", tuple(self.argv))
         object.__setattr__(self, "env", MappingProxyType(dict(self.env)))
         object.__setattr__(self, "extra", tuple(self.extra))
+        object.__setattr__(self, "after", tuple(self.after))
         for attr in ("workdir", "stdout", "stderr"):
             object.__setattr__(self, attr, Path(getattr(self, attr)))
         problems = []

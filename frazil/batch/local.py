@@ -162,6 +162,8 @@ class LocalPlugin(BatchPlugin):
         """Record the requests, then start those that fit now; the rest stay PENDING."""
         requests = list(requests)
         for request in requests:
+            if request.after:
+                raise BatchError("the local plugin cannot hold a job until others end (after=)")
             self._check_fits(request)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         ids = []

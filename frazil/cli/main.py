@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
-from frazil.cli import config_commands, db_commands, server_commands
+from frazil.cli import config_commands, db_commands, server_commands, unmonitored
 from frazil.errors import ConfigError, FrazilError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ config_commands.register(app, show)
 db_commands.register(app, show)
 server_commands.register(app)
 server_commands.register_runners(app)
+app.command("run")(unmonitored.run)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -11,26 +11,38 @@ import sys
 from pathlib import Path
 
 from frazil.pilot.run import Pilot, PilotOptions, read_passkey
+from frazil.pilot.standalone import StandaloneClient
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the site's arguments and run the attempt; returns the exit code."""
     p = argparse.ArgumentParser(prog="frazil pilot", description=__doc__)
-    p.add_argument("--server", required=True, help="the Frazil server's URL")
-    p.add_argument("--task", type=int, required=True, help="task id")
-    p.add_argument("--attempt", type=int, required=True, help="attempt number")
-    p.add_argument("--passkey-file", type=Path, required=True, help="file holding the passkey")
+    p.add_argument("--server", help="the Frazil server's URL")
+    p.add_argument("--task", type=int, help="task id")
+    p.add_argument("--attempt", type=int, help="attempt number")
+    p.add_argument("--passkey-file", type=Path, help="file holding the passkey")
+    p.add_argument("--spec", type=Path, help="run this resolved spec without a server")
     p.add_argument("--workdir", type=Path, required=True, help="scratch directory for the task")
     p.add_argument("--heartbeat", type=float, default=60.0, help="seconds between heartbeats")
     p.add_argument("--cache", type=Path, default=None, help="download cache directory")
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     p.add_argument("--md5", action="store_true", help="also compute md5 of outputs")
+    p.add_argument("--fail-exit-code", type=int, default=1, help="exit code after a failure")
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if a.spec is not None:
+        options = PilotOptions(
+            server="", task_id=0, attempt=0, passkey="", workdir=a.workdir,
+            heartbeat=a.heartbeat, cache=a.cache, keep=a.keep, md5=a.md5,
+            fail_exit_code=a.fail_exit_code,
+        )  # fmt: skip
+        return Pilot(options, StandaloneClient(a.spec)).run()
+    if a.server is None or a.task is None or a.attempt is None or a.passkey_file is None:
+        p.error("give --server, --task, --attempt and --passkey-file, or --spec")
     options = PilotOptions(
         server=a.server, task_id=a.task, attempt=a.attempt, passkey=read_passkey(a.passkey_file),
         workdir=a.workdir, heartbeat=a.heartbeat, cache=a.cache, keep=a.keep, md5=a.md5,

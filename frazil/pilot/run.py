@@ -21,10 +21,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from frazil.client import PilotClient
@@ -38,6 +39,24 @@ from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
 log = logging.getLogger(__name__)
 
 REMOTE_SCHEMES = ("http", "https", "file")
+
+
+class Reporter(Protocol):
+    """Where a pilot gets its task and sends its reports: the server, or files (standalone)."""
+
+    def spec(self) -> dict[str, Any]: ...
+    def start(self, host: str) -> None: ...
+    def heartbeat(self, phase: str | None = None) -> None: ...
+    def finish(
+        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
+        files: Sequence[Mapping[str, Any]],
+    ) -> None: ...  # fmt: skip
+    def fail(
+        self, error: str, *, usage: Mapping[str, Any] | None = None,
+        exhausted: list[str] | None = None, exit_code: int | None = None,
+        stats: Mapping[str, float] | None = None, counts: bool = True,
+    ) -> str: ...  # fmt: skip
+    def log(self, name: str, text: str) -> None: ...
 
 
 class Terminated(FrazilError):
@@ -57,14 +76,15 @@ class PilotOptions:
     cache: Path | None = None
     keep: bool = False  # keep the scratch directory (debugging)
     md5: bool = False  # also compute md5 of outputs
+    fail_exit_code: int = 1  # SGE holds a job's dependents only after exit code 100
 
 
 class Pilot:
     """One attempt, from spec to report."""
 
-    def __init__(self, options: PilotOptions, client: PilotClient | None = None) -> None:
+    def __init__(self, options: PilotOptions, client: Reporter | None = None) -> None:
         self.o = options
-        self.client = client or PilotClient(
+        self.client: Reporter = client or PilotClient(
             options.server, options.task_id, options.attempt, options.passkey, retry_for=600
         )
         self.workdir = options.workdir
@@ -151,7 +171,7 @@ class Pilot:
                 self.client.fail(
                     str(error), usage=self.usage, stats=self.stats, exit_code=exit_code
                 )
-                return 1
+                return self.o.fail_exit_code
             self.client.finish(usage=self.usage, stats=self.stats, files=files)
             return 0
         except StaleAttempt as exc:

@@ -1,0 +1,72 @@
+"""The pilot without a server (unmonitored mode): the spec comes from a file, reports go to files.
+
+``frazil run`` writes each task's resolved spec next to its batch script; the batch job runs
+``python -m frazil.pilot --spec spec.json --workdir DIR``. The pilot then behaves as usual,
+but "reports" by writing ``result.json`` (status, error, usage, statistics, files) and the
+log tails beside the spec, and exits non-zero on failure so that the batch system holds the
+tasks that depend on it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class StandaloneClient:
+    """Stands in for ``PilotClient`` when there is no server."""
+
+    def __init__(self, spec_path: Path) -> None:
+        self.spec_path = spec_path
+        self.folder = spec_path.parent
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def spec(self) -> dict[str, Any]:
+        """The task, as ``frazil run`` resolved it."""
+        data: dict[str, Any] = json.loads(self.spec_path.read_text())
+        return data
+
+    def start(self, host: str) -> None:
+        """Note where the task runs."""
+        self._write({"status": "processing", "host": host, "started": time.time()})
+
+    def heartbeat(self, phase: str | None = None) -> None:
+        """Nobody listens; keep the phase for a person to read."""
+        if phase:
+            (self.folder / "phase").write_text(phase + "\n")
+
+    def finish(
+        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
+        files: Sequence[Mapping[str, Any]],
+    ) -> None:  # fmt: skip
+        """Record success."""
+        self._write({"status": "complete", "usage": usage, "stats": stats, "files": list(files)})
+
+    def fail(
+        self, error: str, *, usage: Mapping[str, Any] | None = None,
+        exhausted: list[str] | None = None, exit_code: int | None = None,
+        stats: Mapping[str, float] | None = None, counts: bool = True,
+    ) -> str:  # fmt: skip
+        """Record the failure."""
+        self._write(
+            {"status": "failed" if counts else "stopped", "error": error, "usage": usage,
+             "exit_code": exit_code, "stats": stats or {}}
+        )  # fmt: skip
+        return "failed"
+
+    def log(self, name: str, text: str) -> None:
+        """Keep a log's tail beside the spec."""
+        (self.folder / f"{name}.log").write_text(text[-64 * 1024 :])
+
+    def _write(self, values: dict[str, Any]) -> None:
+        path = self.folder / "result.json"
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.update(values, time=time.time())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(current, indent=2, default=str))
+        tmp.replace(path)
