@@ -16,6 +16,7 @@ import math
 import os
 import re
 import shlex
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from xml.etree import ElementTree
@@ -131,8 +132,10 @@ class SgePlugin(BatchPlugin):
         skip: Sequence[str] = (),
         timeout: float = 30.0,
         poll_interval: float = 10.0,
+        vanish_after: float = 120.0,
         variant: str | None = None,
         runner: Runner = run_command,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if variant not in (None, "dag"):
             raise BatchError(f"the sge plugin has no variant {variant!r} (known: dag)")
@@ -144,6 +147,11 @@ class SgePlugin(BatchPlugin):
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.runner = runner
+        # a job between the queue and the accounting record is not gone yet: only one that
+        # stays unknown this long is VANISHED
+        self.vanish_after = vanish_after
+        self.clock = clock
+        self._missing_since: dict[str, float] = {}
 
     def directives(self, r: JobRequest) -> list[str]:
         """The ``#$`` options of a request, before ``skip`` and ``extra``."""
@@ -216,16 +224,30 @@ class SgePlugin(BatchPlugin):
                 log.debug("qacct cannot help: %s", exc)
                 done = {}
             out.update({i: done[i] for i in missing if i in done})
+        now = self.clock()
         for i in ids:
-            out.setdefault(i, BatchStatus(i, BatchState.VANISHED, "", reason="unknown to SGE"))
+            if i in out:
+                self._missing_since.pop(i, None)
+                continue
+            since = self._missing_since.setdefault(i, now)
+            if now - since >= self.vanish_after:
+                out[i] = BatchStatus(i, BatchState.VANISHED, "", reason="unknown to SGE")
+            else:
+                out[i] = BatchStatus(
+                    i,
+                    BatchState.UNKNOWN,
+                    "",
+                    reason="left the queue; its record is not written yet",
+                )
         return out
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``qdel`` (a job that already left is not an error)."""
-        if not ids:
+        numeric = [i for i in ids if i.isdigit()]
+        if not numeric:
             return
         try:
-            self._run(["qdel", *ids])
+            self._run(["qdel", *numeric])
         except BatchCommandError as exc:
             if "does not exist" not in (exc.stdout + exc.stderr):
                 raise

@@ -15,6 +15,7 @@ import math
 import os
 import re
 import shlex
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
@@ -104,7 +105,11 @@ def parse_sacct(text: str) -> dict[str, BatchStatus]:
 
 
 class SlurmPlugin(BatchPlugin):
-    """Submits to Slurm. Options: partition, account, qos, constraint, extra, skip, gpu_flag."""
+    """Submits to Slurm.
+
+    Options: partition, account, qos, constraint, extra, skip, gpu_flag (``--gpus={n}`` on
+    clusters without GRES), request_disk (ask for ``--tmp``; needs TmpDisk on the nodes).
+    """
 
     name = "slurm"
 
@@ -118,10 +123,13 @@ class SlurmPlugin(BatchPlugin):
         extra: Sequence[str] = (),
         skip: Sequence[str] = (),
         gpu_flag: str = "--gres=gpu:{n}",
+        request_disk: bool = False,
         timeout: float = 30.0,
         poll_interval: float = 10.0,
+        vanish_after: float = 120.0,
         variant: str | None = None,
         runner: Runner = run_command,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if variant not in (None, "dag"):
             raise BatchError(f"the slurm plugin has no variant {variant!r} (known: dag)")
@@ -134,9 +142,16 @@ class SlurmPlugin(BatchPlugin):
         )
         self.extra, self.skip = tuple(extra), tuple(skip)
         self.gpu_flag = gpu_flag
+        # --tmp only works where nodes declare TmpDisk; many do not, so it is opt-in
+        self.request_disk = request_disk
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.runner = runner
+        # a job between the queue and the accounting record is not gone yet: only one that
+        # stays unknown this long is VANISHED
+        self.vanish_after = vanish_after
+        self.clock = clock
+        self._missing_since: dict[str, float] = {}
 
     # -- submit scripts ---------------------------------------------------------------------
 
@@ -153,7 +168,7 @@ class SlurmPlugin(BatchPlugin):
             f"--mem={max(1, math.ceil(r.memory * 1024))}M",
             f"--time={_duration(r.walltime)}",
         ]
-        if r.disk > 0:
+        if self.request_disk and r.disk > 0:
             lines.append(f"--tmp={max(1, math.ceil(r.disk * 1024))}M")
         if r.gpu:
             lines.append(self.gpu_flag.format(n=r.gpu))
@@ -209,7 +224,7 @@ class SlurmPlugin(BatchPlugin):
             return {}
         known = parse_scontrol(self._run(["scontrol", "show", "job", "-o"]).stdout)
         out = {i: known[i] for i in ids if i in known}
-        missing = [i for i in ids if i not in out]
+        missing = [i for i in ids if i not in out and i.isdigit()]
         if missing:
             try:
                 text = self._run(
@@ -227,14 +242,33 @@ class SlurmPlugin(BatchPlugin):
                 out.update({k: v for k, v in parse_sacct(text).items() if k in missing})
             except BatchCommandError as exc:
                 log.debug("sacct cannot help: %s", exc)
+        now = self.clock()
         for i in ids:
-            out.setdefault(i, BatchStatus(i, BatchState.VANISHED, "", reason="unknown to Slurm"))
+            if i in out:
+                self._missing_since.pop(i, None)
+                continue
+            since = self._missing_since.setdefault(i, now)
+            if now - since >= self.vanish_after:
+                out[i] = BatchStatus(i, BatchState.VANISHED, "", reason="unknown to Slurm")
+            else:
+                out[i] = BatchStatus(
+                    i,
+                    BatchState.UNKNOWN,
+                    "",
+                    reason="left the queue; its record is not written yet",
+                )
         return out
 
     def cancel(self, ids: Sequence[str]) -> None:
-        """``scancel`` (unknown ids are ignored by Slurm)."""
-        if ids:
-            self._run(["scancel", *ids])
+        """``scancel`` (ids that cannot be Slurm's are skipped; ended jobs are ignored)."""
+        numeric = [i for i in ids if i.isdigit()]
+        if not numeric:
+            return
+        try:
+            self._run(["scancel", *numeric])
+        except BatchCommandError as exc:
+            if "Invalid job id" not in exc.stderr:
+                raise
 
     def clean_queue(self, known_ids: Collection[str]) -> list[str]:
         """Cancel our ``frazil-`` jobs in the queue that nobody knows."""

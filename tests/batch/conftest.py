@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest
+from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest, load_plugin
 from frazil.batch.local import LocalPlugin
 
 # Generous: the tests run real processes on a possibly loaded 2-core machine.
@@ -65,14 +66,36 @@ def local_plugin(tmp_path: Path) -> Iterator[Callable[..., LocalPlugin]]:
         plugin.clean_queue([])
 
 
-@pytest.fixture(params=["local"])
+LIVE = {"slurm": "FRAZIL_TEST_SLURM", "sge": "FRAZIL_TEST_SGE"}
+
+
+def live_plugin(name: str) -> BatchPlugin:
+    """A plugin for a batch system running on this machine, or skip with the reason."""
+    if not os.environ.get(LIVE[name]):
+        pytest.skip(
+            f"{LIVE[name]} is not set: no {name} here "
+            '(scripts/batch-systems start; eval "$(scripts/batch-systems env)")'
+        )
+    return load_plugin(name, vanish_after=30.0)
+
+
+@pytest.fixture(
+    params=[
+        "local",
+        pytest.param("slurm", marks=pytest.mark.slurm),
+        pytest.param("sge", marks=pytest.mark.sge),
+    ]
+)
 def any_plugin(
     request: pytest.FixtureRequest, local_plugin: Callable[..., LocalPlugin]
-) -> BatchPlugin:
-    """Every plugin that can run here, for the contract tests (add Slurm with its marker)."""
+) -> Iterator[BatchPlugin]:
+    """Every plugin that can run here, for the contract tests."""
     if request.param == "local":
-        return local_plugin()
-    raise AssertionError(request.param)
+        yield local_plugin()
+        return
+    plugin = live_plugin(request.param)
+    yield plugin
+    plugin.clean_queue([])
 
 
 def wait_for(

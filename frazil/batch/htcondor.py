@@ -1,0 +1,360 @@
+"""The ``htcondor`` batch plugin: one job cluster per request, driven by the HTCondor CLI.
+
+Not live-tested: no HTCondor pool runs on the test machines. Its submit descriptions are
+parsed by the real ``htcondor2`` bindings in the tests, and its status parsing is tested on
+recorded ``condor_q -json`` / ``condor_history -json`` output (``tests/data/batch/htcondor``).
+
+* ``submit`` writes ``<workdir>/<name>.sub`` and runs ``condor_submit -terse`` on it; the
+  batch id is the cluster id (each cluster holds one job, proc 0).
+* ``status`` asks ``condor_q`` once for all ids, then ``condor_history`` once for the ids the
+  queue no longer holds; an id neither knows is ``VANISHED``.
+* Walltime: the job carries ``+MaxWallTimeMins`` and a ``periodic_remove`` expression that
+  names it, so a removal whose ``RemoveReason`` quotes that expression is ``TIMEOUT``.
+* ``cancel`` is ``condor_rm``; ``clean_queue`` lists our own queue's jobs whose
+  ``JobBatchName`` starts with ``frazil-``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from frazil.batch.base import (
+    ENDED_STATES,
+    BatchPlugin,
+    BatchState,
+    BatchStatus,
+    JobRequest,
+    native_state,
+)
+from frazil.batch.directives import JOB_NAME_PREFIX, SiteLines, job_name, mebibytes, minutes
+from frazil.batch.run import CommandResult, run_command
+from frazil.errors import BatchCommandError, BatchError
+
+log = logging.getLogger(__name__)
+
+#: HTCondor's ``JobStatus`` codes, by the names its manual gives them.
+STATUS_NAMES = {
+    1: "Idle",
+    2: "Running",
+    3: "Removed",
+    4: "Completed",
+    5: "Held",
+    6: "Transferring Output",
+    7: "Suspended",
+}
+#: ``JobStatus`` names mapped to the shared states (refined by exit code and remove reason).
+NATIVE_STATES = {
+    "Idle": BatchState.PENDING,
+    "Running": BatchState.RUNNING,
+    "Removed": BatchState.CANCELLED,
+    "Completed": BatchState.COMPLETED,
+    "Held": BatchState.HELD,
+    "Transferring Output": BatchState.RUNNING,  # the command ended; its files are on the way
+    "Suspended": BatchState.HELD,  # stopped on its machine until the startd resumes it
+}
+#: The attributes ``status`` asks for (``-attributes`` keeps the answer small).
+ATTRIBUTES = (
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "ExitCode",
+    "ExitBySignal",
+    "ExitSignal",
+    "HoldReason",
+    "RemoveReason",
+    "JobBatchName",
+)
+#: The walltime attribute; the remove expression names it so that its removals are recognised.
+WALLTIME_ATTRIBUTE = "MaxWallTimeMins"
+WALLTIME_REMOVE = f"(JobStatus == 2) && (time() - JobCurrentStartDate > {WALLTIME_ATTRIBUTE} * 60)"
+#: Which of our queue's jobs ``clean_queue`` considers (condor_q lists only our own jobs).
+ORPHAN_CONSTRAINT = f'(JobBatchName =!= undefined) && regexp("^{JOB_NAME_PREFIX}", JobBatchName)'
+_TERSE_ID = re.compile(r"^\s*(\d+)\.(\d+)\s*-\s*(\d+)\.(\d+)\s*$", re.MULTILINE)
+_CLUSTER_ID = re.compile(r"[1-9][0-9]{0,17}")
+# condor_rm on a cluster that has left the queue: nothing left to do.
+_RM_UNKNOWN = re.compile(r"Couldn't find/remove all jobs|not found", re.IGNORECASE)
+
+Runner = Callable[..., CommandResult]
+
+
+class HTCondorPlugin(BatchPlugin):
+    """Submit each request as a one-job HTCondor cluster.
+
+    ``schedd`` and ``pool`` select a non-default schedd (``-name``/``-pool`` on every
+    command); ``account`` becomes ``accounting_group``. ``extra`` and ``skip`` change the
+    submit description's lines (see ``SiteLines``); ``runner`` replaces ``run_command``.
+    """
+
+    name = "htcondor"
+
+    def __init__(
+        self,
+        *,
+        schedd: str | None = None,
+        pool: str | None = None,
+        account: str | None = None,
+        extra: Sequence[str] = (),
+        skip: Sequence[str] = (),
+        poll_interval: float = 60.0,
+        timeout: float = 120.0,
+        condor_submit: str = "condor_submit",
+        condor_q: str = "condor_q",
+        condor_history: str = "condor_history",
+        condor_rm: str = "condor_rm",
+        runner: Runner = run_command,
+    ) -> None:
+        self.lines = SiteLines(tuple(extra), tuple(skip))
+        if poll_interval <= 0 or timeout <= 0:
+            raise BatchError(f"htcondor: poll_interval and timeout must be > 0 ({poll_interval})")
+        self.schedd, self.pool, self.account = schedd, pool, account
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.commands = {
+            "submit": condor_submit,
+            "q": condor_q,
+            "history": condor_history,
+            "rm": condor_rm,
+        }
+        self.runner = runner
+
+    # -- the interface --------------------------------------------------------------------
+
+    def submit_description(self, request: JobRequest) -> str:
+        """The submit description for ``request``, as text (what ``write_script`` writes)."""
+        return render_description(request, self.lines, account=self.account)
+
+    def write_script(self, request: JobRequest) -> Path:
+        """Write ``<workdir>/<name>.sub``."""
+        text = self.submit_description(request)
+        request.workdir.mkdir(parents=True, exist_ok=True)
+        path = request.workdir / f"{request.name}.sub"
+        path.write_text(text)
+        return path
+
+    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
+        """``condor_submit -terse`` each description; cancel what went in if one fails."""
+        paths = [self.write_script(request) for request in requests]  # all render, or none
+        ids: list[str] = []
+        for request, path in zip(requests, paths, strict=True):
+            try:
+                result = self._run("submit", ["-terse", str(path)], cwd=request.workdir)
+                ids.append(parse_submit(result.stdout))
+            except BatchError:
+                self._undo(ids)
+                raise
+        return ids
+
+    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+        """Ask ``condor_q``, then ``condor_history`` for the rest; unknown ids are VANISHED."""
+        clusters = sorted({i for i in ids if _CLUSTER_ID.fullmatch(i)}, key=int)
+        found: dict[str, BatchStatus] = {}
+        if clusters:
+            found = parse_status(self._query("q", clusters))
+        missing = [c for c in clusters if c not in found]
+        if missing:
+            history = self._query("history", missing, "-match", str(len(missing)))
+            found = {**parse_status(history), **found}
+        return {i: found.get(i) or _vanished(i) for i in ids}
+
+    def cancel(self, ids: Sequence[str]) -> None:
+        """``condor_rm`` the clusters; ignore ids the schedd no longer holds."""
+        clusters = [i for i in ids if _CLUSTER_ID.fullmatch(i)]
+        if not clusters:
+            return
+        try:
+            self._run("rm", clusters)
+        except BatchCommandError as exc:
+            if exc.returncode is None or not _RM_UNKNOWN.search(exc.stderr + exc.stdout):
+                raise
+            log.info("htcondor: condor_rm: some of %s were not in the queue", clusters)
+
+    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
+        """Remove our queued ``frazil-`` clusters that are not in ``known_ids``."""
+        listed = parse_status(self._run("q", self._query_args(ORPHAN_CONSTRAINT)).stdout)
+        known = set(known_ids)
+        orphans = sorted(
+            (i for i, s in listed.items() if i not in known and s.state not in ENDED_STATES),
+            key=int,
+        )
+        if orphans:
+            log.warning("htcondor: removing %d orphaned cluster(s): %s", len(orphans), orphans)
+            self.cancel(orphans)
+        return orphans
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _query(self, command: str, clusters: Sequence[str], *more: str) -> str:
+        return self._run(command, [*self._query_args(ids_constraint(clusters)), *more]).stdout
+
+    @staticmethod
+    def _query_args(constraint: str) -> list[str]:
+        return ["-json", "-attributes", ",".join(ATTRIBUTES), "-constraint", constraint]
+
+    def _run(self, command: str, args: Sequence[str], cwd: Path | None = None) -> CommandResult:
+        argv = [self.commands[command]]
+        argv += ["-name", self.schedd] if self.schedd else []
+        argv += ["-pool", self.pool] if self.pool else []
+        result: CommandResult = self.runner([*argv, *args], timeout=self.timeout, cwd=cwd)
+        return result
+
+    def _undo(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        log.warning("htcondor: a submission failed; removing the %d just submitted", len(ids))
+        try:
+            self.cancel(ids)
+        except BatchError as exc:
+            log.error("htcondor: could not remove %s after a failed submission: %s", ids, exc)
+
+
+def ids_constraint(clusters: Sequence[str]) -> str:
+    """A ClassAd constraint matching the job ads of these clusters."""
+    return "member(ClusterId, {" + ", ".join(clusters) + "})"
+
+
+# -- the submit description ---------------------------------------------------------------
+
+
+def render_description(request: JobRequest, lines: SiteLines, account: str | None = None) -> str:
+    """The submit description of ``request``: defaults minus ``skip``, the extras, ``queue``.
+
+    Memory is in MB and disk in KB, as ``request_memory`` / ``request_disk`` take them; a
+    relative ``argv[0]`` runs through ``/usr/bin/env`` so that the worker's PATH finds it.
+    """
+    argv = list(request.argv)
+    if not argv[0].startswith("/"):
+        argv.insert(0, "/usr/bin/env")
+    defaults = [
+        f"# frazil job {request.name}: cpu={request.cpu} gpu={request.gpu} "
+        f"memory={request.memory:g}GB disk={request.disk:g}GB walltime={request.walltime:g}h",
+        "universe = vanilla",
+        f"batch_name = {job_name(request)}",
+        f"executable = {_value(argv[0])}",
+        f"arguments = {quote_arguments(argv[1:])}",
+        "transfer_executable = false",
+        f"initialdir = {_value(str(request.workdir))}",
+        f"output = {_value(str(request.stdout))}",
+        f"error = {_value(str(request.stderr))}",
+        f"log = {_value(str(request.workdir / f'{request.name}.log'))}",
+        f"request_cpus = {request.cpu}",
+        f"request_memory = {mebibytes(request.memory)}",
+        f"request_disk = {mebibytes(request.disk) * 1024}",
+    ]
+    if request.gpu:
+        defaults.append(f"request_gpus = {request.gpu}")
+    defaults += [
+        f"+{WALLTIME_ATTRIBUTE} = {minutes(request.walltime)}",
+        f"periodic_remove = {WALLTIME_REMOVE}",
+    ]
+    if request.env:
+        defaults.append(f"environment = {quote_environment(request.env)}")
+    if account:
+        defaults.append(f"accounting_group = {_value(account)}")
+    return "\n".join([*lines.render(defaults, request.extra), "queue 1"]) + "\n"
+
+
+def quote_arguments(args: Sequence[str]) -> str:
+    """``args`` in HTCondor's "new" arguments syntax: every argument single-quoted.
+
+    Inside the double-quoted whole, ``"`` is doubled; inside an argument's single quotes,
+    ``'`` is doubled; ``$`` becomes ``$(DOLLAR)`` so that no macro expands.
+    """
+    return '"' + " ".join(_quote_item(arg) for arg in args) + '"'
+
+
+def quote_environment(env: Mapping[str, str]) -> str:
+    """``env`` in the "new" environment syntax: ``"'NAME=value' ..."``, quoted as arguments."""
+    return '"' + " ".join(_quote_item(f"{k}={v}") for k, v in env.items()) + '"'
+
+
+def _quote_item(text: str) -> str:
+    return "'" + _escape(text).replace('"', '""').replace("'", "''") + "'"
+
+
+def _value(text: str) -> str:
+    """A bare value for one submit line (a path, a name), with ``$`` escaped."""
+    if text.endswith("\\"):
+        raise BatchError(f"htcondor: {text!r} ends with a backslash (a line continuation)")
+    return _escape(text)
+
+
+def _escape(text: str) -> str:
+    """``text`` with ``$`` escaped as ``$(DOLLAR)``; refuses what a submit line cannot hold."""
+    if any(c in text for c in "\r\n\0"):
+        raise BatchError(f"htcondor: {text!r} cannot be written on one submit line")
+    if "$$" in text:
+        # $$(attr) is expanded again when the job matches a machine; refuse rather than guess.
+        raise BatchError(f"htcondor: {text!r} contains '$$', which HTCondor would expand")
+    return text.replace("$", "$(DOLLAR)")
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+def parse_submit(stdout: str) -> str:
+    """The cluster id from ``condor_submit -terse`` output (``123.0 - 123.0``)."""
+    match = _TERSE_ID.search(stdout)
+    if match is None or match.group(1) != match.group(3):
+        raise BatchError(f"htcondor: no single cluster id in condor_submit output {stdout!r}")
+    return match.group(1)
+
+
+def parse_status(text: str) -> dict[str, BatchStatus]:
+    """Map ``condor_q -json`` or ``condor_history -json`` output to statuses by cluster id.
+
+    Empty output (no job matched) is an empty dict; output that is not a JSON list of job ads
+    raises ``BatchError``.
+    """
+    if not text.strip():
+        return {}
+    try:
+        ads = json.loads(text)
+    except ValueError as exc:
+        raise BatchError(f"htcondor: unreadable JSON from condor_q/history: {exc}") from exc
+    if not isinstance(ads, list):
+        raise BatchError(f"htcondor: expected a JSON list of job ads, got {type(ads).__name__}")
+    statuses = {}
+    for ad in ads:
+        if isinstance(ad, dict) and isinstance(ad.get("ClusterId"), int):
+            status = _status(ad)
+            statuses[status.id] = status
+    return statuses
+
+
+def _status(ad: Mapping[str, Any]) -> BatchStatus:
+    job_id = str(ad["ClusterId"])
+    code = ad.get("JobStatus")
+    native = STATUS_NAMES.get(code, f"JobStatus {code}") if isinstance(code, int) else "?"
+    state = native_state("htcondor", NATIVE_STATES, native)
+    if state is BatchState.COMPLETED:
+        return _exited(job_id, native, ad)
+    if state is BatchState.CANCELLED:
+        reason = _text(ad.get("RemoveReason"))
+        if WALLTIME_ATTRIBUTE in reason and "PeriodicRemove" in reason:
+            return BatchStatus(job_id, BatchState.TIMEOUT, native, None, reason)
+        return BatchStatus(job_id, state, native, None, reason)
+    reason = _text(ad.get("HoldReason")) if native == "Held" else ""
+    return BatchStatus(job_id, state, native, None, reason)
+
+
+def _exited(job_id: str, native: str, ad: Mapping[str, Any]) -> BatchStatus:
+    signal, code = ad.get("ExitSignal"), ad.get("ExitCode")
+    if ad.get("ExitBySignal") is True and isinstance(signal, int):
+        return BatchStatus(job_id, BatchState.FAILED, native, 128 + signal, f"signal {signal}")
+    if not isinstance(code, int):
+        return BatchStatus(job_id, BatchState.FAILED, native, None, "completed without ExitCode")
+    state = BatchState.COMPLETED if code == 0 else BatchState.FAILED
+    return BatchStatus(job_id, state, native, code, "")
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _vanished(job_id: str) -> BatchStatus:
+    return BatchStatus(job_id, BatchState.VANISHED, "unknown", None, "in neither queue nor history")
