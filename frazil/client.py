@@ -220,12 +220,13 @@ class Client(_Base):
         )  # fmt: skip
 
     def lost(
-        self, site: str, task_id: int, attempt: int, reason: str, outcome: str = "vanished"
-    ) -> str | None:
+        self, site: str, task_id: int, attempt: int, reason: str, outcome: str = "vanished",
+        *, counts: bool = True,
+    ) -> str | None:  # fmt: skip
         """An attempt's batch job ended without its pilot's report; returns the task's state."""
         result = self.request(
             "POST", f"/sites/{site}/tasks/{task_id}/attempts/{attempt}/lost",
-            json={"reason": reason, "outcome": outcome},
+            json={"reason": reason, "outcome": outcome, "counts": counts},
         )  # fmt: skip
         status: str | None = result["status"]
         return status
@@ -293,14 +294,16 @@ class PilotClient(_Base):
     def fail(
         self, error: str, *, usage: Mapping[str, Any] | None = None,
         exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True,
+        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
     ) -> str:  # fmt: skip
-        """The attempt failed (``counts`` false: stopped from outside); returns the task's state."""
+        """The attempt failed (``counts`` false: stopped from outside; ``timeout``: at its
+        walltime); returns the task's state."""
         result = self.request(
             "POST", f"{self.base}/fail",
             json={
                 "error": error, "usage": usage, "exhausted": exhausted or [],
                 "exit_code": exit_code, "stats": stats or {}, "counts": counts,
+                "timeout": timeout,
             },
         )  # fmt: skip
         status: str = result["status"]

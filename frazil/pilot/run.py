@@ -39,6 +39,8 @@ from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
 log = logging.getLogger(__name__)
 
 REMOTE_SCHEMES = ("http", "https", "file")
+#: A SIGTERM after this share of the requested walltime is the batch system's time limit.
+WALLTIME_SHARE = 0.9
 
 
 class Reporter(Protocol):
@@ -54,7 +56,7 @@ class Reporter(Protocol):
     def fail(
         self, error: str, *, usage: Mapping[str, Any] | None = None,
         exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True,
+        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
     ) -> str: ...  # fmt: skip
     def log(self, name: str, text: str) -> None: ...
 
@@ -98,6 +100,7 @@ class Pilot:
         self.stats: dict[str, float] = {}
         self.usage = {"cpu_time": 0.0, "wall_time": 0.0, "max_memory": 0.0}
         self._log = StringIO()
+        self.walltime_hours = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class Pilot:
         )  # fmt: skip
         try:
             spec = self.client.spec()
+            self.walltime_hours = float(spec.get("requirements", {}).get("time", 0) or 0)
             self.client.start(socket.gethostname())
         except StaleAttempt as exc:
             log.warning("the attempt is no longer current: %s", exc)
@@ -161,10 +165,7 @@ class Pilot:
             return 1
         try:
             if self.terminated:
-                self.client.fail(
-                    "terminated by the batch system (SIGTERM)", usage=self.usage,
-                    stats=self.stats, counts=False,
-                )  # fmt: skip
+                self._report_termination()
                 return 143
             if error is not None:
                 exit_code = error.exit_code if isinstance(error, ModuleFailed) else None
@@ -177,6 +178,22 @@ class Pilot:
         except StaleAttempt as exc:
             log.warning("the attempt ended meanwhile; nothing reported: %s", exc)
             return 1
+
+    def _report_termination(self) -> None:
+        """SIGTERM: at the walltime it is a timeout (more time next attempt), else a reset."""
+        requested = float(self.walltime_hours) * 3600.0
+        elapsed = self.usage["wall_time"]
+        if requested > 0 and elapsed >= WALLTIME_SHARE * requested:
+            self.client.fail(
+                f"stopped at its walltime: SIGTERM after {elapsed:.0f} s of the "
+                f"{requested:.0f} s requested", usage=self.usage, stats=self.stats,
+                exhausted=["time"], timeout=True,
+            )  # fmt: skip
+        else:
+            self.client.fail(
+                "terminated by the batch system (SIGTERM)", usage=self.usage,
+                stats=self.stats, counts=False,
+            )  # fmt: skip
 
     # -- the phases -------------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ class StandaloneClient:
     def fail(
         self, error: str, *, usage: Mapping[str, Any] | None = None,
         exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True,
+        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
     ) -> str:  # fmt: skip
         """Record the failure."""
         self._write(

@@ -83,7 +83,8 @@ def fail(task_id: int, attempt: int, body: FailBody, key: Passkey, app: State) -
     status = attempts.fail(
         app.db, task_id, attempt, key, now=app.now(), error=body.error, usage=_usage(body.usage),
         exhausted=body.exhausted, exit_code=body.exit_code, stats=body.stats,
-        counts=body.counts, outcome="failed" if body.counts else "preempted",
+        counts=body.counts,
+        outcome="timeout" if body.timeout else ("failed" if body.counts else "preempted"),
     )  # fmt: skip
     if app.metrics is not None:
         app.metrics.failed()

@@ -84,8 +84,9 @@ def lost(
     """The attempt's batch job ended without a report from its pilot: reset the task."""
     _own(who, name)
     status = attempts.lost(
-        app.db, task_id, attempt, site=name, now=app.now(), reason=body.reason, outcome=body.outcome
-    )
+        app.db, task_id, attempt, site=name, now=app.now(), reason=body.reason,
+        outcome=body.outcome, counts=body.counts,
+    )  # fmt: skip
     if app.metrics is not None and status is not None:
         app.metrics.failed()
     return {"status": status.value if status else None}

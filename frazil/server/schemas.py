@@ -85,7 +85,10 @@ class BatchIdBody(_Body):
 
 class LostBody(_Body):
     reason: str = Field(max_length=10_000)
-    outcome: str = Field("vanished", pattern="^(vanished|failed|timeout|cancelled)$")
+    outcome: str = Field(
+        "vanished", pattern="^(vanished|failed|timeout|cancelled|preempted|unsubmitted)$"
+    )
+    counts: bool = True
 
 
 class StartBody(_Body):
@@ -127,6 +130,8 @@ class FailBody(_Body):
     stats: dict[str, float] = Field(default_factory=dict)
     #: False when the batch system stopped the attempt (preemption): no failure is counted
     counts: bool = True
+    #: True when the attempt was stopped at its walltime
+    timeout: bool = False
 
 
 class LogBody(_Body):

@@ -374,13 +374,13 @@ def fail(
 
 def lost(
     db: Database, task_id: int, attempt: int, *, site: str, now: float, reason: str,
-    outcome: str = "vanished",
+    outcome: str = "vanished", counts: bool = True,
 ) -> TaskStatus | None:  # fmt: skip
     """A site reports that the attempt's batch job ended without a word from its pilot.
 
-    The task is reset (counting a failure): a job that vanished is never assumed complete.
-    Returns the task's new status, or None when the attempt had already ended (the pilot's
-    report won the race).
+    The task is reset (counting a failure, unless ``counts`` is false: the site could not
+    even submit it): a job that vanished is never assumed complete. Returns the task's new
+    status, or None when the attempt had already ended (the pilot's report won the race).
     """
 
     def run(conn: Connection) -> TaskStatus | None:
@@ -403,7 +403,7 @@ def lost(
         exhausted = ["time"] if outcome == "timeout" else []
         return fail_current(
             conn, row, now=now, error=reason, actor=f"site:{site}", outcome=outcome,
-            attempt_id=a.id, exhausted=exhausted,
+            attempt_id=a.id, exhausted=exhausted, counts=counts,
         )  # fmt: skip
 
     return db.transaction(run)

@@ -187,20 +187,19 @@ class SiteDaemon:
             time=r.time, os=r.os, attributes=self.config.attributes,
         )  # fmt: skip
         done.claimed += len(claims)
-        for c in claims:
+        for k, c in enumerate(claims):
             try:
                 batch_id = self._submit(c, now)
             except (BatchError, OSError) as exc:
-                done.errors.append(f"task {c['task_id']}: {exc}")
+                # The batch system refused or is away: hand back this task and the rest of
+                # the claim without counting failures, and end the round (it backs off).
                 log.error("cannot submit task %d: %s", c["task_id"], exc)
-                self.client.lost(
-                    self.config.name,
-                    c["task_id"],
-                    c["attempt"],
-                    f"submission failed: {exc}",
-                    "failed",
-                )
-                continue
+                for back in claims[k:]:
+                    self.client.lost(
+                        self.config.name, back["task_id"], back["attempt"],
+                        f"not submitted: {exc}", "unsubmitted", counts=False,
+                    )  # fmt: skip
+                raise
             done.submitted += 1
             self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
 

@@ -35,14 +35,18 @@ class World:
     _stop: threading.Event | None = None
     _thread: threading.Thread | None = None
 
-    def start_site(self, **queue: Any) -> SiteDaemon:
+    def start_site(
+        self, plugin: str = "local", resources: Resources | None = None, **queue: Any
+    ) -> SiteDaemon:
+        options = {"cpus": 4, "memory": 8.0, "gpus": 1} if plugin == "local" else {}
+        options.update(queue.pop("options", {}))
         config = SiteConfig(
             name="local",
             server=self.server.url,
             token=self.site_token,
-            queue=Queue(plugin="local", max_queued=4, claim_batch=4, poll_interval=0.2,
-                        heartbeat=0.5, options={"cpus": 4, "memory": 8.0, "gpus": 1}, **queue),
-            resources=Resources(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
+            queue=Queue(plugin=plugin, max_queued=4, claim_batch=4, poll_interval=0.2,
+                        heartbeat=0.5, options=options, **queue),
+            resources=resources or Resources(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
             system={"storage": f"file://{self.home / 'storage'}", "module": str(MODULE)},
             storage=Storage(scratch=self.home / "scratch"),
         )  # fmt: skip
@@ -93,6 +97,14 @@ def task(name: str, args: str, depends: tuple[str, ...] = (), **extra: Any) -> d
         "trays": [{"modules": [{"name": name, "src": "$system(module)", "args": args}]}],
         **extra,
     }
+
+
+@pytest.fixture
+def sqlite_world(tmp_path: Path, sqlite_template: Path) -> Iterator[World]:
+    """A world on SQLite only (for the suites that multiply by something else)."""
+    path = tmp_path / "frazil.db"
+    shutil.copy(sqlite_template, path)
+    yield from make_world(Database(f"sqlite:///{path}"), tmp_path)
 
 
 def make_world(db: Database, home: Path) -> Iterator[World]:

@@ -31,6 +31,7 @@ if a.input:
 time.sleep(a.sleep)
 with open(a.out, "w") as f:
     f.write(f"value {a.value} pid {os.getpid()}\n")
+gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
 with open("frazil_stats.json", "w") as f:
-    json.dump({"value": a.value}, f)
+    json.dump({"value": a.value, "gpus_seen": len(gpus.split(",")) if gpus else 0}, f)
 print("done", a.out)
