@@ -36,20 +36,32 @@ class World:
     _thread: threading.Thread | None = None
 
     def start_site(
-        self, plugin: str = "local", resources: Resources | None = None, **queue: Any
-    ) -> SiteDaemon:
+        self, plugin: str = "local", resources: Resources | None = None,
+        system: dict[str, str] | None = None, **queue: Any,
+    ) -> SiteDaemon:  # fmt: skip
         options = {"cpus": 4, "memory": 8.0, "gpus": 1} if plugin == "local" else {}
         options.update(queue.pop("options", {}))
         config = SiteConfig(
             name="local",
             server=self.server.url,
             token=self.site_token,
-            queue=Queue(plugin=plugin, max_queued=4, claim_batch=4, poll_interval=0.2,
-                        heartbeat=0.5, options=options, **queue),
+            queue=Queue(
+                plugin=plugin,
+                max_queued=4,
+                claim_batch=4,
+                poll_interval=0.2,
+                heartbeat=0.5,
+                options=options,
+                **queue,
+            ),
             resources=resources or Resources(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
-            system={"storage": f"file://{self.home / 'storage'}", "module": str(MODULE)},
+            system={
+                "storage": f"file://{self.home / 'storage'}",
+                "module": str(MODULE),
+                **(system or {}),
+            },
             storage=Storage(scratch=self.home / "scratch"),
-        )  # fmt: skip
+        )
         self.site = build(config)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=run, args=(self.site, self._stop), daemon=True)
@@ -71,6 +83,15 @@ class World:
 
     def status(self, dataset: int) -> dict[str, Any]:
         return self.client.dataset(dataset)
+
+    def explain(self, dataset: int) -> str:
+        """The errors of a dataset's tasks that did not complete (for assertion messages)."""
+        lines = []
+        for t in self.client.tasks(dataset, limit=1000):
+            if t["status"] != "complete":
+                errors = [a["error"] for a in self.client.task(t["id"])["attempts"] if a["error"]]
+                lines.append(f"{t['name']} job {t['job_index']}: {t['status']} {errors[-3:]}")
+        return "\n".join(lines)
 
     def wait_done(self, dataset: int, timeout: float = 90.0) -> str:
         self.wait(

@@ -75,17 +75,20 @@ def _qacct(job: str) -> str:
 
 def test_the_simulation_chain_completes(sqlite_world: World, system: str):
     world = sqlite_world
-    world.start_site(system, Resources(cpu=1, gpu=1, memory=4.0, disk=10.0, time=4.0))
+    software = ROOT / "examples" / "simulation"
+    world.start_site(
+        system,
+        Resources(cpu=1, gpu=1, memory=4.0, disk=10.0, time=4.0),
+        system={
+            "software": str(software),
+            "gcd_dir": str(software / "gcd"),
+            "scratch_url": f"file://{world.home / 'intermediate'}",
+        },
+    )
     example = (ROOT / "examples" / "simulation.yaml").read_text()
     example = example.replace("nevents: 2000 ", "nevents: 200  ")
-    world.site.config.system.update(  # type: ignore[union-attr]
-        software=str(ROOT / "examples" / "simulation"),
-        gcd_dir=str(ROOT / "examples" / "simulation" / "gcd"),
-        scratch_url=f"file://{world.home / 'intermediate'}",
-    )
-    world.site.register()  # type: ignore[union-attr]
     d = world.client.submit(example, jobs=2)
-    assert world.wait_done(d, 300) == "complete"
+    assert world.wait_done(d, 300) == "complete", world.explain(d)
     assert len(list((world.home / "storage").rglob("level2_*.jsonl"))) == 2
 
 
