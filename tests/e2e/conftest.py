@@ -68,10 +68,13 @@ class World:
         self._thread.start()
         return self.site
 
-    def stop_site(self) -> None:
+    def stop_site(self, cancel: bool = False) -> None:
         assert self._stop is not None and self._thread is not None
         self._stop.set()
         self._thread.join(timeout=20)
+        if cancel and self.site is not None and self.site.running:
+            # leave no batch jobs behind for the next test's scheduler slots
+            self.site.plugin.cancel(list(self.site.running))
 
     def wait(self, check: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
@@ -137,7 +140,7 @@ def make_world(db: Database, home: Path) -> Iterator[World]:
     world = World(db, server, Client(server.url, user, retry_for=5), site_token, home)
     yield world
     if world._stop is not None:
-        world.stop_site()
+        world.stop_site(cancel=True)
     server.stop()
 
 
