@@ -212,6 +212,13 @@ class Client(_Base):
         )
         return result
 
+    def claim_jobs(self, site: str, limit: int, **resources: Any) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` whole jobs (batch-side DAGs) that fit one slot of the site."""
+        result: list[dict[str, Any]] = self.request(
+            "POST", f"/sites/{site}/claim-jobs", json={"limit": limit, **resources}
+        )
+        return result
+
     def record_batch_id(self, site: str, task_id: int, attempt: int, batch_id: str) -> None:
         """Tell the server which batch job runs an attempt."""
         self.request(
@@ -258,6 +265,16 @@ def send_heartbeats(url: str, beats: Sequence[Mapping[str, Any]], **options: Any
         result: list[str] = client.request(
             "POST", "/pilot/heartbeats", json={"beats": list(beats)}
         )["results"]
+        return result
+    finally:
+        client.close()
+
+
+def claim_reserved(url: str, task_id: int, key: str, **options: Any) -> dict[str, Any]:
+    """A reserved task's pilot claims it; returns its ``attempt`` and ``passkey``."""
+    client = _Base(url, f"Reservation {key}", **options)
+    try:
+        result: dict[str, Any] = client.request("POST", f"/pilot/tasks/{task_id}/claim")
         return result
     finally:
         client.close()

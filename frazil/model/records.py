@@ -101,3 +101,32 @@ class StatSummary:
     stddev: float
     minimum: float
     maximum: float
+
+
+@dataclass(frozen=True)
+class DagTask:
+    """One task of a job claimed whole (batch-side DAG): either claimed now (a root, with
+    ``attempt`` and ``passkey``) or reserved (``reservation``: the key its pilot claims it with
+    once its dependencies are complete)."""
+
+    task_id: int
+    task_index: int
+    name: str
+    parents: tuple[int, ...]  # task ids within the job
+    cpu: int
+    gpu: int
+    memory: float
+    disk: float
+    time: float
+    attempt: int = 0
+    passkey: str = ""
+    reservation: str = ""
+
+
+@dataclass(frozen=True)
+class JobClaim:
+    """A whole job handed to a site, its tasks in an order that respects dependencies."""
+
+    dataset_id: int
+    job_index: int
+    tasks: tuple[DagTask, ...]

@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from frazil.client import claim_reserved
+from frazil.errors import Rejected
 from frazil.pilot.run import Pilot, PilotOptions, read_passkey
 from frazil.pilot.standalone import StandaloneClient
 
@@ -22,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attempt", type=int, help="attempt number")
     p.add_argument("--passkey-file", type=Path, help="file holding the passkey")
     p.add_argument("--spec", type=Path, help="run this resolved spec without a server")
+    p.add_argument(
+        "--reservation-file", type=Path, help="claim a reserved task first (batch-side DAGs)"
+    )
     p.add_argument("--workdir", type=Path, required=True, help="scratch directory for the task")
     p.add_argument("--heartbeat", type=float, default=60.0, help="seconds between heartbeats")
     p.add_argument("--cache", type=Path, default=None, help="download cache directory")
@@ -41,10 +46,19 @@ def main(argv: list[str] | None = None) -> int:
             fail_exit_code=a.fail_exit_code,
         )  # fmt: skip
         return Pilot(options, StandaloneClient(a.spec)).run()
-    if a.server is None or a.task is None or a.attempt is None or a.passkey_file is None:
-        p.error("give --server, --task, --attempt and --passkey-file, or --spec")
+    if a.server is not None and a.task is not None and a.reservation_file is not None:
+        try:
+            claimed = claim_reserved(a.server, a.task, read_passkey(a.reservation_file))
+        except Rejected as exc:  # its dependencies did not complete: nothing to run
+            logging.getLogger("frazil.pilot").warning("not claimed: %s", exc)
+            return 0
+        a.attempt, passkey = claimed["attempt"], claimed["passkey"]
+    elif a.server is None or a.task is None or a.attempt is None or a.passkey_file is None:
+        p.error("give --server, --task, --attempt and --passkey-file (or --reservation-file)")
+    else:
+        passkey = read_passkey(a.passkey_file)
     options = PilotOptions(
-        server=a.server, task_id=a.task, attempt=a.attempt, passkey=read_passkey(a.passkey_file),
+        server=a.server, task_id=a.task, attempt=a.attempt, passkey=passkey,
         workdir=a.workdir, heartbeat=a.heartbeat, cache=a.cache, keep=a.keep, md5=a.md5,
     )  # fmt: skip
     return Pilot(options).run()

@@ -83,7 +83,13 @@ def passkey(request: Request) -> str:
     return _credentials(request, "Passkey")
 
 
+def reservation(request: Request) -> str:
+    """A reserved task's key (checked by the service against the task)."""
+    return _credentials(request, "Reservation")
+
+
 State = Annotated[AppState, Depends(state)]
+Reservation = Annotated[str, Depends(reservation)]
 User = Annotated[TokenInfo, Depends(caller(Role.USER))]
 Admin = Annotated[TokenInfo, Depends(caller(Role.ADMIN))]
 Site = Annotated[TokenInfo, Depends(caller(Role.SITE))]

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from frazil.errors import AuthError
 from frazil.model.records import FileRecord, Usage
-from frazil.server.deps import Passkey, State
+from frazil.server.deps import Passkey, Reservation, State
 from frazil.server.schemas import (
     BeatsBody,
     FailBody,
@@ -18,10 +18,17 @@ from frazil.server.schemas import (
     StartBody,
     UsageBody,
 )
-from frazil.services import attempts
+from frazil.services import attempts, claim
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
 batch = APIRouter(prefix="/pilot", tags=["pilot"])
+
+
+@batch.post("/tasks/{task_id}/claim")
+def claim_reserved(task_id: int, key: Reservation, app: State) -> dict[str, Any]:
+    """A reserved task's pilot claims it (batch-side DAGs): its attempt and passkey."""
+    c = claim.claim_reserved(app.db, task_id, key, app.now())
+    return {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey}
 
 
 @batch.post("/heartbeats")

@@ -15,7 +15,7 @@ from frazil.model.records import SiteResources
 from frazil.server.deps import Reader, Site, State
 from frazil.server.schemas import AttemptsBody, BatchIdBody, ClaimBody, LostBody, SiteBody
 from frazil.services import attempts, sites
-from frazil.services.claim import claim
+from frazil.services.claim import claim, claim_jobs
 from frazil.services.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/sites", tags=["sites"])
@@ -98,3 +98,17 @@ def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, lis
     _own(who, name)
     pairs = [(a.task_id, a.attempt) for a in body.attempts]
     return {"stale": [list(p) for p in attempts.stale_attempts(app.db, name, pairs)]}
+
+
+@router.post("/{name}/claim-jobs")
+def claim_whole_jobs(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
+    """Hand up to ``limit`` whole jobs to the site (to run their DAGs in its batch system)."""
+    _own(who, name)
+    resources = SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
+    jobs = claim_jobs(app.db, resources, body.limit, app.now())
+    if app.metrics is not None:
+        app.metrics.claimed(sum(1 for j in jobs for t in j.tasks if t.attempt))
+    return [asdict(j) for j in jobs]

@@ -14,6 +14,7 @@ whoever still has work, in the same order. A dataset with priority 0 only gets l
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import secrets
@@ -22,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
-from frazil.errors import Rejected
-from frazil.model.records import Claim, SiteResources, extras_fit
+from frazil.errors import BadPasskey, Rejected
+from frazil.model.dag import build_dag
+from frazil.model.records import Claim, DagTask, JobClaim, SiteResources, extras_fit
 from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
+from frazil.services.transitions import dependency_edges
 from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database
 from frazil.store.schema import dataset, task, task_attempt
@@ -44,8 +47,17 @@ def hash_passkey(passkey: str) -> str:
     return hashlib.sha256(passkey.encode()).hexdigest()
 
 
-def _fits(site: SiteResources) -> list[Any]:
+#: A reservation that waits this long without its site claiming the task lapses.
+RESERVATION_TTL = 600.0
+
+
+def _fits(site: SiteResources, now: float) -> list[Any]:
     conditions = [
+        or_(
+            task.c.reserved_for.is_(None),
+            task.c.reserved_for == site.name,
+            task.c.status_changed < now - RESERVATION_TTL,
+        ),
         task.c.cpu <= site.cpu,
         task.c.gpu <= site.gpu,
         task.c.memory <= site.memory,
@@ -63,8 +75,9 @@ def _fits(site: SiteResources) -> list[Any]:
 
 
 def _candidates(
-    conn: Connection, dataset_id: int, site: SiteResources, limit: int, skip_locked: bool
-) -> list[Any]:
+    conn: Connection, dataset_id: int, site: SiteResources, limit: int, skip_locked: bool,
+    now: float, *, roots_only: bool = False,
+) -> list[Any]:  # fmt: skip
     stmt = (
         select(
             task.c.id,
@@ -82,7 +95,8 @@ def _candidates(
         .where(
             task.c.dataset_id == dataset_id,
             task.c.status == TaskStatus.WAITING.value,
-            *_fits(site),
+            *_fits(site, now),
+            *([task.c.attempts == 0, task.c.reserved_for.is_(None)] if roots_only else []),
         )
         .order_by(task.c.job_index, task.c.task_index)
         .limit(limit)
@@ -199,8 +213,129 @@ def claim(db: Database, site: SiteResources, limit: int, now: float) -> list[Cla
                 want = room if second_pass else min(room, quota - taken)
                 if want <= 0:
                     continue
-                rows = _candidates(conn, dataset_id, site, want, skip_locked)
+                rows = _candidates(conn, dataset_id, site, want, skip_locked, now)
                 claims += _hand_out(conn, dataset_id, version, rows, site, now)
         return claims
+
+    return db.transaction(run)
+
+
+# -- batch-side DAGs: whole jobs for one site ---------------------------------------------------
+
+_ROW = (
+    task.c.id, task.c.attempts, task.c.job_index, task.c.task_index, task.c.name, task.c.status,
+    task.c.deps_pending, task.c.reserved_for, task.c.cpu, task.c.gpu, task.c.memory,
+    task.c.disk, task.c.time, task.c.os, task.c.site_req, task.c.req_extra,
+)  # fmt: skip
+
+
+def _row_fits(r: Any, site: SiteResources) -> bool:
+    """The SQL filter of ``_fits``, for rows already read."""
+    return (
+        r.cpu <= site.cpu and r.gpu <= site.gpu and r.memory <= site.memory
+        and r.disk <= site.disk and r.time <= site.time
+        and (r.os is None or (site.os is not None and f"|{site.os}|" in r.os))
+        and (r.site_req is None or f"|{site.name}|" in r.site_req)
+        and (r.req_extra is None or extras_fit(json.loads(r.req_extra), site))
+    )  # fmt: skip
+
+
+def _claim_job(
+    conn: Connection, dataset_id: int, version: int, job_index: int, site: SiteResources,
+    now: float, skip_locked: bool,
+) -> JobClaim | None:  # fmt: skip
+    stmt = select(*_ROW).where(task.c.dataset_id == dataset_id, task.c.job_index == job_index)
+    if skip_locked:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = conn.execute(stmt.order_by(task.c.task_index)).all()
+    n = conn.execute(select(dataset.c.tasks_per_job).where(dataset.c.id == dataset_id)).scalar_one()
+    fresh = all(
+        r.status in (TaskStatus.IDLE.value, TaskStatus.WAITING.value)
+        and r.attempts == 0 and r.reserved_for is None
+        for r in rows
+    )  # fmt: skip
+    if len(rows) != n or not fresh or not all(_row_fits(r, site) for r in rows):
+        return None  # partly taken, already started, or some task cannot run here
+    roots = [r for r in rows if r.status == TaskStatus.WAITING.value]
+    handed = {c.task_id: c for c in _hand_out(conn, dataset_id, version, roots, site, now)}
+    by_index = {r.task_index: r for r in rows}
+    parents: dict[int, list[int]] = {r.task_index: [] for r in rows}
+    for child, parent in dependency_edges(conn, dataset_id):
+        parents[child].append(parent)
+    dag, _ = build_dag([str(i) for i in range(n)], [parents[i] for i in range(n)])
+    assert dag is not None
+    tasks = []
+    for index in dag.order:
+        r = by_index[index]
+        claim = handed.get(r.id)
+        key = "" if claim else secrets.token_urlsafe(24)
+        conn.execute(
+            update(task)
+            .where(task.c.id == r.id)
+            .values(reserved_for=site.name, reservation_hash=hash_passkey(key) if key else None)
+        )
+        tasks.append(
+            DagTask(
+                task_id=r.id, task_index=index, name=r.name,
+                parents=tuple(by_index[p].id for p in parents[index]),
+                cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time,
+                attempt=claim.attempt if claim else 0, passkey=claim.passkey if claim else "",
+                reservation=key,
+            )
+        )  # fmt: skip
+    return JobClaim(dataset_id, job_index, tuple(tasks))
+
+
+def claim_jobs(db: Database, site: SiteResources, jobs: int, now: float) -> list[JobClaim]:
+    """Hand up to ``jobs`` whole jobs to a site that runs their DAGs in its batch system.
+
+    Only jobs none of whose tasks has started, and all of whose tasks fit the site, are
+    taken. Their ready tasks are claimed as usual; the others are reserved for the site,
+    each with a key that its pilot uses to claim it once its dependencies are complete.
+    """
+    if not 0 < jobs <= 1000:
+        raise Rejected(f"claim between 1 and 1000 jobs at a time, not {jobs}")
+    skip_locked = db.skip_locked
+
+    def run(conn: Connection) -> list[JobClaim]:
+        out: list[JobClaim] = []
+        for dataset_id, version, _ in _order(conn, jobs):
+            while len(out) < jobs:
+                roots = _candidates(conn, dataset_id, site, 50, skip_locked, now, roots_only=True)
+                taken = 0
+                for job_index in sorted({r.job_index for r in roots}):
+                    if len(out) >= jobs:
+                        break
+                    claim = _claim_job(conn, dataset_id, version, job_index, site, now, skip_locked)
+                    if claim is not None:
+                        out.append(claim)
+                        taken += 1
+                if not taken:
+                    break
+        return out
+
+    return db.transaction(run)
+
+
+def claim_reserved(db: Database, task_id: int, key: str, now: float) -> Claim:
+    """A reserved task's own pilot claims it: only once it is ready (``waiting``)."""
+
+    def run(conn: Connection) -> Claim:
+        stmt = select(*_ROW, task.c.dataset_id, task.c.reservation_hash).where(task.c.id == task_id)
+        if conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        r = conn.execute(stmt).first()
+        if r is None or r.reservation_hash is None or r.reserved_for is None:
+            raise BadPasskey(f"task {task_id} holds no reservation")
+        if not hmac.compare_digest(r.reservation_hash, hash_passkey(key)):
+            raise BadPasskey(f"wrong reservation key for task {task_id}")
+        if r.status != TaskStatus.WAITING.value:
+            raise Rejected(f"task {task_id} is {r.status}, not ready to run")
+        version = conn.execute(
+            select(dataset.c.config_version).where(dataset.c.id == r.dataset_id)
+        ).scalar_one()
+        (claim,) = _hand_out(conn, r.dataset_id, version, [r], SiteResources(r.reserved_for), now)
+        conn.execute(update(task).where(task.c.id == task_id).values(reservation_hash=None))
+        return claim
 
     return db.transaction(run)

@@ -54,6 +54,7 @@ class Running:
     batch_id: str
     workdir: str
     submitted_at: float
+    reserved: bool = False  # a batch-side DAG task whose pilot claims it when it starts
 
 
 @dataclass
@@ -86,6 +87,8 @@ class SiteDaemon:
         self.scratch = config.storage.scratch
         self.state_path = self.scratch / f"site-{config.name}.json"
         self.running: dict[str, Running] = {}
+        # ``plugin::dag``: whole jobs, their DAG held by the batch system
+        self.dag = config.queue.plugin.endswith("::dag")
         self._last_heartbeat = -1e18
         self._last_clean = -1e18
         self._load()
@@ -144,6 +147,11 @@ class SiteDaemon:
                 continue
             job = self.running.pop(batch_id)
             done.ended += 1
+            if job.reserved:
+                # its pilot claimed the task (and reported on it) or found it not ready;
+                # a pilot that died after claiming is the watchdog's
+                shutil.rmtree(job.workdir, ignore_errors=True)
+                continue
             reason = _reason(status) + _tail(Path(job.workdir) / "pilot.err")
             try:
                 new = self.client.lost(self.config.name, job.task_id, job.attempt, reason, outcome)
@@ -163,7 +171,7 @@ class SiteDaemon:
         """Cancel batch jobs whose attempts ended on the server (suspended, reset, done)."""
         if not self.running:
             return
-        by_pair = {(j.task_id, j.attempt): b for b, j in self.running.items()}
+        by_pair = {(j.task_id, j.attempt): b for b, j in self.running.items() if not j.reserved}
         stale = self.client.stale_attempts(self.config.name, list(by_pair))
         ids = [by_pair[pair] for pair in stale if pair in by_pair]
         if not ids:
@@ -182,6 +190,10 @@ class SiteDaemon:
         if want <= 0:
             return
         r = self.config.resources
+        if self.dag:
+            want -= self._claim_jobs(now, done, want)
+            if want <= 0:
+                return
         claims = self.client.claim(
             self.config.name, want, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk,
             time=r.time, os=r.os, attributes=self.config.attributes,
@@ -203,29 +215,70 @@ class SiteDaemon:
             done.submitted += 1
             self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
 
-    def _submit(self, claim: dict[str, Any], now: float) -> str:
+    def _claim_jobs(self, now: float, done: Round, room: int) -> int:
+        """Claim whole jobs and submit each as a DAG of batch jobs; returns tasks submitted."""
+        r = self.config.resources
+        jobs = self.client.claim_jobs(
+            self.config.name, max(1, room // 2), cpu=r.cpu, gpu=r.gpu, memory=r.memory,
+            disk=r.disk, time=r.time, os=r.os, attributes=self.config.attributes,
+        )  # fmt: skip
+        submitted = 0
+        for job in jobs:
+            ids: dict[int, str] = {}
+            try:
+                for t in job["tasks"]:
+                    claim = {**t, "dataset_id": job["dataset_id"], "job_index": job["job_index"]}
+                    after = tuple(ids[p] for p in t["parents"])
+                    ids[t["task_id"]] = self._submit(claim, now, after=after)
+                    if t["attempt"]:
+                        self.client.record_batch_id(
+                            self.config.name, t["task_id"], t["attempt"], ids[t["task_id"]]
+                        )
+            except (BatchError, OSError) as exc:
+                log.error("cannot submit job %s.%s: %s", job["dataset_id"], job["job_index"], exc)
+                self.plugin.cancel(list(ids.values()))
+                for batch_id in ids.values():
+                    self.running.pop(batch_id, None)
+                for t in job["tasks"]:
+                    if t["attempt"]:
+                        self.client.lost(
+                            self.config.name, t["task_id"], t["attempt"],
+                            f"not submitted: {exc}", "unsubmitted", counts=False,
+                        )  # fmt: skip
+                raise
+            submitted += len(ids)
+            done.claimed += len(ids)
+            done.submitted += len(ids)
+        return submitted
+
+    def _submit(self, claim: dict[str, Any], now: float, after: tuple[str, ...] = ()) -> str:
+        reserved = not claim["attempt"]
+        label = "r" if reserved else str(claim["attempt"])
         workdir = (
             self.scratch / str(claim["dataset_id"]) / str(claim["job_index"])
-            / f"{claim['name']}-{claim['task_id']}-{claim['attempt']}"
+            / f"{claim['name']}-{claim['task_id']}-{label}"
         )  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
-        passkey = workdir / "passkey"
-        fd = os.open(passkey, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        secret = workdir / ("reservation" if reserved else "passkey")
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(claim["passkey"])
+            f.write(claim["reservation"] if reserved else claim["passkey"])
+        who = (
+            ["--reservation-file", str(secret)] if reserved
+            else ["--attempt", str(claim["attempt"]), "--passkey-file", str(secret)]
+        )  # fmt: skip
         argv = [
             *self.pilot,
             "--server", self.config.server,
             "--task", str(claim["task_id"]),
-            "--attempt", str(claim["attempt"]),
-            "--passkey-file", str(passkey),
+            *who,
             "--workdir", str(workdir / "task"),
             "--heartbeat", str(self.config.queue.heartbeat),
         ]  # fmt: skip
         if self.config.storage.cache is not None:
             argv += ["--cache", str(self.config.storage.cache)]
         request = JobRequest(
-            name=f"frazil-{claim['task_id']}-{claim['attempt']}",
+            name=f"frazil-{claim['task_id']}-{label}",
             argv=argv,
             workdir=workdir,
             stdout=workdir / "pilot.out",
@@ -237,10 +290,11 @@ class SiteDaemon:
             walltime=claim["time"],
             env={**self.config.environment, "FRAZIL_SITE": self.config.name},
             extra=tuple(self.config.queue.extra),
+            after=after,
         )
         (batch_id,) = self.plugin.submit([request])
         self.running[batch_id] = Running(
-            claim["task_id"], claim["attempt"], batch_id, str(workdir), now
+            claim["task_id"], claim["attempt"], batch_id, str(workdir), now, reserved
         )
         return batch_id
 

@@ -189,6 +189,10 @@ task = Table(
     Column("site_req", String(NAME), nullable=True),  # "|a|b|" when set
     Column("req_extra", Text, nullable=True),  # JSON of site attributes
     Column("site", String(NAME), nullable=True),  # where the current attempt runs
+    # batch-side DAGs: the site that holds the task's whole job, and the hash of the key
+    # with which the task's own pilot may claim it once its dependencies are complete
+    Column("reserved_for", String(NAME), nullable=True),
+    Column("reservation_hash", String(64), nullable=True),
     Column("phase", String(STATUS), nullable=True),
     Column("heartbeat_at", Double, nullable=True),
     Column("status_changed", Double, nullable=False),

@@ -46,13 +46,15 @@ class World:
             server=self.server.url,
             token=self.site_token,
             queue=Queue(
-                plugin=plugin,
-                max_queued=4,
-                claim_batch=4,
-                poll_interval=0.2,
-                heartbeat=0.5,
-                options=options,
-                **queue,
+                **{
+                    "plugin": plugin,
+                    "max_queued": 4,
+                    "claim_batch": 4,
+                    "poll_interval": 0.2,
+                    "heartbeat": 0.5,
+                    "options": options,
+                    **queue,
+                }
             ),
             resources=resources or Resources(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
             system={

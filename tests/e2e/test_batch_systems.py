@@ -148,3 +148,21 @@ def test_the_site_backs_off_while_the_scheduler_is_down(sqlite_world: World, sys
     finally:
         subprocess.run([str(script), "start", system], check=True, capture_output=True, timeout=300)
     assert world.wait_done(d, 300) == "complete"
+
+
+def test_a_whole_job_runs_as_a_batch_side_dag(sqlite_world: World, system: str):
+    world = sqlite_world
+    cfg = config(
+        task("a", "--out a --sleep 5"),
+        task("b", "--out b", depends=("a",)),
+        task("c", "--out c", depends=("a",)),
+        task("d", "--out d", depends=("b", "c")),
+    )
+    d = world.client.submit(cfg, jobs=2)
+    site = world.start_site(f"{system}::dag", max_queued=8, claim_batch=8)
+    # every task of a job is in the batch system at once, held by its dependencies
+    world.wait(lambda: len(site.running) == 8, 60, "the jobs' DAGs to be submitted")
+    assert world.wait_done(d, 240) == "complete", world.explain(d)
+    for t in world.client.tasks(d):
+        (attempt,) = world.client.task(t["id"])["attempts"]
+        assert attempt["site"] == "local" and attempt["outcome"] == "complete"

@@ -105,3 +105,46 @@ def test_batch_limits(db):
         claim(db, BIG, 0, NOW)
     with pytest.raises(Rejected):
         claim(db, BIG, 10**6, NOW)
+
+
+def test_whole_jobs_for_batch_side_dags(db):
+    from frazil.errors import BadPasskey
+    from frazil.services import attempts
+    from frazil.services.claim import RESERVATION_TTL, claim_jobs, claim_reserved
+
+    d = submit(db, make_config("diamond"), jobs=3, now=NOW)
+    (job,) = claim_jobs(db, BIG, 1, NOW)
+    assert (job.dataset_id, job.job_index) == (d, 0)
+    names = [t.name for t in job.tasks]
+    assert names[0] == "a" and names[-1] == "d" and set(names) == {"a", "b", "c", "d"}
+    a, *rest = job.tasks
+    assert a.attempt == 1 and a.passkey and not a.reservation
+    assert all(t.attempt == 0 and t.reservation for t in rest)
+    by_name = {t.name: t for t in job.tasks}
+    assert set(by_name["d"].parents) == {by_name["b"].task_id, by_name["c"].task_id}
+    other = SiteResources("other", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
+    assert {c.job_index for c in claim(db, other, 10, NOW)} == {1, 2}  # job 0 is not theirs
+    with pytest.raises(Rejected, match="not ready"):
+        claim_reserved(db, by_name["b"].task_id, by_name["b"].reservation, NOW)
+    with pytest.raises(BadPasskey):
+        claim_reserved(db, by_name["b"].task_id, "wrong", NOW)
+    attempts.start(db, a.task_id, a.attempt, a.passkey, now=NOW)
+    attempts.finish(db, a.task_id, a.attempt, a.passkey, now=NOW)
+    b = claim_reserved(db, by_name["b"].task_id, by_name["b"].reservation, NOW)
+    assert (b.attempt, b.name) == (1, "b")
+    with pytest.raises(BadPasskey):  # a reservation is used once
+        claim_reserved(db, by_name["b"].task_id, by_name["b"].reservation, NOW)
+    # c waits, reserved for "big"; another site may take it once the reservation lapses
+    assert claim(db, other, 10, NOW + 1) == []
+    (c,) = claim(db, other, 10, NOW + RESERVATION_TTL + 1)
+    assert c.name == "c"
+
+
+def test_claim_jobs_skips_jobs_that_do_not_fit_or_have_started(db):
+    from frazil.services.claim import claim_jobs
+
+    submit(db, make_config("chain", 2, requirements={"gpu": 1}), jobs=2, now=NOW)
+    assert claim_jobs(db, SiteResources("cpu-only"), 5, NOW) == []
+    claim(db, BIG, 1, NOW)  # job 0's first task starts the normal way
+    jobs = claim_jobs(db, BIG, 5, NOW)
+    assert [j.job_index for j in jobs] == [1]
