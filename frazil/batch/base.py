@@ -13,7 +13,7 @@ import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -222,6 +222,27 @@ class BatchPlugin(ABC):
     @abstractmethod
     def clean_queue(self, known_ids: Collection[str]) -> list[str]:
         """Cancel this plugin's pending or running jobs not in ``known_ids``; return their ids."""
+
+    def submit_dag(
+        self, requests: Sequence[JobRequest], parents: Sequence[Sequence[int]]
+    ) -> list[str]:
+        """Submit one job's tasks as a DAG: ``parents[i]`` are the indexes (earlier in
+        ``requests``) that request ``i`` must wait for. Returns one id per request.
+
+        By default each request is submitted in order with its parents' ids as ``after``;
+        a system with its own DAG files (HTCondor's DAGMan) overrides this. If one
+        submission fails, the ones before it are cancelled.
+        """
+        ids: list[str] = []
+        try:
+            for request, mine in zip(requests, parents, strict=True):
+                after = (*request.after, *(ids[p] for p in mine))
+                (job,) = self.submit([replace(request, after=after)])
+                ids.append(job)
+        except BatchError:
+            self.cancel(ids)
+            raise
+        return ids
 
 
 def available_plugins() -> list[str]:

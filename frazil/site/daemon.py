@@ -224,34 +224,49 @@ class SiteDaemon:
         )  # fmt: skip
         submitted = 0
         for job in jobs:
-            ids: dict[int, str] = {}
+            tasks = job["tasks"]
+            position = {t["task_id"]: k for k, t in enumerate(tasks)}
             try:
-                for t in job["tasks"]:
-                    claim = {**t, "dataset_id": job["dataset_id"], "job_index": job["job_index"]}
-                    after = tuple(ids[p] for p in t["parents"])
-                    ids[t["task_id"]] = self._submit(claim, now, after=after)
-                    if t["attempt"]:
-                        self.client.record_batch_id(
-                            self.config.name, t["task_id"], t["attempt"], ids[t["task_id"]]
-                        )
+                claims = [
+                    {**t, "dataset_id": job["dataset_id"], "job_index": job["job_index"]}
+                    for t in tasks
+                ]
+                requests = [self._request(c) for c in claims]
+                parents = [[position[p] for p in t["parents"]] for t in tasks]
+                ids = self.plugin.submit_dag(requests, parents)
             except (BatchError, OSError) as exc:
                 log.error("cannot submit job %s.%s: %s", job["dataset_id"], job["job_index"], exc)
-                self.plugin.cancel(list(ids.values()))
-                for batch_id in ids.values():
-                    self.running.pop(batch_id, None)
-                for t in job["tasks"]:
+                for t in tasks:
                     if t["attempt"]:
                         self.client.lost(
                             self.config.name, t["task_id"], t["attempt"],
                             f"not submitted: {exc}", "unsubmitted", counts=False,
                         )  # fmt: skip
                 raise
+            for c, request, batch_id in zip(claims, requests, ids, strict=True):
+                self.running[batch_id] = Running(
+                    c["task_id"], c["attempt"], batch_id, str(request.workdir), now,
+                    not c["attempt"],
+                )  # fmt: skip
+                if c["attempt"]:
+                    self.client.record_batch_id(
+                        self.config.name, c["task_id"], c["attempt"], batch_id
+                    )
             submitted += len(ids)
             done.claimed += len(ids)
             done.submitted += len(ids)
         return submitted
 
-    def _submit(self, claim: dict[str, Any], now: float, after: tuple[str, ...] = ()) -> str:
+    def _submit(self, claim: dict[str, Any], now: float) -> str:
+        request = self._request(claim)
+        (batch_id,) = self.plugin.submit([request])
+        self.running[batch_id] = Running(
+            claim["task_id"], claim["attempt"], batch_id, str(request.workdir), now
+        )
+        return batch_id
+
+    def _request(self, claim: dict[str, Any]) -> JobRequest:
+        """The batch job of one claimed (or reserved) task: a pilot with its secret in a file."""
         reserved = not claim["attempt"]
         label = "r" if reserved else str(claim["attempt"])
         workdir = (
@@ -277,7 +292,7 @@ class SiteDaemon:
         ]  # fmt: skip
         if self.config.storage.cache is not None:
             argv += ["--cache", str(self.config.storage.cache)]
-        request = JobRequest(
+        return JobRequest(
             name=f"frazil-{claim['task_id']}-{label}",
             argv=argv,
             workdir=workdir,
@@ -290,13 +305,7 @@ class SiteDaemon:
             walltime=claim["time"],
             env={**self.config.environment, "FRAZIL_SITE": self.config.name},
             extra=tuple(self.config.queue.extra),
-            after=after,
         )
-        (batch_id,) = self.plugin.submit([request])
-        self.running[batch_id] = Running(
-            claim["task_id"], claim["attempt"], batch_id, str(workdir), now, reserved
-        )
-        return batch_id
 
 
 def _tail(path: Path, limit: int = 2000) -> str:
