@@ -68,6 +68,8 @@ ATTRIBUTES = (
     "HoldReason",
     "RemoveReason",
     "JobBatchName",
+    "DAGManJobId",
+    "DAGNodeName",
 )
 #: The walltime attribute; the remove expression names it so that its removals are recognised.
 WALLTIME_ATTRIBUTE = "MaxWallTimeMins"
@@ -76,6 +78,8 @@ WALLTIME_REMOVE = f"(JobStatus == 2) && (time() - JobCurrentStartDate > {WALLTIM
 ORPHAN_CONSTRAINT = f'(JobBatchName =!= undefined) && regexp("^{JOB_NAME_PREFIX}", JobBatchName)'
 _TERSE_ID = re.compile(r"^\s*(\d+)\.(\d+)\s*-\s*(\d+)\.(\d+)\s*$", re.MULTILINE)
 _CLUSTER_ID = re.compile(r"[1-9][0-9]{0,17}")
+_NODE_ID = re.compile(r"[1-9][0-9]{0,17}:[A-Za-z0-9_.-]+")
+_DAG_SUBMITTED = re.compile(r"submitted to cluster (\d+)")
 # condor_rm on a cluster that has left the queue: nothing left to do.
 _RM_UNKNOWN = re.compile(r"Couldn't find/remove all jobs|not found", re.IGNORECASE)
 
@@ -106,6 +110,8 @@ class HTCondorPlugin(BatchPlugin):
         condor_q: str = "condor_q",
         condor_history: str = "condor_history",
         condor_rm: str = "condor_rm",
+        condor_submit_dag: str = "condor_submit_dag",
+        variant: str | None = None,
         runner: Runner = run_command,
     ) -> None:
         self.lines = SiteLines(tuple(extra), tuple(skip))
@@ -119,7 +125,11 @@ class HTCondorPlugin(BatchPlugin):
             "q": condor_q,
             "history": condor_history,
             "rm": condor_rm,
+            "submit_dag": condor_submit_dag,
         }
+        if variant not in (None, "dag"):
+            raise BatchError(f"the htcondor plugin has no variant {variant!r} (known: dag)")
+        self.variant = variant
         self.runner = runner
 
     # -- the interface --------------------------------------------------------------------
@@ -150,7 +160,19 @@ class HTCondorPlugin(BatchPlugin):
         return ids
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
-        """Ask ``condor_q``, then ``condor_history`` for the rest; unknown ids are VANISHED."""
+        """Ask ``condor_q``, then ``condor_history`` for the rest; unknown ids are VANISHED.
+
+        DAG node ids (``DAGCLUSTER:NODE``) are found by ``DAGManJobId`` and ``DAGNodeName``.
+        """
+        nodes = [i for i in ids if _NODE_ID.fullmatch(i)]
+        if nodes:
+            found_nodes = self._node_status(nodes)
+            rest = (
+                self.status([i for i in ids if i not in found_nodes])
+                if len(nodes) < len(ids)
+                else {}
+            )
+            return {i: found_nodes.get(i) or rest[i] for i in ids}
         clusters = sorted({i for i in ids if _CLUSTER_ID.fullmatch(i)}, key=int)
         found: dict[str, BatchStatus] = {}
         if clusters:
@@ -162,7 +184,11 @@ class HTCondorPlugin(BatchPlugin):
         return {i: found.get(i) or _vanished(i) for i in ids}
 
     def cancel(self, ids: Sequence[str]) -> None:
-        """``condor_rm`` the clusters; ignore ids the schedd no longer holds."""
+        """``condor_rm`` the clusters; ignore ids the schedd no longer holds.
+
+        Cancelling a DAG node removes its whole DAG (DAGMan and every node of the job).
+        """
+        ids = sorted({i.split(":", 1)[0] if _NODE_ID.fullmatch(i) else i for i in ids})
         clusters = [i for i in ids if _CLUSTER_ID.fullmatch(i)]
         if not clusters:
             return
@@ -185,6 +211,59 @@ class HTCondorPlugin(BatchPlugin):
             log.warning("htcondor: removing %d orphaned cluster(s): %s", len(orphans), orphans)
             self.cancel(orphans)
         return orphans
+
+    # -- DAGMan -------------------------------------------------------------------------------
+
+    def dag_file(self, requests: Sequence[JobRequest], parents: Sequence[Sequence[int]]) -> str:
+        """The DAGMan input file of one job: a JOB line per node, PARENT/CHILD lines."""
+        names = [r.name for r in requests]
+        if len(set(names)) != len(names):
+            raise BatchError("htcondor: DAG node names (request names) must be unique")
+        lines = [f"JOB {r.name} {self.write_script(r)} DIR {r.workdir}" for r in requests]
+        for child, mine in enumerate(parents):
+            if mine:
+                lines.append(f"PARENT {' '.join(names[p] for p in mine)} CHILD {names[child]}")
+        return "\n".join(lines) + "\n"
+
+    def submit_dag(
+        self, requests: Sequence[JobRequest], parents: Sequence[Sequence[int]]
+    ) -> list[str]:
+        """Write a DAGMan file and ``condor_submit_dag`` it; ids are ``DAGCLUSTER:NODE``."""
+        if any(r.after for r in requests):
+            raise BatchError("htcondor: a DAG's nodes wait for each other, not for job ids")
+        folder = Path(requests[0].workdir).parent
+        path = folder / f"{requests[0].name}.dag"
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.dag_file(requests, parents))
+        args = ["-force", "-batch-name", requests[0].name, str(path)]
+        result = self._run("submit_dag", args, cwd=folder)
+        match = _DAG_SUBMITTED.search(result.stdout)
+        if match is None:
+            raise BatchCommandError(
+                result.argv, result.returncode, result.stdout, result.stderr,
+                "condor_submit_dag printed no cluster",
+            )  # fmt: skip
+        return [f"{match.group(1)}:{r.name}" for r in requests]
+
+    def _node_status(self, nodes: Sequence[str]) -> dict[str, BatchStatus]:
+        dags = sorted({n.split(":", 1)[0] for n in nodes}, key=int)
+        constraint = " || ".join(f"DAGManJobId == {d}" for d in dags)
+        ads = self._run("q", self._query_args(constraint)).stdout
+        ads_done = self._run("history", self._query_args(constraint)).stdout
+        found = {**parse_nodes(ads_done), **parse_nodes(ads)}
+        alive = {d for d, s in self.status(dags).items() if s.state not in ENDED_STATES}
+        out = {}
+        for n in nodes:
+            dag = n.split(":", 1)[0]
+            if n in found:
+                out[n] = BatchStatus(n, found[n].state, found[n].native, found[n].exit_code,
+                                     found[n].reason)  # fmt: skip
+            elif dag in alive:
+                out[n] = BatchStatus(n, BatchState.PENDING, "not submitted by DAGMan yet")
+            else:
+                out[n] = BatchStatus(n, BatchState.CANCELLED, "never submitted",
+                                     reason="the DAG ended before this node ran")  # fmt: skip
+        return out
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -324,6 +403,29 @@ def parse_status(text: str) -> dict[str, BatchStatus]:
             status = _status(ad)
             statuses[status.id] = status
     return statuses
+
+
+def parse_nodes(text: str) -> dict[str, BatchStatus]:
+    """Statuses of DAG node jobs from ``condor_q``/``condor_history -json``, by ``DAG:NODE``."""
+    if not text.strip():
+        return {}
+    try:
+        ads = json.loads(text)
+    except ValueError as exc:
+        raise BatchError(f"htcondor: unreadable JSON from condor_q/history: {exc}") from exc
+    out = {}
+    for ad in ads if isinstance(ads, list) else []:
+        if (
+            isinstance(ad, dict)
+            and ad.get("DAGNodeName")
+            and isinstance(ad.get("DAGManJobId"), int)
+        ):
+            node = f"{ad['DAGManJobId']}:{ad['DAGNodeName']}"
+            status = _status(ad)
+            out[node] = BatchStatus(
+                node, status.state, status.native, status.exit_code, status.reason
+            )
+    return out
 
 
 def _status(ad: Mapping[str, Any]) -> BatchStatus:

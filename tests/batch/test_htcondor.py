@@ -376,3 +376,71 @@ def test_the_constructor_only_stores_settings() -> None:
         HTCondorPlugin(skip=[""])
     with pytest.raises(BatchError):
         load_plugin("htcondor", queue="long")  # HTCondor has no queues
+
+
+def _diamond(tmp_path: Path) -> list[JobRequest]:
+    return [
+        realistic(tmp_path / "dag", name=f"frazil-{n}-1", workdir=tmp_path / "dag" / n)
+        for n in ("a", "b", "c", "d")
+    ]
+
+
+def test_a_dag_file_names_every_node_and_edge(tmp_path: Path) -> None:
+    plugin = HTCondorPlugin(runner=FakeRunner())
+    requests = _diamond(tmp_path)
+    text = plugin.dag_file(requests, [[], [0], [0], [1, 2]])
+    lines = text.splitlines()
+    assert lines[:4] == [
+        f"JOB frazil-{n}-1 {tmp_path}/dag/{n}/frazil-{n}-1.sub DIR {tmp_path}/dag/{n}"
+        for n in ("a", "b", "c", "d")
+    ]
+    assert lines[4:] == [
+        "PARENT frazil-a-1 CHILD frazil-b-1",
+        "PARENT frazil-a-1 CHILD frazil-c-1",
+        "PARENT frazil-b-1 frazil-c-1 CHILD frazil-d-1",
+    ]
+    for request in requests:  # each node's submit file is one HTCondor reads
+        sub = htcondor2.Submit((request.workdir / f"{request.name}.sub").read_text())
+        assert sub["request_cpus"] == "2"
+
+
+def test_submit_dag_runs_condor_submit_dag_and_names_the_nodes(tmp_path: Path) -> None:
+    runner = FakeRunner(replies=["1 job(s) submitted to cluster 812.\n"])
+    plugin = HTCondorPlugin(runner=runner, variant="dag")
+    ids = plugin.submit_dag(_diamond(tmp_path), [[], [0], [0], [1, 2]])
+    assert ids == ["812:frazil-a-1", "812:frazil-b-1", "812:frazil-c-1", "812:frazil-d-1"]
+    (argv,) = runner.argvs
+    assert argv[:4] == ["condor_submit_dag", "-force", "-batch-name", "frazil-a-1"]
+    assert argv[4].endswith("frazil-a-1.dag")
+    with pytest.raises(BatchError, match="no variant"):
+        HTCondorPlugin(variant="mesh")
+
+
+def test_dag_node_statuses(tmp_path: Path) -> None:
+    import json
+
+    ads = [
+        {"ClusterId": 813, "ProcId": 0, "JobStatus": 4, "ExitCode": 0, "DAGManJobId": 812,
+         "DAGNodeName": "frazil-a-1"},
+        {"ClusterId": 814, "ProcId": 0, "JobStatus": 2, "DAGManJobId": 812,
+         "DAGNodeName": "frazil-b-1"},
+    ]  # fmt: skip
+    dagman = [{"ClusterId": 812, "ProcId": 0, "JobStatus": 2}]
+    runner = FakeRunner(replies=[json.dumps(ads), "", json.dumps(dagman)])
+    plugin = HTCondorPlugin(runner=runner)
+    ids = ["812:frazil-a-1", "812:frazil-b-1", "812:frazil-d-1"]
+    found = plugin.status(ids)
+    assert [found[i].state for i in ids] == [
+        BatchState.COMPLETED, BatchState.RUNNING, BatchState.PENDING,  # d: not yet submitted
+    ]  # fmt: skip
+    assert "DAGManJobId == 812" in runner.argvs[0][-1]
+    ended = FakeRunner(
+        replies=[
+            json.dumps(ads[:1]),
+            "",
+            "",
+            json.dumps([{**dagman[0], "JobStatus": 4, "ExitCode": 1}]),
+        ]
+    )
+    found = HTCondorPlugin(runner=ended).status(["812:frazil-d-1"])
+    assert found["812:frazil-d-1"].state is BatchState.CANCELLED  # the DAG ended without it
