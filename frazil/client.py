@@ -244,6 +244,32 @@ class Client(_Base):
         result = self.request("POST", f"/sites/{site}/attempts/stale", json=body)
         return [(int(t), int(a)) for t, a in result["stale"]]
 
+    def create_pilot(self, site: str, **slot: Any) -> tuple[int, str]:
+        """A new multi-task pilot of the site (cpu, gpu, memory, disk, time, os,
+        attributes); returns its id and key."""
+        result = self.request("POST", f"/sites/{site}/pilots", json=slot)
+        return int(result["pilot_id"]), str(result["key"])
+
+    def record_pilot_batch_id(self, site: str, pilot_id: int, batch_id: str) -> None:
+        """Tell the server which batch job runs a pilot."""
+        self.request("POST", f"/sites/{site}/pilots/{pilot_id}/batch", json={"batch_id": batch_id})
+
+    def pilot_ended(
+        self, site: str, pilot_id: int, reason: str, outcome: str = "vanished",
+        *, counts: bool = True,
+    ) -> int:  # fmt: skip
+        """A pilot's batch job ended; returns how many of its tasks were reset."""
+        result = self.request(
+            "POST", f"/sites/{site}/pilots/{pilot_id}/ended",
+            json={"reason": reason, "outcome": outcome, "counts": counts},
+        )  # fmt: skip
+        return int(result["ended"])
+
+    def demand(self, site: str, limit: int, **resources: Any) -> int:
+        """How many waiting tasks (up to ``limit``) fit one of the site's pilots."""
+        result = self.request("POST", f"/sites/{site}/demand", json={"limit": limit, **resources})
+        return int(result["waiting"])
+
     # -- administration -----------------------------------------------------------------------
 
     def create_token(self, name: str, role: str) -> dict[str, Any]:
@@ -331,4 +357,30 @@ class PilotClient(_Base):
         self.request("PUT", f"{self.base}/logs/{name}", json={"text": text})
 
 
-__all__ = ["BadPasskey", "Client", "PilotClient", "ServerError"]
+class PilotSession(_Base):
+    """What a multi-task pilot calls, with its pilot key (each task's reports carry their
+    own passkeys)."""
+
+    def __init__(self, url: str, pilot_id: int, key: str, **options: Any) -> None:
+        super().__init__(url, f"Pilot {key}", **options)
+        self.pilot_id = pilot_id
+
+    def exchange(
+        self, reports: Sequence[Mapping[str, Any]] = (), *, limit: int = 0, wait: float = 0.0,
+        time_left: float | None = None, host: str = "",
+    ) -> dict[str, Any]:  # fmt: skip
+        """Send reports; get up to ``limit`` tasks (waiting up to ``wait`` s for one)."""
+        result: dict[str, Any] = self.request(
+            "POST", f"/pilots/{self.pilot_id}/exchange",
+            json={"reports": list(reports), "limit": limit, "wait": wait,
+                  "time_left": time_left, "host": host},
+        )  # fmt: skip
+        return result
+
+    def end(self, reason: str) -> int:
+        """The pilot is done; returns how many tasks it still held (they are reset)."""
+        result = self.request("POST", f"/pilots/{self.pilot_id}/end", json={"reason": reason})
+        return int(result["ended"])
+
+
+__all__ = ["BadPasskey", "Client", "PilotClient", "PilotSession", "ServerError"]

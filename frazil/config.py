@@ -14,6 +14,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     notify_webhook = "https://chat.example.org/hooks/frazil"   # POSTed {"text": ...}
     notify_command = ["mail", "-s", "frazil", "admin@example.org"]  # message on stdin
     notify_after = 5              # crashes in a row before the administrator hears of it
+    max_body_bytes = 16777216     # larger request bodies are refused (413)
 
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
@@ -41,6 +42,7 @@ class ServerSettings:
     notify_webhook: str | None = None
     notify_command: tuple[str, ...] = ()
     notify_after: int = 5
+    max_body_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def _table(values: Mapping[str, Any], key: str, known: set[str], path: Path) -> 
 
 
 def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
-    known = {"host", "port", "notify_webhook", "notify_command", "notify_after"}
+    known = {"host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes"}
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
@@ -83,12 +85,16 @@ def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
     port = t.get("port", 8800)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise SettingsError(f"{path}: server.port must be a port number")
+    max_body = t.get("max_body_bytes", ServerSettings.max_body_bytes)
+    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
+        raise SettingsError(f"{path}: server.max_body_bytes must be a positive integer")
     return ServerSettings(
         host=str(t.get("host", "127.0.0.1")),
         port=port,
         notify_webhook=t.get("notify_webhook"),
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
+        max_body_bytes=max_body,
     )
 
 

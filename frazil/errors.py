@@ -15,6 +15,7 @@ The tree::
     │   ├── StaleAttempt              a report from an attempt that is no longer current
     │   └── BadPasskey                a report whose passkey does not match its attempt
     ├── StoreError                the database is unreachable, misconfigured or not migrated
+    ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
     ├── AuthError                 a request without a valid token or passkey
     ├── BatchError                a batch system refused or failed a request
@@ -153,6 +154,10 @@ class BadPasskey(Rejected):
 
 class StoreError(FrazilError):
     """The database cannot be used (unreachable, misconfigured, or not migrated)."""
+
+
+class BadValue(FrazilError):
+    """A value that the database cannot hold: too long, out of range, or not storable text."""
 
 
 class SettingsError(FrazilError):

@@ -10,7 +10,8 @@ import contextlib
 import copy
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from frazil.model.validate import Report, check_config
 
 #: Refuse configs larger than this (a config is a description, not data).
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+#: Refuse documents deeper than this, or with more values (YAML aliases expand where used).
+MAX_NESTING = 100
+MAX_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -74,19 +78,18 @@ class _LineMap:
             path = path[:cut]
 
 
-def _parse(text: str, fmt: str) -> tuple[Any, _LineMap, list[Problem]]:
-    lines = _LineMap()
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return None, lines, [Problem("", f"JSON syntax error: {exc.msg}", exc.lineno)]
-        with contextlib.suppress(yaml.YAMLError):  # JSON that YAML cannot read: no lines
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            if node is not None:
-                lines.walk(node, [])
-        return data, lines, []
+def _parse(text: str, fmt: str) -> tuple[Any, yaml.Node | None, list[Problem]]:
+    """The data, the YAML node tree (for line numbers), or the problem that stopped reading."""
+    node: yaml.Node | None = None
     try:
+        if fmt == "json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                return None, None, [Problem("", f"JSON syntax error: {exc.msg}", exc.lineno)]
+            with contextlib.suppress(yaml.YAMLError):  # JSON that YAML cannot read: no lines
+                node = yaml.compose(text, Loader=yaml.SafeLoader)
+            return data, node, []
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
@@ -96,12 +99,73 @@ def _parse(text: str, fmt: str) -> tuple[Any, _LineMap, list[Problem]]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        return None, lines, [Problem("", f"YAML syntax error: {exc.problem or exc}", line)]
+        return None, None, [Problem("", f"YAML syntax error: {exc.problem or exc}", line)]
     except yaml.YAMLError as exc:
-        return None, lines, [Problem("", f"YAML error: {exc}")]
-    if node is not None:
-        lines.walk(node, [])
-    return data, lines, []
+        return None, None, [Problem("", f"YAML error: {exc}")]
+    except RecursionError:
+        return None, None, [Problem("", f"nested deeper than {MAX_NESTING} levels")]
+    except ValueError as exc:  # Python refuses integers of more than 4300 digits
+        why = "a number has too many digits" if "digits" in str(exc) else str(exc)
+        return None, None, [Problem("", f"cannot read a value: {why}")]
+    return data, node, []
+
+
+def _not_json(value: Any) -> str | None:
+    """Why a parsed value cannot be part of a config (configs are JSON documents), or None."""
+    if isinstance(value, str):
+        if "\0" in value:
+            return "text holds a NUL character"
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return "text holds a lone surrogate (not valid Unicode)"
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a finite number"
+    if value is None or isinstance(value, bool | int | float | list | dict):
+        return None
+    kind = {"date": "a date", "datetime": "a timestamp", "bytes": "binary data"}.get(
+        type(value).__name__, f"a {type(value).__name__}"
+    )
+    return f"{kind} is not a JSON value; quote it to keep it as text"
+
+
+def _values(data: Any) -> Iterator[tuple[list[str | int], Any, bool]]:
+    """Every value and mapping key of ``data`` with its path and whether it is a key.
+
+    Depth first and without recursion, so that deep documents cannot exhaust the stack.
+    """
+    stack: list[tuple[list[str | int], Any]] = [([], data)]
+    while stack:
+        parts, value = stack.pop()
+        yield parts, value, False
+        if isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                yield [*parts, str(key)], key, True
+                stack.append(([*parts, str(key)], item))
+        elif isinstance(value, list):
+            stack.extend(([*parts, i], item) for i, item in reversed(list(enumerate(value))))
+
+
+def _data_problems(data: Any) -> tuple[list[Problem], bool]:
+    """Values a config cannot hold, and whether the document is too deep or too big to check.
+
+    The walk is bounded, so that a YAML alias that refers to itself or a "billion laughs"
+    document of aliases is reported instead of recursing or expanding without end.
+    """
+    problems: list[Problem] = []
+    for count, (parts, value, is_key) in enumerate(_values(data)):
+        if count >= MAX_VALUES:
+            message = f"more than {MAX_VALUES} values (YAML aliases expand wherever they are used)"
+            return [Problem("", message)], True
+        if len(parts) > MAX_NESTING:
+            message = f"nested deeper than {MAX_NESTING} levels (or a YAML alias refers to itself)"
+            return [Problem(format_path(parts[:8]), message)], True
+        if is_key and not isinstance(value, str):
+            why: str | None = f"the key {value!r} is not text; quote it"
+        else:
+            why = _not_json(value)
+        if why is not None:
+            problems.append(Problem(format_path(parts), why))
+    return problems, False
 
 
 def _data_parts(data: Any, loc: Sequence[str | int]) -> list[str | int]:
@@ -178,12 +242,23 @@ def _pruned(data: Any, problems: list[Problem]) -> DatasetConfig | None:
     return None
 
 
+def _line(lines: _LineMap, path: str) -> int | None:
+    """Where ``path`` is written; a problem with the whole document is on its first line."""
+    line = lines.line(path)
+    return 1 if line is None and not path else line
+
+
 def inspect_text(
     text: str, source: str = "<config>", fmt: str | None = None, *, job: int = 0
 ) -> Inspection:
     """Parse and check a config; every problem carries its path and, where known, its line."""
     fmt = fmt or ("json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml")
-    data, lines, problems = _parse(text, fmt)  # problems here: the text could not be read
+    data, node, problems = _parse(text, fmt)  # problems here: the text could not be read
+    lines = _LineMap()
+    if not problems:
+        problems, unbounded = _data_problems(data)
+        if node is not None and not unbounded:
+            lines.walk(node, [])
     config: DatasetConfig | None = None
     readable = not problems
     problems += lines.duplicates
@@ -196,14 +271,14 @@ def inspect_text(
             except ValidationError as exc:
                 problems += _shape_problems(exc, data)
     report = Report(tuple(problems))
-    checkable = config if config is not None else _pruned(data, problems)
+    checkable = config if config is not None else _pruned(data, problems) if readable else None
     if checkable is not None:
         checked = check_config(checkable, job=job)
         merged = list(problems)
         merged += [p for p in checked.problems if p not in merged]
         report = replace(checked, problems=tuple(merged))
     located = tuple(
-        p if p.line is not None else replace(p, line=lines.line(p.path)) for p in report.problems
+        p if p.line is not None else replace(p, line=_line(lines, p.path)) for p in report.problems
     )
     return Inspection(config, replace(report, problems=located), source)
 

@@ -11,10 +11,13 @@ uses that mode to report everything in one pass over exactly the fields a pilot 
 
 from __future__ import annotations
 
+import math
+import posixpath
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from frazil.errors import ConfigError, ExpressionError, Problem, UnresolvedReference
 from frazil.model.dag import build_dag
@@ -24,6 +27,19 @@ from frazil.model.rng import job_seed
 from frazil.model.spec import Data, DatasetConfig, DataType, Movement
 
 MAX_ITERATIONS = 100_000
+#: Where a pilot fetches an external module's code from (plain http could be tampered with).
+MODULE_URL_SCHEMES = ("https", "file", "")
+
+
+def plain_file_name(name: str) -> bool:
+    """True for a name that can only land in a task's own directory (the pilot's rule)."""
+    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
+
+
+def climbs(path: str) -> bool:
+    """True for a relative path that leaves the directory it is relative to."""
+    relative = posixpath.normpath(path)
+    return relative == ".." or relative.startswith("../")
 
 
 @dataclass(frozen=True)
@@ -136,11 +152,18 @@ class Resolver:
     """Resolves the tasks of one job of a config."""
 
     def __init__(
-        self, config: DatasetConfig, info: JobInfo, problems: list[Problem] | None = None
+        self,
+        config: DatasetConfig,
+        info: JobInfo,
+        problems: list[Problem] | None = None,
+        *,
+        every_iteration: bool = True,
     ) -> None:
         self.config = config
         self.info = info
         self.problems = problems
+        #: False: a tray's first and last iterations stand for all (validation, like jobs)
+        self.every_iteration = every_iteration
         seed = job_seed(info.dataset_seed, info.job)
         self._options: dict[str, Any] = {
             **config.options,
@@ -257,7 +280,12 @@ class Resolver:
             number = float(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
             number = None
-        if number is None or number < 0 or (integer and not number.is_integer()):
+        if (
+            number is None
+            or not math.isfinite(number)
+            or number < 0
+            or (integer and not number.is_integer())
+        ):
             self._fail(path, f"must be {kind} of at least 0, got {value!r}")
             return int(default) if integer else default
         return int(number) if integer else number
@@ -276,8 +304,16 @@ class Resolver:
     def _data(self, ev: Evaluator, entries: list[Data], path: str) -> list[ResolvedData]:
         out = []
         for k, d in enumerate(entries):
+            deferred = len(ev.deferred)
             remote = to_text(self.value(ev, d.remote, f"{path}[{k}].remote"))
             local = to_text(self.value(ev, d.local, f"{path}[{k}].local"))
+            if len(ev.deferred) == deferred:  # site values may still make these right
+                if local and not plain_file_name(local):
+                    self._fail(f"{path}[{k}].local", f"must be a plain file name, got {local!r}")
+                if not urlsplit(remote).scheme and climbs(remote):
+                    self._fail(
+                        f"{path}[{k}].remote", f"climbs above the data directory: {remote!r}"
+                    )
             if not local and remote:
                 local = remote.rstrip("/").rsplit("/", 1)[-1]
             out.append(ResolvedData(remote, local, d.type, d.movement, d.transfer))
@@ -330,15 +366,22 @@ class Resolver:
             k: self.value(ev, v, f"{path}.parameters.{k}", soft=True)
             for k, v in mod.parameters.items()
         }
+        url = to_text(self.value(ev, mod.url, f"{path}.url"))
+        if urlsplit(url).scheme not in MODULE_URL_SCHEMES:
+            self._fail(f"{path}.url", f"module code must come over https or from a file: {url!r}")
+        configs = self.value(ev, mod.configs, f"{path}.configs", {})
+        for name in configs:
+            if not plain_file_name(name):
+                self._fail(f"{path}.configs", f"a config file needs a plain name, got {name!r}")
         return ResolvedModule(
             name=mod.name,
             src=to_text(self.value(ev, mod.src, f"{path}.src")),
             class_=to_text(self.value(ev, mod.class_, f"{path}.class")),
-            url=to_text(self.value(ev, mod.url, f"{path}.url")),
+            url=url,
             argv=tuple(argv),
             env_shell=to_text(self.value(ev, mod.env_shell, f"{path}.env_shell")),
             env_clear=mod.env_clear,
-            configs=self.value(ev, mod.configs, f"{path}.configs", {}),
+            configs=configs,
             parameters=params,
         )
 
@@ -354,7 +397,9 @@ class Resolver:
         data += self._data(tev, task.data, f"{path}.data")
         trays = []
         for r, tray in enumerate(task.trays):
-            for iteration in range(self.iterations(t, r)):
+            count = self.iterations(t, r)
+            sample = range(count) if self.every_iteration else sorted({0, count - 1})
+            for iteration in sample:
                 rev = self.tray_evaluator(t, r, iteration)
                 rpath = f"{path}.trays[{r}]"
                 for k, v in tray.parameters.items():

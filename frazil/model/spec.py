@@ -14,6 +14,7 @@ models check shape and types only; ``validate`` checks what needs the whole docu
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -21,7 +22,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Task names appear in paths and batch job names: keep them plain.
-TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
+#: Names the database keeps in columns of this size (module, tray, environment, class).
+NAME_LENGTH = 255
 
 JSON = Any
 Parameters = Annotated[
@@ -43,6 +46,8 @@ def _number_or_expression(value: Any, *, integer: bool, field: str) -> Any:
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a number or an expression, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValueError(f"{field} must be a finite number, got {value!r}")
         if integer and isinstance(value, float):
             if not value.is_integer():
                 raise ValueError(f"{field} must be a whole number, got {value!r}")
@@ -137,16 +142,18 @@ class Requirements(BaseModel):
 class Env(_Model):
     """A software environment (the seeds' meta-project): name and version."""
 
-    name: str
-    version: str = ""
+    name: str = Field(max_length=NAME_LENGTH)
+    version: str = Field("", max_length=NAME_LENGTH)
 
 
 class Module(_Model):
     """One step of a tray: a script or executable (``src``), or a Python class."""
 
-    name: str = ""
+    name: str = Field("", max_length=NAME_LENGTH)
     src: str = Field("", description="script or executable: .py runs under python, .sh under sh")
-    class_: str = Field("", alias="class", description="importable Python module class")
+    class_: str = Field(
+        "", alias="class", max_length=NAME_LENGTH, description="importable Python module class"
+    )
     url: str = Field("", description="where the class's code comes from")
     args: str | list[JSON] | dict[str, JSON] = Field(
         "", description="a string (split like a shell), a list, or a mapping (--key=value)"
@@ -178,7 +185,7 @@ class Module(_Model):
 class Tray(_Model):
     """Modules that run in one software environment, ``iterations`` times over."""
 
-    name: str = ""
+    name: str = Field("", max_length=NAME_LENGTH)
     iterations: int | str = Field(1, description="how many times the tray runs ($args(iter))")
     env: Env | None = None
     parameters: Parameters = Field(default_factory=dict)

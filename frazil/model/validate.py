@@ -1,7 +1,9 @@
 """Checks that need the whole config: names, dependencies, policy options and every expression.
 
 Expressions are checked by resolving every task of a sample job (job 0 by default) exactly
-as a pilot would, collecting every problem instead of stopping at the first. Values that
+as a pilot would, collecting every problem instead of stopping at the first; the first and
+the last iteration of each tray stand for the others, as the first and last job do for a
+submission. Values that
 only a site supplies at run time (``$system``, ``$environ``) stand in as placeholders, and
 what depends on them is reported as a warning, not an error.
 """
@@ -69,7 +71,7 @@ def check_config(config: DatasetConfig, *, job: int = 0, jobs_submitted: int = 1
     _, policy_problems = policy_from_options(config.options)
     problems += policy_problems
     info = JobInfo(job=job, jobs_submitted=max(jobs_submitted, job + 1), defer_site_values=True)
-    resolver = Resolver(config, info, problems)
+    resolver = Resolver(config, info, problems, every_iteration=False)
     resolver.steering()
     for t in range(len(config.tasks)):
         resolver.task(t)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from frazil.client import claim_reserved
 from frazil.errors import Rejected
+from frazil.pilot.multi import MultiOptions, MultiPilot, visible_gpus
 from frazil.pilot.run import Pilot, PilotOptions, read_passkey
 from frazil.pilot.standalone import StandaloneClient
 
@@ -33,12 +34,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the scratch directory")
     p.add_argument("--md5", action="store_true", help="also compute md5 of outputs")
     p.add_argument("--fail-exit-code", type=int, default=1, help="exit code after a failure")
+    multi = p.add_argument_group("multi-task pilot", "run tasks until idle (--pilot)")
+    multi.add_argument("--pilot", type=int, help="this pilot's id (the site created it)")
+    multi.add_argument("--key-file", type=Path, help="file holding the pilot's key")
+    multi.add_argument("--cpu", type=int, default=1, help="cores the batch job holds")
+    multi.add_argument("--gpu", type=int, default=0, help="GPUs the batch job holds")
+    multi.add_argument("--memory", type=float, default=2.0, help="memory, GB")
+    multi.add_argument("--disk", type=float, default=10.0, help="scratch disk, GB")
+    multi.add_argument("--walltime", type=float, default=24.0, help="walltime, hours")
+    multi.add_argument("--idle", type=float, default=60.0, help="seconds idle before ending")
+    multi.add_argument("--wait", type=float, default=20.0, help="long-poll seconds")
     a = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if a.pilot is not None:
+        if a.server is None or a.key_file is None:
+            p.error("a multi-task pilot needs --server and --key-file")
+        return MultiPilot(
+            MultiOptions(
+                server=a.server, pilot_id=a.pilot, key=read_passkey(a.key_file),
+                workdir=a.workdir, cpu=a.cpu, gpu=a.gpu, memory=a.memory, disk=a.disk,
+                walltime=a.walltime, idle=a.idle, wait=a.wait, heartbeat=a.heartbeat,
+                cache=a.cache, keep=a.keep, md5=a.md5, gpus=visible_gpus(),
+            )
+        ).run()  # fmt: skip
     if a.spec is not None:
         options = PilotOptions(
             server="", task_id=0, attempt=0, passkey="", workdir=a.workdir,

@@ -154,6 +154,9 @@ class Runner:
         for key, value in data.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ModuleFailed(f"module {name}: statistic {key!r} is not a number: {value!r}")
+            if not abs(value) <= sys.float_info.max:  # NaN, infinities: JSON cannot carry them
+                log.warning("module %s: statistic %r is %r; left out", name, key, value)
+                continue
             stats[str(key)] = float(value)
         return stats
 

@@ -79,6 +79,7 @@ class PilotOptions:
     keep: bool = False  # keep the scratch directory (debugging)
     md5: bool = False  # also compute md5 of outputs
     fail_exit_code: int = 1  # SGE holds a job's dependents only after exit code 100
+    env: Mapping[str, str] | None = None  # added to every module's environment
 
 
 class Pilot:
@@ -108,15 +109,24 @@ class Pilot:
         """Run the attempt; returns the process exit code (0 success, 1 failure, 143 SIGTERM)."""
         handler = logging.StreamHandler(self._log)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        this_thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == this_thread)  # this task's log only
         logging.getLogger("frazil").addHandler(handler)
-        previous = signal.signal(signal.SIGTERM, self._on_term)
+        # a multi-task pilot runs attempts in threads and forwards SIGTERM with ``terminate``
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, self._on_term) if main else None
         started = time.monotonic()
         try:
             return self._run(started)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            if main:
+                signal.signal(signal.SIGTERM, previous)
             logging.getLogger("frazil").removeHandler(handler)
             self._stop.set()
+
+    def terminate(self) -> None:
+        """Stop the attempt as if the batch system sent SIGTERM."""
+        self._on_term(signal.SIGTERM, None)
 
     def _on_term(self, _signum: int, _frame: object) -> None:
         self.terminated = True
@@ -261,7 +271,8 @@ class Pilot:
                     measured, stats = self.runner.python_class(label, m["class_"], m["parameters"])
                 else:
                     argv = [*self._command(m), *m["argv"]]
-                    env = module_environment(m["env_clear"], {"FRAZIL_MODULE": label})
+                    extra = {**(self.o.env or {}), "FRAZIL_MODULE": label}
+                    env = module_environment(m["env_clear"], extra)
                     try:
                         measured = self.runner.subprocess(label, argv, env)
                     except ModuleFailed:

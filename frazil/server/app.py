@@ -14,31 +14,42 @@ from frazil.server import (
     routes_admin,
     routes_datasets,
     routes_pilot,
+    routes_pilots,
     routes_sites,
     routes_tasks,
 )
 from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
+from frazil.server.limits import MAX_BODY_BYTES, BodyLimit
 from frazil.store.db import Database
 
 
 def create_app(
-    db: Database, *, clock: Callable[[], float] = time.time, token_ttl: float = TOKEN_CACHE_SECONDS
+    db: Database,
+    *,
+    clock: Callable[[], float] = time.time,
+    token_ttl: float = TOKEN_CACHE_SECONDS,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The API over ``db``; ``clock`` gives the time every service call is stamped with."""
+    """The API over ``db``; ``clock`` gives the time every service call is stamped with.
+
+    Request bodies are JSON of at most ``max_body_bytes``.
+    """
     app = FastAPI(
         title="Frazil",
         version=__version__,
         description="A lightweight distributed production system for scientific datasets.",
     )
-    app.state.frazil = AppState(
-        db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl
-    )
+    state = AppState(db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl)
+    db.on_ready(state.waker.wake)
+    app.state.frazil = state
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     for module in (
         routes_datasets,
         routes_tasks,
         routes_sites,
         routes_pilot,
+        routes_pilots,
         routes_admin,
         metrics,
     ):

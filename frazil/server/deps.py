@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from frazil.errors import AuthError
+from frazil.server.waker import Waker
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
 from frazil.store.db import Database
 
@@ -30,6 +31,7 @@ class AppState:
     db: Database
     clock: Callable[[], float] = time.time
     metrics: Any = None
+    waker: Waker = field(default_factory=Waker)
     token_ttl: float = TOKEN_CACHE_SECONDS
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,6 +85,11 @@ def passkey(request: Request) -> str:
     return _credentials(request, "Passkey")
 
 
+def pilot_key(request: Request) -> str:
+    """A multi-task pilot's key (checked by the service against the pilot)."""
+    return _credentials(request, "Pilot")
+
+
 def reservation(request: Request) -> str:
     """A reserved task's key (checked by the service against the task)."""
     return _credentials(request, "Reservation")
@@ -94,6 +101,7 @@ User = Annotated[TokenInfo, Depends(caller(Role.USER))]
 Admin = Annotated[TokenInfo, Depends(caller(Role.ADMIN))]
 Site = Annotated[TokenInfo, Depends(caller(Role.SITE))]
 Passkey = Annotated[str, Depends(passkey)]
+PilotKey = Annotated[str, Depends(pilot_key)]
 
 
 def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:

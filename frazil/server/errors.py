@@ -1,11 +1,23 @@
-"""Frazil's errors as HTTP responses: a status code and ``{"error": ..., "detail": ...}``."""
+"""Frazil's errors as HTTP responses: a status code and ``{"error": ..., "detail": ...}``.
+
+A request that does not fit the API's description keeps FastAPI's answer, 422 with
+``{"detail": [...]}`` (each problem's location, message and input). A database that cannot
+be reached (stopped, restarting, the connection cut) answers 503 as a ``StoreError``, which
+clients retry, not a 500 that they would take as final.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import asdict
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from frazil.errors import (
     AuthError,
@@ -18,6 +30,8 @@ from frazil.errors import (
     Rejected,
     StoreError,
 )
+
+log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[Exception], int]] = [
     (BadPasskey, 403),
@@ -44,8 +58,35 @@ def _response(exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=code, headers=headers)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as text: JSON cannot carry them, so a request that
+    held them (Python's JSON reader takes ``NaN``) must not break the answer to it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
+    log.warning("the database is unavailable (%s %s answers 503): %s",
+                request.method, request.url.path, reason)  # fmt: skip
+    return _response(StoreError(f"the database is unavailable: {reason}"))
+
+
 def install(app: FastAPI) -> None:
     """Map Frazil's exceptions to responses on ``app``."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _unavailable)
     for cls, _ in STATUS:
 
         async def handle(_request: Request, exc: Exception) -> JSONResponse:

@@ -58,7 +58,7 @@ class ServerThread:
     ) -> None:
         self.db = db
         self.settings = settings or ServerSettings()
-        self.app = create_app(db, clock=clock)
+        self.app = create_app(db, clock=clock, max_body_bytes=self.settings.max_body_bytes)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
         )
@@ -118,7 +118,9 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     daemons.start()
     log.info("frazil server on http://%s:%d", settings.host, settings.port)
     try:
-        uvicorn.run(create_app(db), host=settings.host, port=settings.port, log_level="info")
+        app = create_app(db, max_body_bytes=settings.max_body_bytes)
+        # no access log: a line per request costs more than a pilot's whole exchange
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     finally:
         stop.set()
         daemons.join(timeout=10)

@@ -21,7 +21,7 @@ from frazil.services.tokens import Role, TokenInfo
 router = APIRouter(prefix="/sites", tags=["sites"])
 
 
-def _own(who: TokenInfo, name: str) -> None:
+def own(who: TokenInfo, name: str) -> None:
     if who.role is not Role.ADMIN and who.name != name:
         raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
 
@@ -35,7 +35,7 @@ def list_sites(app: State, _: Reader) -> list[sites.SiteView]:
 @router.put("/{name}")
 def register(name: str, body: SiteBody, app: State, who: Site) -> sites.SiteView:
     """Register the site, or update what its slots offer."""
-    _own(who, name)
+    own(who, name)
     resources = SiteResources(
         name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
         time=body.time, os=body.os, attributes=body.attributes,
@@ -48,7 +48,7 @@ def register(name: str, body: SiteBody, app: State, who: Site) -> sites.SiteView
 @router.post("/{name}/heartbeat")
 def heartbeat(name: str, app: State, who: Site) -> dict[str, bool]:
     """The site's daemon is alive."""
-    _own(who, name)
+    own(who, name)
     sites.heartbeat(app.db, name, now=app.now())
     return {"ok": True}
 
@@ -56,7 +56,7 @@ def heartbeat(name: str, app: State, who: Site) -> dict[str, bool]:
 @router.post("/{name}/claim")
 def claim_tasks(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` waiting tasks that fit one slot to the site."""
-    _own(who, name)
+    own(who, name)
     resources = SiteResources(
         name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
         time=body.time, os=body.os, attributes=body.attributes,
@@ -72,7 +72,7 @@ def record_batch_id(
     name: str, task_id: int, attempt: int, body: BatchIdBody, app: State, who: Site
 ) -> dict[str, bool]:
     """The site submitted the attempt to its batch system under this id."""
-    _own(who, name)
+    own(who, name)
     attempts.record_batch_id(app.db, task_id, attempt, body.batch_id, site=name)
     return {"ok": True}
 
@@ -82,7 +82,7 @@ def lost(
     name: str, task_id: int, attempt: int, body: LostBody, app: State, who: Site
 ) -> dict[str, str | None]:
     """The attempt's batch job ended without a report from its pilot: reset the task."""
-    _own(who, name)
+    own(who, name)
     status = attempts.lost(
         app.db, task_id, attempt, site=name, now=app.now(), reason=body.reason,
         outcome=body.outcome, counts=body.counts,
@@ -95,7 +95,7 @@ def lost(
 @router.post("/{name}/attempts/stale")
 def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, list[list[int]]]:
     """Which of the site's running attempts are no longer current (cancel their batch jobs)."""
-    _own(who, name)
+    own(who, name)
     pairs = [(a.task_id, a.attempt) for a in body.attempts]
     return {"stale": [list(p) for p in attempts.stale_attempts(app.db, name, pairs)]}
 
@@ -103,7 +103,7 @@ def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, lis
 @router.post("/{name}/claim-jobs")
 def claim_whole_jobs(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` whole jobs to the site (to run their DAGs in its batch system)."""
-    _own(who, name)
+    own(who, name)
     resources = SiteResources(
         name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
         time=body.time, os=body.os, attributes=body.attributes,

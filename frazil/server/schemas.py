@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +10,7 @@ from frazil.model.states import TaskPhase
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # JSON has no NaN or inf
 
 
 class SubmitBody(_Body):
@@ -22,7 +22,7 @@ class SubmitBody(_Body):
     description: str | None = None
     priority: float = Field(1.0, ge=0)
     seed: int | None = None
-    group: str = ""
+    group: str = Field("", max_length=255)
 
 
 class ScopeBody(_Body):
@@ -125,7 +125,7 @@ class FinishBody(_Body):
 class FailBody(_Body):
     error: str = Field(max_length=100_000)
     usage: UsageBody | None = None
-    exhausted: list[str] = Field(default_factory=list)
+    exhausted: list[Literal["memory", "disk", "time"]] = Field(default_factory=list, max_length=3)
     exit_code: int | None = None
     stats: dict[str, float] = Field(default_factory=dict)
     #: False when the batch system stopped the attempt (preemption): no failure is counted
@@ -162,3 +162,47 @@ class AttemptsBody(_Body):
     """A site's running attempts, to learn which are no longer current."""
 
     attempts: list[AttemptRef] = Field(max_length=100_000)
+
+
+class PilotBody(_Body):
+    """What a multi-task pilot's batch job offers the tasks it runs, all together."""
+
+    cpu: int = Field(1, ge=0, le=100_000)
+    gpu: int = Field(0, ge=0, le=10_000)
+    memory: float = Field(2.0, gt=0)
+    disk: float = Field(10.0, gt=0)
+    time: float = Field(24.0, gt=0)
+    os: str | None = Field(None, max_length=255)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class ReportBody(_Body):
+    """A multi-task pilot's word on one attempt: it finished, failed, or only sends logs."""
+
+    kind: str = Field(pattern="^(finish|fail|log)$")
+    task_id: int
+    attempt: int = Field(ge=1)
+    passkey: str = Field(min_length=1, max_length=200)
+    usage: UsageBody | None = None
+    stats: dict[str, float] = Field(default_factory=dict)
+    files: list[FileBody] = Field(default_factory=list, max_length=100_000)
+    error: str = Field("", max_length=100_000)
+    exhausted: list[Literal["memory", "disk", "time"]] = Field(default_factory=list, max_length=3)
+    exit_code: int | None = None
+    counts: bool = True
+    timeout: bool = False
+    logs: dict[str, str] = Field(default_factory=dict, max_length=100)
+
+
+class ExchangeBody(_Body):
+    """Reports, and a request for up to ``limit`` more tasks, waiting up to ``wait`` s for one."""
+
+    reports: list[ReportBody] = Field(default_factory=list, max_length=1000)
+    limit: int = Field(0, ge=0, le=10_000)
+    wait: float = Field(0.0, ge=0, le=60)
+    time_left: float | None = Field(None, ge=0, description="hours left of the walltime")
+    host: str = Field("", max_length=255)
+
+
+class PilotEndBody(_Body):
+    reason: str = Field("done", max_length=10_000)

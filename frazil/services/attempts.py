@@ -14,23 +14,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt
 from frazil.model.policy import Policy, status_after_failure
-from frazil.model.records import FileRecord, Usage
+from frazil.model.records import Claim, FileRecord, Usage
 from frazil.model.resolve import JobInfo, resolve_task
+from frazil.model.spec import TASK_NAME
 from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
 from frazil.services.claim import hash_passkey
 from frazil.services.materialize import config_of
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
+from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, file, site, task, task_attempt, task_log, task_stat
 
 #: A task that ran out of memory, disk or time asks for this much more of what it used.
 RAISE_FACTOR = 1.5
 RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
+#: A task row and its attempt row, authenticated.
+Checked = tuple[TaskRow, Any]
+
+
+def authenticate(
+    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus]
+) -> Checked:
+    """The task and attempt rows, if ``passkey`` opens this current attempt in ``states``."""
+    return _authenticate(conn, task_id, attempt, passkey, states)
+
+
+def _ATTEMPT() -> Any:  # noqa: N802 - a statement, built once
+    return prepared(
+        "attempt",
+        lambda: select(task_attempt).where(
+            task_attempt.c.task_id == bindparam("p_task"),
+            task_attempt.c.number == bindparam("p_number"),
+        ),
+    )
 
 
 def _authenticate(
@@ -39,11 +60,7 @@ def _authenticate(
     row = load_task(conn, task_id)
     if row is None:
         raise NotFound(f"no task {task_id}")
-    a = conn.execute(
-        select(task_attempt).where(
-            task_attempt.c.task_id == task_id, task_attempt.c.number == attempt
-        )
-    ).first()
+    a = conn.execute(_ATTEMPT(), {"p_task": task_id, "p_number": attempt}).first()
     if a is None:
         raise NotFound(f"task {task_id} has no attempt {attempt}")
     if not hmac.compare_digest(a.passkey_hash, hash_passkey(passkey)):
@@ -117,40 +134,69 @@ def spec(
         row, a = _authenticate(
             conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
         )
-        if a.spec is not None:
-            stored: dict[str, Any] = json.loads(a.spec)
-            return stored
-        d = conn.execute(
-            select(dataset.c.jobs_submitted, dataset.c.seed, dataset.c.description).where(
-                dataset.c.id == row.dataset_id
-            )
-        ).one()
-        config = config_of(conn, row.dataset_id, a.config_version)
-        values = system
-        if values is None:
-            registered = conn.execute(select(site.c.info).where(site.c.name == a.site)).first()
-            values = json.loads(registered.info).get("system", {}) if registered else {}
-        info = JobInfo(
-            dataset=row.dataset_id,
-            job=row.job_index,
-            jobs_submitted=d.jobs_submitted,
-            dataset_seed=d.seed,
-            system=values,
-        )
-        resolved = resolve_task(config, row.task_index, info).to_dict()
-        _known_checksums(conn, row.dataset_id, resolved["data"])
-        resolved.update(
-            task_id=task_id,
-            attempt=attempt,
-            dataset=row.dataset_id,
-            config_version=a.config_version,
-        )
-        text = json.dumps(resolved, default=str)
-        conn.execute(update(task_attempt).where(task_attempt.c.id == a.id).values(spec=text))
-        stored_now: dict[str, Any] = json.loads(text)  # the same form as later reads
-        return stored_now
+        return spec_in(conn, row, a, system)
 
     return db.transaction(run)
+
+
+def site_system(conn: Connection, name: str) -> dict[str, Any]:
+    """The ``$system()`` values a site registered."""
+    stmt = prepared("site_info", lambda: select(site.c.info).where(site.c.name == bindparam("p")))
+    registered = conn.execute(stmt, {"p": name}).first()
+    values: dict[str, Any] = json.loads(registered.info).get("system", {}) if registered else {}
+    return values
+
+
+def spec_in(
+    conn: Connection, row: TaskRow, a: Any, system: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """``spec`` for an attempt row already checked."""
+    if a.spec is not None:
+        stored: dict[str, Any] = json.loads(a.spec)
+        return stored
+    values = site_system(conn, a.site) if system is None else system
+    claim = Claim(
+        row.id, row.attempts, "", row.dataset_id, row.job_index, row.task_index, row.name,
+        0, 0, 0.0, 0.0, 0.0,
+    )  # fmt: skip
+    (resolved,) = specs_for(conn, [claim], {row.id: a}, values)
+    text = json.dumps(resolved, default=str)
+    conn.execute(update(task_attempt).where(task_attempt.c.id == a.id).values(spec=text))
+    stored_now: dict[str, Any] = json.loads(text)  # the same form as later reads
+    return stored_now
+
+
+def specs_for(
+    conn: Connection, claims: Sequence[Claim], attempt_rows: Mapping[int, Any],
+    system: Mapping[str, Any],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The resolved specs of claimed tasks (their attempts' rows by task id), not stored."""
+    datasets: dict[int, Any] = {}
+    out = []
+    for c in claims:
+        a = attempt_rows[c.task_id]
+        d = datasets.get(c.dataset_id)
+        if d is None:
+            stmt = prepared(
+                "dataset_seed",
+                lambda: select(dataset.c.jobs_submitted, dataset.c.seed).where(
+                    dataset.c.id == bindparam("p")
+                ),
+            )
+            d = datasets[c.dataset_id] = conn.execute(stmt, {"p": c.dataset_id}).one()
+        config = config_of(conn, c.dataset_id, a.config_version)
+        info = JobInfo(
+            dataset=c.dataset_id, job=c.job_index, jobs_submitted=d.jobs_submitted,
+            dataset_seed=d.seed, system=system,
+        )  # fmt: skip
+        resolved = resolve_task(config, c.task_index, info).to_dict()
+        _known_checksums(conn, c.dataset_id, resolved["data"])
+        resolved.update(
+            task_id=c.task_id, attempt=c.attempt, dataset=c.dataset_id,
+            config_version=a.config_version,
+        )  # fmt: skip
+        out.append(json.loads(json.dumps(resolved, default=str)))  # the form later reads get
+    return out
 
 
 def _known_checksums(conn: Connection, dataset_id: int, data: list[dict[str, Any]]) -> None:
@@ -307,38 +353,48 @@ def finish(
     files: Sequence[FileRecord] = (), actor: str = "pilot",
 ) -> None:  # fmt: skip
     """The attempt succeeded: ``processing`` → ``complete``; its dependents may start."""
+    db.transaction(
+        lambda conn: finish_in(
+            conn, task_id, attempt, passkey, now=now, usage=usage, stats=stats, files=files,
+            actor=actor,
+        )
+    )  # fmt: skip
 
-    def run(conn: Connection) -> None:
-        row, a = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
-        done = change_task(
-            conn, row, TaskStatus.COMPLETE, now, actor,
-            outcome="complete", outcome_values={"exit_code": 0, **_usage_values(usage)},
-        )  # fmt: skip
-        if not done:
-            raise StaleAttempt(f"task {task_id} changed while finishing")
-        _store_stats(conn, row, a.id, stats or {})
-        if files:
-            conn.execute(
-                insert(file),
-                [
-                    {
-                        "dataset_id": row.dataset_id,
-                        "task_id": task_id,
-                        "attempt_id": a.id,
-                        "url": f.url,
-                        "local": f.local,
-                        "size": f.size,
-                        "checksum_type": f.checksum_type,
-                        "checksum": f.checksum,
-                        "movement": f.movement,
-                        "type": f.type,
-                        "created_at": now,
-                    }
-                    for f in files
-                ],
-            )
 
-    db.transaction(run)
+def finish_in(
+    conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float,
+    usage: Usage | None = None, stats: Mapping[str, float] | None = None,
+    files: Sequence[FileRecord] = (), actor: str = "pilot", checked: Checked | None = None,
+) -> None:  # fmt: skip
+    """``finish`` within a transaction (``checked``: the attempt was authenticated already)."""
+    row, a = checked or _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
+    done = change_task(
+        conn, row, TaskStatus.COMPLETE, now, actor,
+        outcome="complete", outcome_values={"exit_code": 0, **_usage_values(usage)},
+    )  # fmt: skip
+    if not done:
+        raise StaleAttempt(f"task {task_id} changed while finishing")
+    _store_stats(conn, row, a.id, stats or {})
+    if files:
+        conn.execute(
+            insert(file),
+            [
+                {
+                    "dataset_id": row.dataset_id,
+                    "task_id": task_id,
+                    "attempt_id": a.id,
+                    "url": f.url,
+                    "local": f.local,
+                    "size": f.size,
+                    "checksum_type": f.checksum_type,
+                    "checksum": f.checksum,
+                    "movement": f.movement,
+                    "type": f.type,
+                    "created_at": now,
+                }
+                for f in files
+            ],
+        )
 
 
 def fail(
@@ -355,21 +411,33 @@ def fail(
     cancelled the job): the task waits again without counting a failure. Returns the task's
     new status.
     """
+    return db.transaction(
+        lambda conn: fail_in(
+            conn, task_id, attempt, passkey, now=now, error=error, usage=usage,
+            exhausted=exhausted, exit_code=exit_code, stats=stats, actor=actor,
+            outcome=outcome, counts=counts,
+        )
+    )  # fmt: skip
+
+
+def fail_in(
+    conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
+    usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
+    stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
+    counts: bool = True, checked: Checked | None = None,
+) -> TaskStatus:  # fmt: skip
+    """``fail`` within a transaction (``checked``: the attempt was authenticated already)."""
     unknown = set(exhausted) - set(RESOURCES)
     if unknown:
         raise ValueError(f"unknown resources {sorted(unknown)}; known: {', '.join(RESOURCES)}")
-
-    def run(conn: Connection) -> TaskStatus:
-        row, a = _authenticate(
-            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
-        )
-        return fail_current(
-            conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
-            exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,
-            counts=counts,
-        )  # fmt: skip
-
-    return db.transaction(run)
+    row, a = checked or _authenticate(
+        conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
+    )
+    return fail_current(
+        conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
+        exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,
+        counts=counts,
+    )  # fmt: skip
 
 
 def lost(
@@ -456,25 +524,42 @@ def store_log(
     db: Database, task_id: int, attempt: int, passkey: str, *, name: str, text: str, now: float
 ) -> None:
     """Keep the tail of a log of the attempt (stdout, stderr, the pilot's own, a module's)."""
-    if not name or len(name) > 100 or "/" in name:
-        raise Rejected(f"a log name is 1-100 characters without '/', got {name!r}")
+    db.transaction(
+        lambda conn: store_log_in(conn, task_id, attempt, passkey, name=name, text=text, now=now)
+    )
 
-    def run(conn: Connection) -> None:
-        row, a = _authenticate(
-            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
-        )
-        values = {"text": text[-MAX_LOG:], "size": len(text.encode()), "created_at": now}
-        changed = conn.execute(
+
+def store_log_in(
+    conn: Connection, task_id: int, attempt: int, passkey: str, *, name: str, text: str,
+    now: float, checked: Checked | None = None,
+) -> None:  # fmt: skip
+    """``store_log`` within a transaction (``checked``: the attempt was authenticated)."""
+    if not TASK_NAME.match(name):  # shown to people and kept as a file name: plain
+        raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
+    text = text.replace("\0", "\ufffd")  # program output may hold NULs; PostgreSQL text not
+    row, a = checked or _authenticate(
+        conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
+    )
+    values = {"text": text[-MAX_LOG:], "size": len(text.encode()), "created_at": now}
+    replace = prepared(
+        "replace_log",
+        lambda: (
             update(task_log)
-            .where(task_log.c.attempt_id == a.id, task_log.c.name == name)
-            .values(**values)
-        )
-        if changed.rowcount == 0:
-            conn.execute(
-                insert(task_log).values(attempt_id=a.id, task_id=row.id, name=name, **values)
+            .where(
+                task_log.c.attempt_id == bindparam("p_attempt"),
+                task_log.c.name == bindparam("p_name"),
             )
-
-    db.transaction(run)
+            .values(
+                text=bindparam("text"), size=bindparam("size"), created_at=bindparam("created_at")
+            )
+        ),
+    )
+    changed = conn.execute(replace, {"p_attempt": a.id, "p_name": name, **values})
+    if changed.rowcount == 0:
+        conn.execute(
+            prepared("insert_log", lambda: insert(task_log)),
+            {"attempt_id": a.id, "task_id": row.id, "name": name, **values},
+        )
 
 
 def fail_current(
@@ -488,6 +573,7 @@ def fail_current(
     Shared by pilots' reports, sites' reports and the watchdog. A counted failure follows
     the dataset's policy; an uncounted one (preemption) simply waits again.
     """
+    error = error.replace("\0", "\ufffd")  # a program's output may hold NULs; PostgreSQL not
     policy = _policy(conn, row.dataset_id)
     new = status_after_failure(row.failures + 1, policy) if counts else TaskStatus.WAITING
     if new is TaskStatus.WAITING and row.deps_pending:

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from frazil.errors import BadPasskey, Rejected
 from frazil.model.dag import build_dag
@@ -29,7 +29,8 @@ from frazil.model.records import Claim, DagTask, JobClaim, SiteResources, extras
 from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
 from frazil.services.transitions import dependency_edges
 from frazil.store.bulk import bulk_insert
-from frazil.store.db import Database
+from frazil.store.db import Database, mark_taken
+from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, task, task_attempt
 
 MAX_BATCH = 10_000
@@ -38,6 +39,7 @@ ACTIVE_CAP = 10_000
 _STATUS_INDEX = "ix_task_dataset_id_status_job_index_task_index"
 ATTEMPT_COLUMNS = (
     "task_id", "number", "passkey_hash", "site", "outcome", "claimed_at", "config_version",
+    "pilot_id",
 )  # fmt: skip
 CLAIMABLE = (DatasetStatus.PROCESSING.value, DatasetStatus.ERRORS.value)
 
@@ -51,7 +53,8 @@ def hash_passkey(passkey: str) -> str:
 RESERVATION_TTL = 600.0
 
 
-def _fits(site: SiteResources, now: float) -> list[Any]:
+def fits(site: SiteResources, now: float) -> list[Any]:
+    """SQL conditions for a task that ``site`` may run now."""
     conditions = [
         or_(
             task.c.reserved_for.is_(None),
@@ -74,62 +77,96 @@ def _fits(site: SiteResources, now: float) -> list[Any]:
     return conditions
 
 
-def _candidates(
-    conn: Connection, dataset_id: int, site: SiteResources, limit: int, skip_locked: bool,
-    now: float, *, roots_only: bool = False,
-) -> list[Any]:  # fmt: skip
+def _like(value: str) -> str:
+    """A LIKE pattern for ``|value|`` anywhere (``/`` escapes wildcards)."""
+    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%|{escaped}|%"
+
+
+def _candidates_stmt(with_os: bool, skip_locked: bool, roots_only: bool) -> Any:
+    conditions = [
+        task.c.dataset_id == bindparam("p_dataset"),
+        task.c.status == TaskStatus.WAITING.value,
+        or_(
+            task.c.reserved_for.is_(None),
+            task.c.reserved_for == bindparam("p_site"),
+            task.c.status_changed < bindparam("p_lapsed"),
+        ),
+        task.c.cpu <= bindparam("p_cpu"),
+        task.c.gpu <= bindparam("p_gpu"),
+        task.c.memory <= bindparam("p_memory"),
+        task.c.disk <= bindparam("p_disk"),
+        task.c.time <= bindparam("p_time"),
+        or_(task.c.site_req.is_(None), task.c.site_req.like(bindparam("p_site_like"), escape="/")),
+        or_(task.c.os.is_(None), task.c.os.like(bindparam("p_os_like"), escape="/"))
+        if with_os
+        else task.c.os.is_(None),
+    ]
+    if roots_only:
+        conditions += [task.c.attempts == 0, task.c.reserved_for.is_(None)]
     stmt = (
         select(
-            task.c.id,
-            task.c.attempts,
-            task.c.job_index,
-            task.c.task_index,
-            task.c.name,
-            task.c.cpu,
-            task.c.gpu,
-            task.c.memory,
-            task.c.disk,
-            task.c.time,
-            task.c.req_extra,
+            task.c.id, task.c.attempts, task.c.job_index, task.c.task_index, task.c.name,
+            task.c.cpu, task.c.gpu, task.c.memory, task.c.disk, task.c.time, task.c.req_extra,
         )
-        .where(
-            task.c.dataset_id == dataset_id,
-            task.c.status == TaskStatus.WAITING.value,
-            *_fits(site, now),
-            *([task.c.attempts == 0, task.c.reserved_for.is_(None)] if roots_only else []),
-        )
+        .where(*conditions)
         .order_by(task.c.job_index, task.c.task_index)
-        .limit(limit)
-    )
+        .limit(bindparam("p_limit"))
+    )  # fmt: skip
     for dialect in ("mysql", "mariadb"):
         # MariaDB would rather walk the (dataset, job, task) key in ORDER BY order, locking
         # every row it passes, than use the status index
         stmt = stmt.with_hint(task, f"FORCE INDEX ({_STATUS_INDEX})", dialect)
     if skip_locked:
         stmt = stmt.with_for_update(skip_locked=True)
-    rows = conn.execute(stmt).all()
+    return stmt
+
+
+def _candidates(
+    conn: Connection, dataset_id: int, site: SiteResources, limit: int, skip_locked: bool,
+    now: float, *, roots_only: bool = False,
+) -> list[Any]:  # fmt: skip
+    with_os = bool(site.os)
+    stmt = prepared(
+        ("candidates", with_os, skip_locked, roots_only),
+        lambda: _candidates_stmt(with_os, skip_locked, roots_only),
+    )
+    params = {
+        "p_dataset": dataset_id, "p_site": site.name, "p_lapsed": now - RESERVATION_TTL,
+        "p_cpu": site.cpu, "p_gpu": site.gpu, "p_memory": site.memory, "p_disk": site.disk,
+        "p_time": site.time, "p_site_like": _like(site.name), "p_os_like": _like(site.os or ""),
+        "p_limit": limit,
+    }  # fmt: skip
+    rows = conn.execute(stmt, params).all()
     return [r for r in rows if r.req_extra is None or extras_fit(json.loads(r.req_extra), site)]
 
 
 def _hand_out(
     conn: Connection, dataset_id: int, version: int, rows: Sequence[Any], site: SiteResources,
-    now: float,
+    now: float, pilot_id: int | None = None,
 ) -> list[Claim]:  # fmt: skip
     if not rows:
         return []
     ids = [r.id for r in rows]
-    changed = conn.execute(
-        update(task)
-        .where(task.c.id.in_(ids), task.c.status == TaskStatus.WAITING.value)
-        .values(
-            status=TaskStatus.QUEUED.value,
-            attempts=task.c.attempts + 1,
-            site=site.name,
-            phase=None,
-            heartbeat_at=None,
-            status_changed=now,
-        )
-    ).rowcount
+    stmt = prepared(
+        "hand_out",
+        lambda: (
+            update(task)
+            .where(
+                task.c.id.in_(bindparam("p_ids", expanding=True)),
+                task.c.status == TaskStatus.WAITING.value,
+            )
+            .values(
+                status=TaskStatus.QUEUED.value,
+                attempts=task.c.attempts + 1,
+                site=bindparam("p_site"),
+                phase=None,
+                heartbeat_at=None,
+                status_changed=bindparam("p_now"),
+            )
+        ),
+    )
+    changed = conn.execute(stmt, {"p_ids": ids, "p_site": site.name, "p_now": now}).rowcount
     if changed != len(ids):
         # rows were locked for us (or the write lock is held): this means a bug, not a race
         raise Rejected(f"claimed {len(ids)} tasks but {changed} were still waiting")
@@ -138,7 +175,9 @@ def _hand_out(
     for r in rows:
         passkey = secrets.token_urlsafe(24)
         number = r.attempts + 1
-        attempts.append((r.id, number, hash_passkey(passkey), site.name, "open", now, version))
+        attempts.append(
+            (r.id, number, hash_passkey(passkey), site.name, "open", now, version, pilot_id)
+        )
         claims.append(
             Claim(
                 task_id=r.id,
@@ -159,27 +198,31 @@ def _hand_out(
     return claims
 
 
+def _order_stmts() -> tuple[Any, Any]:
+    claimable = select(dataset.c.id, dataset.c.priority, dataset.c.config_version).where(
+        dataset.c.status.in_(CLAIMABLE)
+    )
+    capped = (
+        select(task.c.id)
+        .where(
+            task.c.dataset_id == bindparam("p_dataset"),
+            task.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]),
+        )
+        .limit(ACTIVE_CAP)
+        .subquery()
+    )
+    return claimable, select(func.count()).select_from(capped)
+
+
 def _order(conn: Connection, limit: int) -> list[tuple[int, int, int]]:
     """(dataset id, config version, quota) in the order datasets are served."""
-    datasets = conn.execute(
-        select(dataset.c.id, dataset.c.priority, dataset.c.config_version).where(
-            dataset.c.status.in_(CLAIMABLE)
-        )
-    ).all()
+    claimable, count_active = prepared("order", _order_stmts)
+    datasets = conn.execute(claimable).all()
     if not datasets:
         return []
     active: dict[int, int] = {}
     for d in datasets:
-        capped = (
-            select(task.c.id)
-            .where(
-                task.c.dataset_id == d.id,
-                task.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]),
-            )
-            .limit(ACTIVE_CAP)
-            .subquery()
-        )
-        active[d.id] = conn.execute(select(func.count()).select_from(capped)).scalar_one()
+        active[d.id] = conn.execute(count_active, {"p_dataset": d.id}).scalar_one()
     total = sum(max(d.priority, 0.0) for d in datasets)
 
     def served(d: Any) -> tuple[float, float, int]:
@@ -194,30 +237,56 @@ def _order(conn: Connection, limit: int) -> list[tuple[int, int, int]]:
     return order
 
 
+class Budget:
+    """What a multi-task pilot has left: the tasks it claims at once must fit in it together."""
+
+    def __init__(self, site: SiteResources) -> None:
+        self.left = {"cpu": site.cpu, "gpu": site.gpu, "memory": site.memory, "disk": site.disk}
+
+    def take(self, row: Any) -> bool:
+        """Reserve ``row``'s requests if they fit in what is left."""
+        need = {k: getattr(row, k) for k in self.left}
+        if any(need[k] > self.left[k] + 1e-9 for k in self.left):
+            return False
+        for k in self.left:
+            self.left[k] -= need[k]
+        return True
+
+
+def claim_in(
+    conn: Connection, site: SiteResources, limit: int, now: float, skip_locked: bool, *,
+    budget: Budget | None = None, pilot_id: int | None = None,
+) -> list[Claim]:  # fmt: skip
+    """``claim`` within a transaction; with ``budget``, the tasks fit in it together."""
+    check_task_transition(TaskStatus.WAITING, TaskStatus.QUEUED)
+    claims: list[Claim] = []
+    order = _order(conn, limit)
+    exhausted: set[int] = set()  # datasets that gave fewer tasks than were asked for
+    for second_pass in (False, True):
+        for dataset_id, version, quota in order:
+            room = limit - len(claims)
+            if room <= 0:
+                break
+            taken = sum(1 for c in claims if c.dataset_id == dataset_id)
+            want = room if second_pass else min(room, quota - taken)
+            if want <= 0 or dataset_id in exhausted:
+                continue
+            rows = _candidates(conn, dataset_id, site, want, skip_locked, now)
+            if len(rows) < want:
+                exhausted.add(dataset_id)
+            if budget is not None:
+                rows = [r for r in rows if budget.take(r)]
+            claims += _hand_out(conn, dataset_id, version, rows, site, now, pilot_id)
+    mark_taken(conn, len(claims))
+    return claims
+
+
 def claim(db: Database, site: SiteResources, limit: int, now: float) -> list[Claim]:
     """Hand up to ``limit`` waiting tasks that fit ``site`` to it; each becomes ``queued``."""
     if not 0 < limit <= MAX_BATCH:
         raise Rejected(f"claim between 1 and {MAX_BATCH} tasks at a time, not {limit}")
-    check_task_transition(TaskStatus.WAITING, TaskStatus.QUEUED)
     skip_locked = db.skip_locked
-
-    def run(conn: Connection) -> list[Claim]:
-        claims: list[Claim] = []
-        order = _order(conn, limit)
-        for second_pass in (False, True):
-            for dataset_id, version, quota in order:
-                room = limit - len(claims)
-                if room <= 0:
-                    return claims
-                taken = sum(1 for c in claims if c.dataset_id == dataset_id)
-                want = room if second_pass else min(room, quota - taken)
-                if want <= 0:
-                    continue
-                rows = _candidates(conn, dataset_id, site, want, skip_locked, now)
-                claims += _hand_out(conn, dataset_id, version, rows, site, now)
-        return claims
-
-    return db.transaction(run)
+    return db.transaction(lambda conn: claim_in(conn, site, limit, now, skip_locked))
 
 
 # -- batch-side DAGs: whole jobs for one site ---------------------------------------------------

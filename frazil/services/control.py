@@ -15,6 +15,7 @@ transition table, followed by a recount of the jobs it touched and one audit eve
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from frazil.services.transitions import (
     recount,
     refresh_dataset,
 )
-from frazil.store.db import Database
+from frazil.store.db import Database, mark_ready
 from frazil.store.schema import dataset, task, task_attempt
 
 
@@ -146,6 +147,7 @@ def _finish(
     reason: str, jobs: list[int] | None,
 ) -> int:  # fmt: skip
     recount(conn, scope.dataset_id, now, actor, None if scope.whole_dataset else jobs)
+    mark_ready(conn, max(count, 1))  # resumed or reset tasks wait again
     record_event(
         conn, now, actor, "dataset", str(scope.dataset_id), action,
         dataset_id=scope.dataset_id, count=count, reason=reason,
@@ -344,8 +346,8 @@ def set_priority(
     db: Database, ref: int | str, priority: float, *, now: float, actor: str = "user"
 ) -> None:
     """Change a dataset's priority (its weight in the fair share)."""
-    if priority < 0:
-        raise Rejected(f"priority must not be negative, got {priority}")
+    if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
+        raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
 
     def run(conn: Connection) -> None:
         dataset_id = find_dataset(conn, ref)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from frazil.errors import ExpressionError
 from frazil.model.resolve import JobInfo, ResolvedRequirements, Resolver
@@ -27,7 +27,8 @@ from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus, JobStatus, TaskStatus
 from frazil.services.transitions import parents_of, record_event, refresh_dataset
 from frazil.store.bulk import bulk_insert
-from frazil.store.db import Database
+from frazil.store.db import Database, mark_ready
+from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, dataset_config, job, task
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,14 @@ def load_version(text_hash: str, text: str) -> DatasetConfig:
 
 def config_of(conn: Connection, dataset_id: int, version: int) -> DatasetConfig:
     """Version ``version`` of a dataset's config."""
-    row = conn.execute(
-        select(dataset_config.c.config, dataset_config.c.hash).where(
-            dataset_config.c.dataset_id == dataset_id, dataset_config.c.version == version
-        )
-    ).one()
+    stmt = prepared(
+        "config_of",
+        lambda: select(dataset_config.c.config, dataset_config.c.hash).where(
+            dataset_config.c.dataset_id == bindparam("p_dataset"),
+            dataset_config.c.version == bindparam("p_version"),
+        ),
+    )
+    row = conn.execute(stmt, {"p_dataset": dataset_id, "p_version": version}).one()
     return load_version(row.hash, row.config)
 
 
@@ -183,6 +187,7 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
             )  # fmt: skip
     bulk_insert(conn, job, JOB_COLUMNS, jobs)
     bulk_insert(conn, task, TASK_COLUMNS, tasks)
+    mark_ready(conn, sum(1 for t in tasks if t[4] == _WAITING))
     if failed:
         conn.execute(
             update(dataset)

@@ -122,6 +122,7 @@ class AttemptView:
     error: str | None
     config_version: int
     stats: dict[str, float]
+    pilot_id: int | None = None  # the multi-task pilot that ran it
 
 
 @dataclass(frozen=True)
@@ -305,6 +306,7 @@ def task_detail(db: Database, task_id: int) -> TaskDetail:
                 error=a.error,
                 config_version=a.config_version,
                 stats=stats.get(a.id, {}),
+                pilot_id=a.pilot_id,
             )
             for a in attempts
         ],

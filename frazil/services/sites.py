@@ -14,7 +14,7 @@ from frazil.model.records import SiteResources
 from frazil.store.db import Database
 from frazil.store.schema import site
 
-SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any
 
@@ -35,7 +36,7 @@ from frazil.store.schema import (
     task_dependency,
 )
 
-ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}$")
+ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 MAX_JOBS = 100_000_000
 
 
@@ -104,7 +105,7 @@ def index_config(conn: Connection, config_id: int, config: DatasetConfig) -> Non
                         task_name=task.name,
                         tray_index=r,
                         name=tray.name,
-                        iterations=str(tray.iterations),
+                        iterations=str(tray.iterations)[:255],  # an expression may be longer
                         env_id=env,
                     )
                 )
@@ -178,8 +179,8 @@ def submit(
         raise Rejected(
             f"an alias is letters, digits, '_', '.' or '-', starting with a letter; got {alias!r}"
         )
-    if priority < 0:
-        raise Rejected(f"priority must not be negative, got {priority}")
+    if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
+        raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
     _check(config, jobs)
     policy, _ = policy_from_options(config.options)
 
@@ -245,10 +246,14 @@ def submit(
 
 def find_dataset(conn: Connection, ref: int | str) -> int:
     """A dataset's id from its id or alias; ``NotFound`` otherwise."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
         row = conn.execute(select(dataset.c.id).where(dataset.c.id == int(ref))).first()
     else:
-        row = conn.execute(select(dataset.c.id).where(dataset.c.alias == ref)).first()
+        row = conn.execute(
+            select(dataset.c.id, dataset.c.alias).where(dataset.c.alias == ref)
+        ).first()
+        if row is not None and row.alias != ref:  # MariaDB's collation: "SIM " equals "sim"
+            row = None
     if row is None:
         raise NotFound(f"no dataset {ref!r}")
     return int(row.id)

@@ -21,7 +21,7 @@ from frazil.errors import AuthError, NotFound, Rejected
 from frazil.store.db import Database
 from frazil.store.schema import token
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 PREFIX = "frz_"
 
 

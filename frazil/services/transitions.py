@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, select, update
 
 from frazil.model.states import (
     ACTIVE_TASK_STATES,
@@ -34,6 +34,8 @@ from frazil.model.states import (
     derive_dataset_status,
     derive_job_status,
 )
+from frazil.store.db import mark_ready
+from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, event, job, task, task_attempt, task_dependency
 
 
@@ -80,12 +82,16 @@ def task_row(row: Any) -> TaskRow:
     )
 
 
+def _load_stmt(lock: bool) -> Any:
+    stmt = select(*TASK_ROW_COLUMNS).where(task.c.id == bindparam("p_id"))
+    return stmt.with_for_update() if lock else stmt
+
+
 def load_task(conn: Connection, task_id: int, *, lock: bool = True) -> TaskRow | None:
     """The task with ``task_id`` (locked for update where the backend can), or None."""
-    stmt = select(*TASK_ROW_COLUMNS).where(task.c.id == task_id)
-    if lock and conn.dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    lock = lock and conn.dialect.name != "sqlite"
+    stmt = prepared(("load_task", lock), lambda: _load_stmt(lock))
+    row = conn.execute(stmt, {"p_id": task_id}).first()
     return task_row(row) if row is not None else None
 
 
@@ -105,18 +111,19 @@ def record_event(
 ) -> None:
     """Append one row to the audit trail."""
     conn.execute(
-        insert(event).values(
-            time=now,
-            actor=actor,
-            dataset_id=dataset_id,
-            object_type=object_type,
-            object_id=object_id,
-            action=action,
-            old_status=old,
-            new_status=new,
-            count=count,
-            reason=reason[:10_000],
-        )
+        prepared("record_event", lambda: insert(event)),
+        {
+            "time": now,
+            "actor": actor,
+            "dataset_id": dataset_id,
+            "object_type": object_type,
+            "object_id": object_id,
+            "action": action,
+            "old_status": old,
+            "new_status": new,
+            "count": count,
+            "reason": reason[:10_000],
+        },
     )
 
 
@@ -137,12 +144,14 @@ def dependency_edges(conn: Connection, dataset_id: int) -> list[tuple[int, int]]
 
 def children_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
     """Indexes of the tasks that depend on ``task_index`` (in every job of the dataset)."""
-    rows = conn.execute(
-        select(task_dependency.c.task_index).where(
-            task_dependency.c.dataset_id == dataset_id,
-            task_dependency.c.depends_on == task_index,
-        )
-    ).all()
+    stmt = prepared(
+        "children_of",
+        lambda: select(task_dependency.c.task_index).where(
+            task_dependency.c.dataset_id == bindparam("p_dataset"),
+            task_dependency.c.depends_on == bindparam("p_index"),
+        ),
+    )
+    rows = conn.execute(stmt, {"p_dataset": dataset_id, "p_index": task_index}).all()
     return tuple(sorted(r.task_index for r in rows))
 
 
@@ -151,23 +160,36 @@ def parents_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int,
     return tuple(p for c, p in dependency_edges(conn, dataset_id) if c == task_index)
 
 
+def _release_stmts() -> tuple[Any, Any]:
+    same_job = and_(
+        task.c.dataset_id == bindparam("p_dataset"),
+        task.c.job_index == bindparam("p_job"),
+        task.c.task_index.in_(bindparam("p_children", expanding=True)),
+    )
+    count_down = update(task).where(same_job).values(deps_pending=task.c.deps_pending - 1)
+    release = (
+        update(task)
+        .where(same_job, task.c.deps_pending == 0, task.c.status == TaskStatus.IDLE.value)
+        .values(status=TaskStatus.WAITING.value, status_changed=bindparam("p_now"))
+    )
+    return count_down, release
+
+
 def release_children(conn: Connection, row: TaskRow, now: float) -> None:
     """A task completed: count down its children's pending dependencies; ready ones wait."""
     children = children_of(conn, row.dataset_id, row.task_index)
     if not children:
         return
-    same_job = and_(
-        task.c.dataset_id == row.dataset_id,
-        task.c.job_index == row.job_index,
-        task.c.task_index.in_(children),
-    )
-    conn.execute(update(task).where(same_job).values(deps_pending=task.c.deps_pending - 1))
     check_task_transition(TaskStatus.IDLE, TaskStatus.WAITING)
-    conn.execute(
-        update(task)
-        .where(same_job, task.c.deps_pending == 0, task.c.status == TaskStatus.IDLE.value)
-        .values(status=TaskStatus.WAITING.value, status_changed=now)
-    )
+    params = {
+        "p_dataset": row.dataset_id, "p_job": row.job_index, "p_children": list(children),
+        "p_now": now,
+    }  # fmt: skip
+    count_down, release = prepared("release_children", _release_stmts)
+    conn.execute(count_down, params)
+    released = conn.execute(release, params).rowcount
+    if released:
+        mark_ready(conn, released)
 
 
 # -- roll-ups ---------------------------------------------------------------------------------
@@ -175,8 +197,9 @@ def release_children(conn: Connection, row: TaskRow, now: float) -> None:
 
 def refresh_dataset(conn: Connection, dataset_id: int, now: float, actor: str) -> DatasetStatus:
     """Derive the dataset's status from its counters and flags; store and log a change."""
-    d = conn.execute(
-        select(
+    stmt = prepared(
+        "dataset_progress",
+        lambda: select(
             dataset.c.status,
             dataset.c.jobs_submitted,
             dataset.c.jobs_materialized,
@@ -184,8 +207,9 @@ def refresh_dataset(conn: Connection, dataset_id: int, now: float, actor: str) -
             dataset.c.jobs_failed,
             dataset.c.truncated,
             dataset.c.always_active,
-        ).where(dataset.c.id == dataset_id)
-    ).one()
+        ).where(dataset.c.id == bindparam("p")),
+    )
+    d = conn.execute(stmt, {"p": dataset_id}).one()
     old = DatasetStatus(d.status)
     new = derive_dataset_status(
         DatasetProgress(
@@ -212,15 +236,33 @@ def refresh_dataset(conn: Connection, dataset_id: int, now: float, actor: str) -
     return new
 
 
+def _job_changed_stmts() -> tuple[Any, Any]:
+    job_status = (
+        update(job)
+        .where(job.c.dataset_id == bindparam("p_dataset"), job.c.job_index == bindparam("p_job"))
+        .values(status=bindparam("p_status"), status_changed=bindparam("p_now"))
+    )
+    dataset_counts = (
+        update(dataset)
+        .where(dataset.c.id == bindparam("p_dataset"))
+        .values(
+            jobs_complete=dataset.c.jobs_complete + bindparam("p_dc"),
+            jobs_failed=dataset.c.jobs_failed + bindparam("p_df"),
+            updated_at=bindparam("p_now"),
+        )
+    )
+    return job_status, dataset_counts
+
+
 def _job_changed(
     conn: Connection, dataset_id: int, job_index: int, old: JobStatus, new: JobStatus,
     now: float, actor: str,
 ) -> None:  # fmt: skip
     check_job_transition(old, new)
+    job_status, dataset_counts = prepared("job_changed", _job_changed_stmts)
     conn.execute(
-        update(job)
-        .where(job.c.dataset_id == dataset_id, job.c.job_index == job_index)
-        .values(status=new.value, status_changed=now)
+        job_status,
+        {"p_dataset": dataset_id, "p_job": job_index, "p_status": new.value, "p_now": now},
     )
     record_event(
         conn, now, actor, "job", f"{dataset_id}.{job_index}", "status",
@@ -230,15 +272,28 @@ def _job_changed(
     df = int(new is JobStatus.FAILED) - int(old is JobStatus.FAILED)
     if dc or df:
         conn.execute(
-            update(dataset)
-            .where(dataset.c.id == dataset_id)
-            .values(
-                jobs_complete=dataset.c.jobs_complete + dc,
-                jobs_failed=dataset.c.jobs_failed + df,
-                updated_at=now,
-            )
+            dataset_counts, {"p_dataset": dataset_id, "p_dc": dc, "p_df": df, "p_now": now}
         )
         refresh_dataset(conn, dataset_id, now, actor)
+
+
+def _roll_up_stmts() -> tuple[Any, Any]:
+    where = and_(job.c.dataset_id == bindparam("p_dataset"), job.c.job_index == bindparam("p_job"))
+    counters = (
+        update(job)
+        .where(where)
+        .values(
+            n_complete=job.c.n_complete + bindparam("p_dc"),
+            n_failed=job.c.n_failed + bindparam("p_df"),
+            n_suspended=job.c.n_suspended + bindparam("p_ds"),
+            failures=job.c.failures + bindparam("p_f"),
+        )
+    )
+    read = select(
+        job.c.status, job.c.n_tasks, job.c.n_complete, job.c.n_failed,
+        job.c.n_suspended, job.c.failures,
+    ).where(where)  # fmt: skip
+    return counters, read
 
 
 def roll_up(
@@ -254,23 +309,10 @@ def roll_up(
     dc, df, ds = deltas
     if not (dc or df or ds or failures_delta):
         return
-    where = and_(job.c.dataset_id == dataset_id, job.c.job_index == job_index)
-    conn.execute(
-        update(job)
-        .where(where)
-        .values(
-            n_complete=job.c.n_complete + dc,
-            n_failed=job.c.n_failed + df,
-            n_suspended=job.c.n_suspended + ds,
-            failures=job.c.failures + failures_delta,
-        )
-    )
-    j = conn.execute(
-        select(
-            job.c.status, job.c.n_tasks, job.c.n_complete, job.c.n_failed,
-            job.c.n_suspended, job.c.failures,
-        ).where(where)
-    ).one()  # fmt: skip
+    counters, read = prepared("roll_up", _roll_up_stmts)
+    where = {"p_dataset": dataset_id, "p_job": job_index}
+    conn.execute(counters, {**where, "p_dc": dc, "p_df": df, "p_ds": ds, "p_f": failures_delta})
+    j = conn.execute(read, where).one()
     old = JobStatus(j.status)
     new = derive_job_status(
         JobCounts(j.n_tasks, j.n_complete, j.n_failed, j.n_suspended, j.failures)
@@ -391,15 +433,47 @@ def close_attempt(
     values: Mapping[str, Any] | None = None,
 ) -> None:
     """End an open attempt with ``outcome`` (complete, failed, reset, timeout, suspended, ...)."""
-    conn.execute(
-        update(task_attempt)
-        .where(
-            task_attempt.c.task_id == task_id,
-            task_attempt.c.number == number,
-            task_attempt.c.outcome == "open",
-        )
-        .values(outcome=outcome, ended_at=now, **(values or {}))
+    extra = dict(values or {})
+    keys = tuple(sorted(extra))
+    stmt = prepared(
+        ("close_attempt", keys),
+        lambda: (
+            update(task_attempt)
+            .where(
+                task_attempt.c.task_id == bindparam("p_task"),
+                task_attempt.c.number == bindparam("p_number"),
+                task_attempt.c.outcome == "open",
+            )
+            .values(
+                outcome=bindparam("v_outcome"),
+                ended_at=bindparam("v_ended_at"),
+                **{k: bindparam(f"v_{k}") for k in keys},
+            )
+        ),
     )
+    conn.execute(
+        stmt,
+        {"p_task": task_id, "p_number": number, "v_outcome": outcome, "v_ended_at": now,
+         **{f"v_{k}": v for k, v in extra.items()}},
+    )  # fmt: skip
+
+
+def _change_stmt(keys: tuple[str, ...]) -> Any:
+    def build() -> Any:
+        return (
+            update(task)
+            .where(
+                task.c.id == bindparam("p_id"),
+                task.c.status == bindparam("p_status"),
+                task.c.attempts == bindparam("p_attempts"),
+            )
+            .values(
+                failures=task.c.failures + bindparam("v_failures"),
+                **{k: bindparam(f"v_{k}") for k in keys},
+            )
+        )
+
+    return prepared(("change_task", keys), build)
 
 
 def change_task(
@@ -424,21 +498,17 @@ def change_task(
     """
     check_task_transition(row.status, new)
     updates: dict[str, Any] = {"status": new.value, "status_changed": now, **(values or {})}
-    if failures_delta:
-        updates["failures"] = task.c.failures + failures_delta
     if new not in ACTIVE_TASK_STATES:
         updates.setdefault("phase", None)
     result = conn.execute(
-        update(task)
-        .where(
-            task.c.id == row.id,
-            task.c.status == row.status.value,
-            task.c.attempts == row.attempts,
-        )
-        .values(**updates)
-    )
+        _change_stmt(tuple(sorted(updates))),
+        {"p_id": row.id, "p_status": row.status.value, "p_attempts": row.attempts,
+         "v_failures": failures_delta, **{f"v_{k}": v for k, v in updates.items()}},
+    )  # fmt: skip
     if result.rowcount != 1:
         return False
+    if new is TaskStatus.WAITING:
+        mark_ready(conn)
     if row.status in ACTIVE_TASK_STATES and new not in ACTIVE_TASK_STATES:
         close_attempt(conn, row.id, row.attempts, outcome or new.value, now, outcome_values)
     roll_up(

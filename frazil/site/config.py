@@ -14,9 +14,13 @@ job environment, plus who the site is, what its slots offer and where its scratc
     submit_rate = 50                # batch submissions per round at most
     poll_interval = 5.0             # seconds between rounds
     heartbeat = 60.0                # pilots' heartbeat interval, seconds
+    pilot = "single"                # "single": one batch job per task; "multi": pilots
+                                    # that run task after task until idle
+    pilot_idle = 60.0               # seconds a multi-task pilot waits for work, then ends
     options = { cpus = 2, memory = 8.0, gpus = 1 }   # for the plugin
 
-    [resources]                     # what one slot offers a task
+    [resources]                     # what one slot offers: a task (single), or the tasks a
+                                    # multi-task pilot runs at once, together
     cpu = 1
     gpu = 1
     memory = 2.0
@@ -60,6 +64,8 @@ class Queue(_Section):
     submit_rate: int = Field(50, ge=1)
     poll_interval: float = Field(5.0, gt=0)
     heartbeat: float = Field(60.0, gt=0)
+    pilot: str = Field("single", pattern="^(single|multi)$")
+    pilot_idle: float = Field(60.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
     extra: list[str] = Field(default_factory=list, description="extra batch directives")
 

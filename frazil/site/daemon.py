@@ -27,7 +27,7 @@ from typing import Any
 from frazil import __version__
 from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest
 from frazil.client import Client
-from frazil.errors import BatchError, FrazilError
+from frazil.errors import BatchError, FrazilError, NotFound, Rejected
 from frazil.site.config import SiteConfig
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class Running:
     workdir: str
     submitted_at: float
     reserved: bool = False  # a batch-side DAG task whose pilot claims it when it starts
+    pilot_id: int = 0  # a multi-task pilot (task_id and attempt are 0)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class SiteDaemon:
         self.running: dict[str, Running] = {}
         # ``plugin::dag``: whole jobs, their DAG held by the batch system
         self.dag = config.queue.plugin.endswith("::dag")
+        self.multi = config.queue.pilot == "multi"
+        self._pending_pilots = 0  # pilots whose batch jobs have not started yet
         self._last_heartbeat = -1e18
         self._last_clean = -1e18
         self._load()
@@ -141,12 +144,20 @@ class SiteDaemon:
         if not self.running:
             return
         statuses = self.plugin.status(list(self.running))
+        self._pending_pilots = sum(
+            1 for b, st in statuses.items()
+            if st.state in (BatchState.PENDING, BatchState.HELD)
+            and b in self.running and self.running[b].pilot_id != 0
+        )  # fmt: skip
         for batch_id, status in statuses.items():
             outcome = ENDED.get(status.state)
             if outcome is None or batch_id not in self.running:
                 continue
             job = self.running.pop(batch_id)
             done.ended += 1
+            if job.pilot_id:
+                self._pilot_ended(job, status, outcome, done)
+                continue
             if job.reserved:
                 # its pilot claimed the task (and reported on it) or found it not ready;
                 # a pilot that died after claiming is the watchdog's
@@ -158,6 +169,8 @@ class SiteDaemon:
             except FrazilError as exc:
                 done.errors.append(f"task {job.task_id}: {exc}")
                 log.warning("cannot report the end of batch job %s: %s", batch_id, exc)
+                if not isinstance(exc, NotFound | Rejected):
+                    self.running[batch_id] = job  # the server is away: report it next round
                 continue
             if new is not None:
                 done.reset += 1
@@ -171,7 +184,13 @@ class SiteDaemon:
         """Cancel batch jobs whose attempts ended on the server (suspended, reset, done)."""
         if not self.running:
             return
-        by_pair = {(j.task_id, j.attempt): b for b, j in self.running.items() if not j.reserved}
+        by_pair = {
+            (j.task_id, j.attempt): b
+            for b, j in self.running.items()
+            if not j.reserved and not j.pilot_id
+        }
+        if not by_pair:
+            return
         stale = self.client.stale_attempts(self.config.name, list(by_pair))
         ids = [by_pair[pair] for pair in stale if pair in by_pair]
         if not ids:
@@ -190,6 +209,9 @@ class SiteDaemon:
         if want <= 0:
             return
         r = self.config.resources
+        if self.multi:
+            self._submit_pilots(now, done, want)
+            return
         if self.dag:
             want -= self._claim_jobs(now, done, want)
             if want <= 0:
@@ -203,17 +225,101 @@ class SiteDaemon:
             try:
                 batch_id = self._submit(c, now)
             except (BatchError, OSError) as exc:
-                # The batch system refused or is away: hand back this task and the rest of
-                # the claim without counting failures, and end the round (it backs off).
-                log.error("cannot submit task %d: %s", c["task_id"], exc)
+                # The batch system refused or is away, or the scratch is full or unwritable:
+                # hand back this task and the rest of the claim without counting failures,
+                # and end the round (it backs off).
+                why = f"{exc} (scratch {self.scratch})" if isinstance(exc, OSError) else exc
+                log.error("cannot submit task %d: %s", c["task_id"], why)
                 for back in claims[k:]:
                     self.client.lost(
                         self.config.name, back["task_id"], back["attempt"],
-                        f"not submitted: {exc}", "unsubmitted", counts=False,
+                        f"not submitted: {why}", "unsubmitted", counts=False,
                     )  # fmt: skip
                 raise
             done.submitted += 1
-            self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
+            try:
+                self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
+            except FrazilError as exc:  # for the record only: submit the rest of the claim
+                log.warning("task %d: batch id %s not recorded: %s", c["task_id"], batch_id, exc)
+
+    # -- multi-task pilots ----------------------------------------------------------------------
+
+    def _submit_pilots(self, now: float, done: Round, room: int) -> None:
+        """Start pilots while waiting tasks outnumber what the pilots not yet running take."""
+        r = self.config.resources
+        per_pilot = max(1, r.cpu)
+        waiting = self.client.demand(
+            self.config.name, 10_000, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk,
+            time=r.time, os=r.os, attributes=self.config.attributes,
+        )  # fmt: skip
+        wanted = -(-waiting // per_pilot) - self._pending_pilots
+        for _ in range(min(room, wanted)):
+            self._submit_pilot(now)
+            self._pending_pilots += 1
+            done.submitted += 1
+
+    def _submit_pilot(self, now: float) -> None:
+        r = self.config.resources
+        pilot_id, key = self.client.create_pilot(
+            self.config.name, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time,
+            os=r.os, attributes=self.config.attributes,
+        )  # fmt: skip
+        workdir = self.scratch / "pilots" / str(pilot_id)
+        workdir.mkdir(parents=True, exist_ok=True)
+        secret = workdir / "key"
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
+        argv = [
+            *self.pilot,
+            "--server", self.config.server,
+            "--pilot", str(pilot_id),
+            "--key-file", str(secret),
+            "--workdir", str(workdir / "tasks"),
+            "--cpu", str(r.cpu), "--gpu", str(r.gpu),
+            "--memory", str(r.memory), "--disk", str(r.disk), "--walltime", str(r.time),
+            "--idle", str(self.config.queue.pilot_idle),
+            "--heartbeat", str(self.config.queue.heartbeat),
+        ]  # fmt: skip
+        if self.config.storage.cache is not None:
+            argv += ["--cache", str(self.config.storage.cache)]
+        request = JobRequest(
+            name=f"frazil-pilot-{pilot_id}", argv=argv, workdir=workdir,
+            stdout=workdir / "pilot.out", stderr=workdir / "pilot.err",
+            cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, walltime=r.time,
+            env={**self.config.environment, "FRAZIL_SITE": self.config.name},
+            extra=tuple(self.config.queue.extra),
+        )  # fmt: skip
+        try:
+            (batch_id,) = self.plugin.submit([request])
+        except (BatchError, OSError) as exc:
+            log.error("cannot submit pilot %d: %s", pilot_id, exc)
+            self.client.pilot_ended(
+                self.config.name, pilot_id, f"not submitted: {exc}", "unsubmitted", counts=False
+            )
+            raise
+        self.running[batch_id] = Running(0, 0, batch_id, str(workdir), now, pilot_id=pilot_id)
+        self.client.record_pilot_batch_id(self.config.name, pilot_id, batch_id)
+
+    def _pilot_ended(self, job: Running, status: BatchStatus, outcome: str, done: Round) -> None:
+        """A pilot's batch job ended: tasks it still held are reset (it may have reported)."""
+        reason = _reason(status).replace("without a report from its pilot", "") + _tail(
+            Path(job.workdir) / "pilot.err"
+        )
+        try:
+            reset = self.client.pilot_ended(
+                self.config.name, job.pilot_id, reason.strip(), outcome,
+                counts=outcome != "cancelled",
+            )  # fmt: skip
+        except FrazilError as exc:
+            done.errors.append(f"pilot {job.pilot_id}: {exc}")
+            log.warning("cannot report the end of pilot %d: %s", job.pilot_id, exc)
+            self.running[job.batch_id] = job  # try again next round
+            return
+        if reset:
+            done.reset += reset
+            log.warning("pilot %d ended holding %d task(s): %s", job.pilot_id, reset, reason)
+        shutil.rmtree(job.workdir, ignore_errors=True)
 
     def _claim_jobs(self, now: float, done: Round, room: int) -> int:
         """Claim whole jobs and submit each as a DAG of batch jobs; returns tasks submitted."""
@@ -263,6 +369,7 @@ class SiteDaemon:
         self.running[batch_id] = Running(
             claim["task_id"], claim["attempt"], batch_id, str(request.workdir), now
         )
+        self._save()  # a daemon killed later this round still knows the job when it restarts
         return batch_id
 
     def _request(self, claim: dict[str, Any]) -> JobRequest:

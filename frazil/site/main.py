@@ -34,8 +34,9 @@ MAX_BACKOFF = 300.0
 def run(daemon: SiteDaemon, stop: threading.Event, *, once: bool = False) -> None:
     """Register, then run rounds until ``stop`` is set (or once).
 
-    A round that fails (the server or the batch system is away) is retried after a pause
-    that doubles each time, up to ``MAX_BACKOFF``; the first good round restores the pace.
+    A round that fails (the server or the batch system is away, the scratch directory is full)
+    is retried after a pause that doubles each time, up to ``MAX_BACKOFF``; the first good
+    round restores the pace.
     """
     interval = daemon.config.queue.poll_interval
     pause = interval
@@ -54,7 +55,7 @@ def run(daemon: SiteDaemon, stop: threading.Event, *, once: bool = False) -> Non
                     "claimed %d, submitted %d, %d batch job(s) ended (%d reset), %d cancelled",
                     done.claimed, done.submitted, done.ended, done.reset, done.cancelled,
                 )  # fmt: skip
-        except FrazilError as exc:
+        except (FrazilError, OSError) as exc:  # OSError: the scratch is full or unwritable
             pause = min(max(pause * 2, interval), MAX_BACKOFF)
             log.warning("round failed, next try in %.0f s: %s", pause, exc)
         if once:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
-from frazil.errors import StoreError
+from frazil.errors import BadValue, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,22 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: Backend error codes that mean "try the transaction again".
 _PG_RETRY = {"40001", "40P01", "55P03"}
 _MYSQL_RETRY = {1205, 1213}
+
+
+#: Set in a connection's ``info`` by a change that made tasks ready (see ``mark_ready``).
+READY = "frazil.ready"
+
+
+def mark_ready(conn: Connection, count: int = 1) -> None:
+    """Note that this transaction makes ``count`` tasks ready: waiting pilots are woken at
+    commit, unless the transaction hands them out itself (``mark_taken``)."""
+    conn.info[READY] = conn.info.get(READY, 0) + count
+
+
+def mark_taken(conn: Connection, count: int) -> None:
+    """This transaction handed out ``count`` ready tasks: nobody needs waking for them."""
+    if READY in conn.info:
+        conn.info[READY] = max(0, conn.info[READY] - count)
 
 
 def _transient(exc: DBAPIError) -> bool:
@@ -63,8 +79,23 @@ class Database:
         database = self.url.database or ""
         file_db = self.backend == "sqlite" and database not in ("", ":memory:")
         self._writer_lock = f"{database}-writers.lock" if file_db else None
+        self._ready_listeners: list[Callable[[], None]] = []
+
+    def on_ready(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit that may have made tasks ready to claim."""
+        self._ready_listeners.append(listener)
+
+    def _committed(self, ready: bool) -> None:
+        if ready:
+            for listener in self._ready_listeners:
+                listener()
 
     def _create_engine(self, pool_size: int, echo: bool) -> Engine:
+        engine = self._new_engine(pool_size, echo)
+        event.listen(engine, "handle_error", _bad_value)
+        return engine
+
+    def _new_engine(self, pool_size: int, echo: bool) -> Engine:
         if self.backend == "sqlite":
             database = self.url.database or ""
             if database and database != ":memory:":
@@ -93,7 +124,10 @@ class Database:
         """A write transaction (committed on success, rolled back on error)."""
         if self._writer_lock is None:
             with self.engine.begin() as conn:
+                conn.info.pop(READY, None)
                 yield conn
+                ready = conn.info.pop(READY, 0) > 0
+            self._committed(ready)
             return
         # SQLite: queue our writers on a kernel lock, which wakes the next one the moment the
         # lock is free, instead of SQLite's busy handler, which sleeps and retries.
@@ -101,9 +135,12 @@ class Database:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with self.engine.begin() as conn:
+                conn.info.pop(READY, None)
                 yield conn
+                ready = conn.info.pop(READY, 0) > 0
         finally:
             os.close(fd)
+        self._committed(ready)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -181,6 +218,21 @@ class Database:
                 f"the database {self.url!r} is at schema {current}, this Frazil needs "
                 f"{self.head_revision()}: run `frazil init`"
             )
+
+
+def _bad_value(context: ExceptionContext) -> BaseException | None:
+    """A value the backend cannot hold is the caller's mistake: say so, without the SQL.
+
+    Integers past 64 bits (or 32 on some columns), text too long for its column, NUL
+    characters (PostgreSQL) and unencodable text fail differently on each backend.
+    """
+    orig = context.original_exception
+    if isinstance(context.sqlalchemy_exception, DataError) or isinstance(
+        orig, OverflowError | UnicodeError
+    ):
+        reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        return BadValue(f"a value the database cannot hold: {reason}")
+    return None
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -9,7 +9,8 @@ Three groups, as in the seeds' database:
 - the work: ``job`` (keyed by dataset and index), ``task``, ``task_attempt`` (one row per try),
   ``file``, ``task_stat``, ``run``;
 - the audit trail: ``event``;
-- the service itself: ``token`` (hashes of API tokens), ``site``, ``task_log``.
+- the service itself: ``token`` (hashes of API tokens), ``site``, ``pilot`` (multi-task
+  pilots), ``task_log``.
 
 Times are UTC seconds since the epoch (``now`` is passed in by the caller). Job and dataset
 rows carry counters of their children's states, kept in the same transactions as the
@@ -226,6 +227,8 @@ task_attempt = Table(
     Column("error", Text, nullable=True),
     Column("spec", Text, nullable=True),  # the resolved task spec as it ran (JSON)
     Column("config_version", Integer, nullable=False),
+    # the multi-task pilot that ran it (None: a pilot of its own, started by the site)
+    Column("pilot_id", BigInteger, nullable=True, index=True),
     UniqueConstraint("task_id", "number"),
 )
 
@@ -308,6 +311,30 @@ site = Table(
     Column("registered_at", Double, nullable=False),
     Column("last_seen", Double, nullable=False),
     Column("info", Text, nullable=False, default="{}"),  # JSON: plugin, version, host
+)
+
+pilot = Table(
+    "pilot",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(NAME), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False),
+    # what the pilot's batch job holds: the tasks it runs at once share these
+    Column("cpu", Integer, nullable=False),
+    Column("gpu", Integer, nullable=False),
+    Column("memory", Double, nullable=False),  # GB
+    Column("disk", Double, nullable=False),  # GB
+    Column("time", Double, nullable=False),  # hours
+    Column("os", String(NAME), nullable=True),
+    Column("attributes", Text, nullable=True),  # JSON
+    Column("batch_id", String(NAME), nullable=True),
+    Column("host", String(NAME), nullable=True),
+    Column("state", String(STATUS), nullable=False),  # open | ended
+    Column("created_at", Double, nullable=False),
+    Column("seen_at", Double, nullable=True),
+    Column("ended_at", Double, nullable=True),
+    Column("reason", Text, nullable=True),  # why it ended
+    Column("tasks", Integer, nullable=False, default=0),  # tasks handed to it
 )
 
 task_log = Table(

@@ -1,0 +1,142 @@
+"""Routes for multi-task pilots: the site creates them; they exchange reports for tasks.
+
+``POST /pilots/{id}/exchange`` is a long poll: when the pilot has room and nothing is ready,
+the request waits (up to ``wait`` seconds) and returns the moment a task it can run becomes
+ready, instead of at the pilot's next poll. Waiting requests hold no thread and no database
+connection; they look again when woken, and at least once a second (tasks made ready by
+another process wake nobody here).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from frazil.model.records import FileRecord, SiteResources, Usage
+from frazil.server.deps import PilotKey, Reader, Site, State
+from frazil.server.routes_sites import own
+from frazil.server.schemas import (
+    BatchIdBody,
+    ClaimBody,
+    ExchangeBody,
+    LostBody,
+    PilotBody,
+    PilotEndBody,
+    ReportBody,
+)
+from frazil.services import pilots
+
+router = APIRouter(tags=["pilots"])
+
+#: A waiting exchange looks for tasks again at least this often (seconds).
+RECHECK = 1.0
+
+
+@router.post("/sites/{name}/pilots")
+def create_pilot(name: str, body: PilotBody, app: State, who: Site) -> dict[str, Any]:
+    """A new multi-task pilot of the site: its id and key (the key is shown only here)."""
+    own(who, name)
+    slot = pilots.PilotSlot(**body.model_dump())
+    pilot_id, key = pilots.create(app.db, name, slot, now=app.now())
+    return {"pilot_id": pilot_id, "key": key}
+
+
+@router.post("/sites/{name}/pilots/{pilot_id}/batch")
+def record_batch_id(
+    name: str, pilot_id: int, body: BatchIdBody, app: State, who: Site
+) -> dict[str, bool]:
+    """The site submitted the pilot's batch job under this id."""
+    own(who, name)
+    pilots.record_batch_id(app.db, pilot_id, body.batch_id, site_name=name)
+    return {"ok": True}
+
+
+@router.post("/sites/{name}/pilots/{pilot_id}/ended")
+def pilot_ended(name: str, pilot_id: int, body: LostBody, app: State, who: Site) -> dict[str, int]:
+    """The pilot's batch job ended: tasks it still held are reset (never assumed complete)."""
+    own(who, name)
+    ended = pilots.end(
+        app.db, pilot_id, now=app.now(), reason=body.reason, site_name=name,
+        outcome=body.outcome, counts=body.counts,
+    )  # fmt: skip
+    if app.metrics is not None:
+        for _ in range(ended):
+            app.metrics.failed()
+    return {"ended": ended}
+
+
+@router.post("/sites/{name}/demand")
+def demand(name: str, body: ClaimBody, app: State, who: Site) -> dict[str, int]:
+    """How many waiting tasks (up to ``limit``) fit what one of the site's pilots offers."""
+    own(who, name)
+    resources = SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
+    return {"waiting": pilots.demand(app.db, resources, now=app.now(), cap=body.limit)}
+
+
+@router.get("/pilots")
+def list_pilots(
+    app: State, _: Reader, site: str | None = None, open_only: bool = False
+) -> list[dict[str, Any]]:
+    """Multi-task pilots, newest first (at most 10,000)."""
+    return pilots.list_pilots(app.db, site, open_only=open_only)
+
+
+def _report(r: ReportBody) -> pilots.Report:
+    return pilots.Report(
+        kind=r.kind, task_id=r.task_id, attempt=r.attempt, passkey=r.passkey,
+        usage=Usage(**r.usage.model_dump()) if r.usage is not None else None,
+        stats=r.stats, files=[FileRecord(**f.model_dump()) for f in r.files],
+        error=r.error, exhausted=r.exhausted, exit_code=r.exit_code, counts=r.counts,
+        timeout=r.timeout, logs=r.logs,
+    )  # fmt: skip
+
+
+@router.post("/pilots/{pilot_id}/exchange")
+async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State) -> dict[str, Any]:
+    """Apply the pilot's reports, then hand it up to ``limit`` tasks that fit what it has left.
+
+    With ``wait`` > 0 and nothing to hand out, the request waits for a task to become ready.
+    """
+    reports = [_report(r) for r in body.reports]
+    deadline = time.monotonic() + body.wait
+    since = app.waker.generation
+    # one that takes nothing still shows its key (a pilot's way to check in)
+    results, tasks = await run_in_threadpool(
+        pilots.exchange, app.db, pilot_id, key, reports, limit=body.limit,
+        time_left=body.time_left, now=app.now(), host=body.host,
+    )  # fmt: skip
+    if app.metrics is not None:
+        for r, result in zip(body.reports, results, strict=True):
+            if result == "ok" and r.kind == "finish":
+                app.metrics.completed()
+            elif result == "ok" and r.kind == "fail":
+                app.metrics.failed()
+    while body.limit and not tasks:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await app.waker.wait(since, min(left, RECHECK))
+        since = app.waker.generation
+        tasks = await run_in_threadpool(
+            pilots.take, app.db, pilot_id, key, limit=body.limit, time_left=body.time_left,
+            now=app.now(), host=body.host,
+        )  # fmt: skip
+    if tasks and app.metrics is not None:
+        app.metrics.claimed(len(tasks))
+    return {"results": results, "tasks": tasks}
+
+
+@router.post("/pilots/{pilot_id}/end")
+def end(pilot_id: int, body: PilotEndBody, key: PilotKey, app: State) -> dict[str, int]:
+    """The pilot is done (idle, out of walltime, or stopped); anything it held is reset."""
+    ended = pilots.end(
+        app.db, pilot_id, now=app.now(), reason=body.reason, key=key, outcome="cancelled",
+        counts=False,
+    )  # fmt: skip
+    return {"ended": ended}

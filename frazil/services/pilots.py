@@ -1,0 +1,416 @@
+"""Multi-task pilots (the glidein model): one batch job that runs task after task.
+
+A site creates a pilot before it submits the pilot's batch job and gets the pilot's key
+(only its hash is stored). The pilot then *exchanges* with the server: it reports the
+tasks it finished or failed, and is handed new tasks that fit what it has left; every task
+still gets its own attempt and passkey, so the per-attempt rules (a stale attempt changes
+nothing) hold as for single-task pilots. A task handed to a pilot starts at once
+(``processing``): the pilot is already running on a worker node.
+
+The server keeps the pilot's account: what its open attempts hold is subtracted from what
+its batch job offers, so two exchanges of one pilot at the same time cannot overfill it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+
+from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAttempt
+from frazil.model.records import Claim, FileRecord, SiteResources, Usage
+from frazil.model.states import TaskStatus, check_task_transition
+from frazil.services import attempts
+from frazil.services.claim import CLAIMABLE, MAX_BATCH, Budget, claim_in, fits, hash_passkey
+from frazil.services.transitions import load_task
+from frazil.store.db import Database
+from frazil.store.prepared import prepared
+from frazil.store.schema import dataset, pilot, site, task, task_attempt
+
+#: How many reports one exchange may carry.
+MAX_REPORTS = 1000
+
+
+@dataclass(frozen=True)
+class PilotSlot:
+    """What a pilot's batch job offers the tasks it runs (all of them together)."""
+
+    cpu: int = 1
+    gpu: int = 0
+    memory: float = 2.0
+    disk: float = 10.0
+    time: float = 24.0
+    os: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a pilot says about one of its attempts: ``finish``, ``fail`` or ``log``."""
+
+    kind: str
+    task_id: int
+    attempt: int
+    passkey: str
+    usage: Usage | None = None
+    stats: Mapping[str, float] = field(default_factory=dict)
+    files: Sequence[FileRecord] = ()
+    error: str = ""
+    exhausted: Sequence[str] = ()
+    exit_code: int | None = None
+    counts: bool = True
+    timeout: bool = False
+    logs: Mapping[str, str] = field(default_factory=dict)
+
+
+def create(db: Database, site_name: str, slot: PilotSlot, *, now: float) -> tuple[int, str]:
+    """A new pilot of ``site_name``: its id and its key (shown once)."""
+    key = secrets.token_urlsafe(24)
+
+    def run(conn: Connection) -> int:
+        if conn.execute(select(site.c.name).where(site.c.name == site_name)).first() is None:
+            raise NotFound(f"no site {site_name!r}: register it first")
+        result = conn.execute(
+            insert(pilot).values(
+                site=site_name,
+                key_hash=hash_passkey(key),
+                cpu=slot.cpu,
+                gpu=slot.gpu,
+                memory=slot.memory,
+                disk=slot.disk,
+                time=slot.time,
+                os=slot.os,
+                attributes=json.dumps(dict(slot.attributes)) if slot.attributes else None,
+                state="open",
+                created_at=now,
+                tasks=0,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        return int(result.inserted_primary_key[0])
+
+    return db.transaction(run), key
+
+
+def record_batch_id(db: Database, pilot_id: int, batch_id: str, *, site_name: str) -> None:
+    """The site submitted the pilot's batch job under ``batch_id``."""
+
+    def run(conn: Connection) -> None:
+        changed = conn.execute(
+            update(pilot)
+            .where(pilot.c.id == pilot_id, pilot.c.site == site_name)
+            .values(batch_id=batch_id[:255])
+        ).rowcount
+        if changed != 1:
+            raise NotFound(f"site {site_name!r} has no pilot {pilot_id}")
+
+    db.transaction(run)
+
+
+def _pilot_stmt(lock: bool) -> Any:
+    stmt = select(pilot).where(pilot.c.id == bindparam("p_id"))
+    return stmt.with_for_update() if lock else stmt
+
+
+def _pilot(conn: Connection, pilot_id: int, key: str) -> Any:
+    lock = conn.dialect.name != "sqlite"  # one pilot's exchanges take turns
+    stmt = prepared(("pilot", lock), lambda: _pilot_stmt(lock))
+    row = conn.execute(stmt, {"p_id": pilot_id}).first()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_passkey(key)):
+        raise BadPasskey(f"wrong key for pilot {pilot_id}")
+    if row.state != "open":
+        raise StaleAttempt(f"pilot {pilot_id} has ended: {row.reason or 'no reason given'}")
+    return row
+
+
+def report(
+    db: Database, pilot_id: int, key: str, reports: Sequence[Report], *, now: float
+) -> list[str]:
+    """Apply a pilot's reports in one transaction; ``ok``, ``stale`` or ``denied`` for each.
+
+    A report about an attempt that is no longer current (or not this pilot's) changes
+    nothing, and does not spoil the others.
+    """
+    results, _ = exchange(db, pilot_id, key, reports, limit=0, time_left=None, now=now)
+    return results
+
+
+def exchange(
+    db: Database, pilot_id: int, key: str, reports: Sequence[Report], *, limit: int,
+    time_left: float | None, now: float, host: str = "",
+) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
+    """``report`` and then ``take`` (with ``limit`` > 0), in one transaction: a pilot that
+    reports a finished task gets the children it released (and anything else that now fits)
+    in the same round trip."""
+    if len(reports) > MAX_REPORTS:
+        raise Rejected(f"at most {MAX_REPORTS} reports at once, not {len(reports)}")
+    if not 0 <= limit <= MAX_BATCH:
+        raise Rejected(f"take between 0 and {MAX_BATCH} tasks at a time, not {limit}")
+    skip_locked = db.skip_locked
+
+    def run(conn: Connection) -> tuple[list[str], list[dict[str, Any]]]:
+        p = _pilot(conn, pilot_id, key)
+        results = [_report_one(conn, pilot_id, r, now) for r in reports]
+        tasks = _take(conn, p, limit, time_left, now, host, skip_locked) if limit else []
+        seen = prepared(
+            "pilot_seen",
+            lambda: (
+                update(pilot)
+                .where(pilot.c.id == bindparam("p_id"))
+                .values(
+                    seen_at=bindparam("p_now"),
+                    host=func.coalesce(bindparam("p_host"), pilot.c.host),
+                    tasks=pilot.c.tasks + bindparam("p_n"),
+                )
+            ),
+        )
+        conn.execute(
+            seen, {"p_id": pilot_id, "p_now": now, "p_host": host[:255] or None, "p_n": len(tasks)}
+        )
+        return results, tasks
+
+    return db.transaction(run)
+
+
+def _report_one(conn: Connection, pilot_id: int, r: Report, now: float) -> str:
+    owner = conn.execute(
+        prepared(
+            "attempt_pilot",
+            lambda: select(task_attempt.c.pilot_id).where(
+                task_attempt.c.task_id == bindparam("p_task"),
+                task_attempt.c.number == bindparam("p_number"),
+            ),
+        ),
+        {"p_task": r.task_id, "p_number": r.attempt},
+    ).first()
+    if owner is None or owner.pilot_id != pilot_id:
+        return "denied"
+    try:
+        _apply(conn, r, now)
+    except (StaleAttempt, NotFound):
+        return "stale"
+    except BadPasskey:
+        return "denied"
+    return "ok"
+
+
+def _apply(conn: Connection, r: Report, now: float) -> None:
+    # authenticated once; every check comes before any write, so a refused report writes nothing
+    states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE
+    checked = attempts.authenticate(conn, r.task_id, r.attempt, r.passkey, states)
+    if r.kind not in ("finish", "fail", "log"):
+        raise Rejected(f"unknown report kind {r.kind!r}: finish, fail or log")
+    for name, text in r.logs.items():
+        attempts.store_log_in(
+            conn, r.task_id, r.attempt, r.passkey, name=name, text=text, now=now, checked=checked
+        )
+    if r.kind == "finish":
+        attempts.finish_in(
+            conn, r.task_id, r.attempt, r.passkey, now=now, usage=r.usage, stats=r.stats,
+            files=r.files, checked=checked,
+        )  # fmt: skip
+    elif r.kind == "fail":
+        outcome = "timeout" if r.timeout else ("failed" if r.counts else "preempted")
+        attempts.fail_in(
+            conn, r.task_id, r.attempt, r.passkey, now=now, error=r.error, usage=r.usage,
+            exhausted=r.exhausted, exit_code=r.exit_code, stats=r.stats, counts=r.counts,
+            outcome=outcome, checked=checked,
+        )  # fmt: skip
+
+
+ACTIVE = (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+
+
+def _held_stmt() -> Any:
+    current = and_(
+        task_attempt.c.task_id == task.c.id,
+        task_attempt.c.number == task.c.attempts,
+    )
+    return (
+        select(
+            func.coalesce(func.sum(task.c.cpu), 0).label("cpu"),
+            func.coalesce(func.sum(task.c.gpu), 0).label("gpu"),
+            func.coalesce(func.sum(task.c.memory), 0.0).label("memory"),
+            func.coalesce(func.sum(task.c.disk), 0.0).label("disk"),
+        )
+        .select_from(task_attempt.join(task, current))
+        .where(task_attempt.c.pilot_id == bindparam("p_pilot"), task_attempt.c.outcome == "open")
+    )
+
+
+def _held(conn: Connection, pilot_id: int) -> dict[str, float]:
+    """What the pilot's open attempts hold."""
+    row = conn.execute(prepared("held", _held_stmt), {"p_pilot": pilot_id}).one()
+    return {k: float(getattr(row, k)) for k in ("cpu", "gpu", "memory", "disk")}
+
+
+def take(
+    db: Database, pilot_id: int, key: str, *, limit: int, time_left: float | None, now: float,
+    host: str = "",
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Hand the pilot up to ``limit`` waiting tasks that fit in what it has left, started.
+
+    Each comes with its attempt, passkey and resolved spec. ``time_left`` (hours) is what
+    remains of the pilot's walltime: only tasks that need no more are handed out.
+    """
+    if limit <= 0:
+        raise Rejected(f"take between 1 and {MAX_BATCH} tasks at a time, not {limit}")
+    _, tasks = exchange(db, pilot_id, key, [], limit=limit, time_left=time_left, now=now, host=host)
+    return tasks
+
+
+def _take(
+    conn: Connection, p: Any, limit: int, time_left: float | None, now: float, host: str,
+    skip_locked: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    held = _held(conn, p.id)
+    left = SiteResources(
+        name=p.site,
+        cpu=int(p.cpu - held["cpu"]),
+        gpu=int(p.gpu - held["gpu"]),
+        memory=p.memory - held["memory"],
+        disk=p.disk - held["disk"],
+        time=min(p.time, time_left) if time_left is not None else p.time,
+        os=p.os,
+        attributes=json.loads(p.attributes) if p.attributes else {},
+    )
+    if left.cpu < 0 or left.gpu < 0 or left.memory <= 0 or left.disk <= 0:
+        return []
+    claims = claim_in(conn, left, limit, now, skip_locked, budget=Budget(left), pilot_id=p.id)
+    return _start(conn, claims, now, host, p.site)
+
+
+def _start_stmts() -> tuple[Any, Any, Any]:
+    ids: Any = bindparam("p_ids", expanding=True)
+    start_tasks = (
+        update(task)
+        .where(task.c.id.in_(ids), task.c.status == TaskStatus.QUEUED.value)
+        .values(
+            status=TaskStatus.PROCESSING.value,
+            status_changed=bindparam("p_now"),
+            heartbeat_at=bindparam("p_now"),
+        )
+    )
+    read_attempts = select(
+        task_attempt.c.id, task_attempt.c.task_id, task_attempt.c.config_version
+    ).where(task_attempt.c.task_id.in_(ids), task_attempt.c.outcome == "open")
+    store_specs = (
+        update(task_attempt)
+        .where(task_attempt.c.id == bindparam("p_attempt"))
+        .values(spec=bindparam("p_spec"), started_at=bindparam("p_now"), host=bindparam("p_host"))
+    )
+    return start_tasks, read_attempts, store_specs
+
+
+def _start(
+    conn: Connection, claims: Sequence[Claim], now: float, host: str, site_name: str
+) -> list[dict[str, Any]]:
+    """Start the claimed tasks at once (``queued`` → ``processing``), each with its spec."""
+    if not claims:
+        return []
+    check_task_transition(TaskStatus.QUEUED, TaskStatus.PROCESSING)
+    ids = [c.task_id for c in claims]
+    start_tasks, read_attempts, store_specs = prepared("start", _start_stmts)
+    started = conn.execute(start_tasks, {"p_ids": ids, "p_now": now}).rowcount
+    if started != len(ids):
+        raise FrazilError(f"started {started} of {len(ids)} tasks just handed out")
+    rows = {r.task_id: r for r in conn.execute(read_attempts, {"p_ids": ids})}
+    system = attempts.site_system(conn, site_name)
+    specs = attempts.specs_for(conn, claims, {c.task_id: rows[c.task_id] for c in claims}, system)
+    conn.execute(
+        store_specs,
+        [
+            {"p_attempt": rows[c.task_id].id, "p_spec": json.dumps(spec, default=str),
+             "p_now": now, "p_host": host[:255] or None}
+            for c, spec in zip(claims, specs, strict=True)
+        ],
+    )  # fmt: skip
+    return [
+        {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey, "spec": spec}
+        for c, spec in zip(claims, specs, strict=True)
+    ]
+
+
+def end(
+    db: Database, pilot_id: int, *, now: float, reason: str, key: str | None = None,
+    site_name: str | None = None, outcome: str = "vanished", counts: bool = True,
+) -> int:  # fmt: skip
+    """The pilot ended (it says so with its key, or its site saw its batch job end).
+
+    Attempts it still holds are ended (``outcome``; a failure unless ``counts`` is false),
+    as for a single-task pilot whose batch job vanished. Returns how many. Ending an ended
+    pilot again changes nothing.
+    """
+
+    def run(conn: Connection) -> int:
+        p = conn.execute(select(pilot).where(pilot.c.id == pilot_id)).first()
+        if p is None or (site_name is not None and p.site != site_name):
+            raise NotFound(
+                f"no pilot {pilot_id}" + (f" at site {site_name!r}" if site_name else "")
+            )
+        if key is not None and not hmac.compare_digest(p.key_hash, hash_passkey(key)):
+            raise BadPasskey(f"wrong key for pilot {pilot_id}")
+        if p.state != "open":
+            return 0
+        held = conn.execute(
+            select(task_attempt.c.id, task_attempt.c.task_id, task_attempt.c.number).where(
+                task_attempt.c.pilot_id == pilot_id, task_attempt.c.outcome == "open"
+            )
+        ).all()
+        ended = 0
+        for a in held:
+            row = load_task(conn, a.task_id)
+            active = row is not None and row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+            if row is None or not active or row.attempts != a.number:
+                continue
+            exhausted = ["time"] if outcome == "timeout" else []
+            attempts.fail_current(
+                conn, row, now=now, error=f"pilot {pilot_id} ended: {reason}",
+                actor=f"site:{p.site}", outcome=outcome, attempt_id=a.id,
+                exhausted=exhausted, counts=counts,
+            )  # fmt: skip
+            ended += 1
+        conn.execute(
+            update(pilot)
+            .where(pilot.c.id == pilot_id)
+            .values(state="ended", ended_at=now, reason=reason[:2000])
+        )
+        return ended
+
+    return db.transaction(run)
+
+
+def list_pilots(
+    db: Database, site_name: str | None = None, *, open_only: bool = False
+) -> list[dict[str, Any]]:
+    """Pilots (newest first), without their keys."""
+    columns = [c for c in pilot.c if c.name != "key_hash"]
+    stmt = select(*columns).order_by(pilot.c.id.desc())
+    if site_name is not None:
+        stmt = stmt.where(pilot.c.site == site_name)
+    if open_only:
+        stmt = stmt.where(pilot.c.state == "open")
+    with db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(stmt.limit(10_000))]
+
+
+def demand(db: Database, resources: SiteResources, *, now: float, cap: int = 10_000) -> int:
+    """How many waiting tasks (up to ``cap``) a pilot with ``resources`` could run."""
+    claimable = select(dataset.c.id).where(dataset.c.status.in_(CLAIMABLE))
+    capped = (
+        select(task.c.id)
+        .where(
+            task.c.dataset_id.in_(claimable),
+            task.c.status == TaskStatus.WAITING.value,
+            *fits(resources, now),
+        )
+        .limit(cap)
+        .subquery()
+    )
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())

@@ -1,0 +1,111 @@
+"""Multi-task pilots end to end: a site in ``pilot = "multi"`` mode, real pilot processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+
+from frazil.site.config import Resources
+from frazil.store.schema import file, pilot, task_attempt
+from tests.e2e.conftest import World, config, task
+
+SLOT = Resources(cpu=2, gpu=1, memory=4.0, disk=5.0, time=1.0)
+
+
+def _file(name: str) -> dict[str, str]:
+    return {"remote": f"$system(storage)/$args(job)/{name}", "local": name}
+
+
+def _pilot_pid(world: World, pilot_id: int) -> int:
+    """The pid of a multi-task pilot's process."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:
+            continue
+        ours = str(world.home).encode() in b" ".join(argv)
+        if (
+            ours
+            and b"--pilot" in argv
+            and argv[argv.index(b"--pilot") + 1] == str(pilot_id).encode()
+        ):
+            return int(proc.name)
+    raise AssertionError(f"no process for pilot {pilot_id}")
+
+
+def _start(world: World, **queue: object) -> None:
+    world.start_site(resources=SLOT, pilot="multi", pilot_idle=2.0, **queue)
+
+
+def test_pilots_run_many_tasks_each_with_outputs_checksums_and_logs(world: World):
+    _start(world, max_queued=2)
+    cfg = config(
+        task("first", "--out a.txt --value 2", data=[{**_file("a.txt"), "movement": "output"}]),
+        task("second", "--out b.txt --input a.txt --value 3", depends=("first",), data=[
+            {**_file("a.txt"), "movement": "input"}, {**_file("b.txt"), "movement": "output"}]),
+    )  # fmt: skip
+    d = world.client.submit(cfg, jobs=6)
+    assert world.wait_done(d) == "complete", world.explain(d)
+    with world.db.read() as conn:
+        files = conn.execute(select(file.c.url, file.c.checksum).where(file.c.dataset_id == d))
+        for r in files.all():
+            path = Path(r.url.removeprefix("file://"))
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == r.checksum
+        ran = conn.execute(select(task_attempt.c.pilot_id, task_attempt.c.outcome)).all()
+    assert len(ran) == 12 and all(r.outcome == "complete" for r in ran)
+    used = {r.pilot_id for r in ran}
+    assert None not in used and len(used) <= 2  # two pilots ran all 12
+    t = world.client.tasks(d, name="second", job=4)[0]
+    logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
+    assert "done b.txt" in logs["stdout"] and "staged in" in logs["pilot"]
+    # idle pilots end by themselves and say why
+    world.wait(
+        lambda: all(p["state"] == "ended" for p in world.client.request("GET", "/pilots")),
+        30, "the pilots to end",
+    )  # fmt: skip
+    reasons = {p["reason"] for p in world.client.request("GET", "/pilots")}
+    assert all("idle" in r for r in reasons), reasons
+
+
+def test_a_gpu_task_gets_the_pilots_gpu_and_cpu_tasks_do_not(world: World):
+    _start(world, max_queued=1)
+    gpu = task("gpu", "--out g.txt", requirements={"gpu": 1, "memory": 1.0, "time": 0.5})
+    cpu = task("cpu", "--out c.txt")
+    d = world.client.submit(config(gpu, cpu), jobs=2)
+    assert world.wait_done(d) == "complete", world.explain(d)
+    seen = {(s["task_name"]): s for s in world.client.stats(d) if s["name"] == "gpus_seen"}
+    assert seen["gpu"]["total"] == 2 and seen["cpu"]["total"] == 0
+
+
+def test_a_killed_pilot_hands_its_tasks_back_and_they_complete(world: World):
+    _start(world, max_queued=1)
+    d = world.client.submit(config(task("slow", "--out s.txt --sleep 3")), jobs=2)
+    world.wait(
+        lambda: len(world.client.tasks(d, status="processing")) == 2, 60, "both tasks to run"
+    )
+    (first,) = [p for p in world.client.request("GET", "/pilots") if p["state"] == "open"]
+    os.kill(_pilot_pid(world, first["id"]), signal.SIGKILL)
+    assert world.wait_done(d, timeout=120) == "complete", world.explain(d)
+    outcomes = sorted(
+        a["outcome"] for t in world.client.tasks(d) for a in world.client.task(t["id"])["attempts"]
+    )
+    assert outcomes == ["complete", "complete", "failed", "failed"]
+    with world.db.read() as conn:
+        ended = conn.execute(select(pilot.c.reason).where(pilot.c.id == first["id"])).scalar_one()
+    assert "killed" in ended or "signal" in ended or "failed" in ended, ended
+
+
+def test_exchange_needs_the_pilots_own_key(world: World):
+    _start(world, max_queued=1)
+    d = world.client.submit(config(task("one", "--out o.txt")), jobs=1)
+    assert world.wait_done(d) == "complete"
+    (p,) = world.client.request("GET", "/pilots")
+    url = f"{world.server.url}/pilots/{p['id']}/exchange"
+    for auth in ({}, {"Authorization": "Pilot wrong"}, {"Authorization": "Bearer x"}):
+        r = httpx.post(url, json={"limit": 1}, headers=auth)
+        assert r.status_code in (401, 403), (auth, r.text)

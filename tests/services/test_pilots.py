@@ -1,0 +1,129 @@
+"""Multi-task pilots on every backend: what they are handed, their reports, their end."""
+
+import pytest
+
+from frazil.errors import BadPasskey, NotFound, StaleAttempt
+from frazil.model.records import SiteResources
+from frazil.model.states import TaskStatus
+from frazil.services import attempts, pilots, queries, sites
+from frazil.services.claim import claim
+from frazil.services.submit import submit
+from tests.services.conftest import make_config
+
+NOW = 3_000_000.0
+
+
+def _setup(db, shape="flat", n=3, jobs=2, slot=None, **extra):
+    d = submit(db, make_config(shape, n, **extra), jobs=jobs, now=NOW)
+    sites.register(db, SiteResources("site-a", cpu=8, memory=32, disk=100), now=NOW,
+                   info={"system": {"where": "here"}})  # fmt: skip
+    pilot_id, key = pilots.create(db, "site-a", slot or pilots.PilotSlot(cpu=2), now=NOW)
+    return d, pilot_id, key
+
+
+def _done(t, kind="finish", **extra):
+    return pilots.Report(kind, t["task_id"], t["attempt"], t["passkey"], **extra)
+
+
+def test_a_pilot_gets_started_tasks_with_specs_up_to_what_it_holds(db):
+    _d, pilot_id, key = _setup(db, n=3, jobs=2)
+    tasks = pilots.take(db, pilot_id, key, limit=10, time_left=None, now=NOW, host="node7")
+    assert len(tasks) == 2  # 2 cores, 1 core per task
+    for t in tasks:
+        assert t["spec"]["task_id"] == t["task_id"] and t["spec"]["trays"]
+        detail = queries.task_detail(db, t["task_id"])
+        assert detail.task.status == TaskStatus.PROCESSING.value
+        (a,) = detail.attempts
+        assert a.host == "node7" and a.started_at == NOW and a.pilot_id == pilot_id
+    # full: nothing more until a report frees a core
+    assert pilots.take(db, pilot_id, key, limit=10, time_left=None, now=NOW) == []
+    assert pilots.report(db, pilot_id, key, [_done(tasks[0])], now=NOW + 1) == ["ok"]
+    (third,) = pilots.take(db, pilot_id, key, limit=10, time_left=None, now=NOW + 1)
+    assert third["task_id"] not in {t["task_id"] for t in tasks}
+    assert queries.task_detail(db, tasks[0]["task_id"]).task.status == "complete"
+
+
+def test_tasks_that_need_more_than_is_left_are_not_handed_out(db):
+    _d, pilot_id, key = _setup(
+        db, n=2, jobs=1, slot=pilots.PilotSlot(cpu=4, memory=5.0), requirements={"memory": 3.0}
+    )
+    assert len(pilots.take(db, pilot_id, key, limit=10, time_left=None, now=NOW)) == 1
+    # walltime left matters too
+    _d2, p2, k2 = _setup(db, n=1, jobs=1, requirements={"time": 2.0})
+    assert pilots.take(db, p2, k2, limit=5, time_left=1.0, now=NOW) == []
+    assert len(pilots.take(db, p2, k2, limit=5, time_left=3.0, now=NOW)) == 1
+
+
+def test_a_chain_is_released_to_the_pilot_that_reports(db):
+    d, pilot_id, key = _setup(db, shape="chain", n=4, jobs=1)
+    done = []
+    for _ in range(4):
+        (t,) = pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW)
+        assert pilots.report(db, pilot_id, key, [_done(t)], now=NOW) == ["ok"]
+        done.append(queries.task_detail(db, t["task_id"]).task.name)
+    assert done == ["t0", "t1", "t2", "t3"]
+    assert queries.dataset_status(db, d).dataset.status == "complete"
+
+
+def test_bad_keys_and_foreign_or_stale_reports_change_nothing(db):
+    _d, pilot_id, key = _setup(db, n=2, jobs=1)
+    with pytest.raises(BadPasskey):
+        pilots.take(db, pilot_id, "wrong", limit=1, time_left=None, now=NOW)
+    (mine,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+    # a task claimed by a site, not by this pilot
+    (other,) = claim(db, SiteResources("site-a"), 1, NOW)
+    foreign = pilots.Report("finish", other.task_id, other.attempt, other.passkey)
+    wrong = pilots.Report("finish", mine["task_id"], mine["attempt"], "not-the-passkey")
+    assert pilots.report(db, pilot_id, key, [foreign, wrong], now=NOW) == ["denied", "denied"]
+    assert queries.task_detail(db, other.task_id).task.status == "queued"
+    assert queries.task_detail(db, mine["task_id"]).task.status == "processing"
+    assert pilots.report(db, pilot_id, key, [_done(mine)], now=NOW) == ["ok"]
+    assert pilots.report(db, pilot_id, key, [_done(mine)], now=NOW) == ["stale"]  # said twice
+
+
+def test_failures_and_logs_follow_the_usual_rules(db):
+    _d, pilot_id, key = _setup(db, n=1, jobs=1)
+    (t,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+    failed = _done(t, "fail", error="boom", logs={"stdout": "hello"})
+    assert pilots.report(db, pilot_id, key, [failed], now=NOW) == ["ok"]
+    detail = queries.task_detail(db, t["task_id"])
+    assert detail.task.status == "waiting" and detail.task.failures == 1
+    assert "boom" in (detail.attempts[0].error or "")
+    logs = {x.name: x.text for x in queries.task_logs(db, t["task_id"])}
+    assert logs == {"stdout": "hello"}
+
+
+def test_a_pilot_that_ended_holding_tasks_hands_them_back(db):
+    _d, pilot_id, key = _setup(db, n=2, jobs=1)
+    held = pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW)
+    assert len(held) == 2
+    with pytest.raises(NotFound):
+        pilots.end(db, pilot_id, now=NOW, reason="x", site_name="another-site")
+    assert pilots.end(db, pilot_id, now=NOW, reason="batch job vanished", site_name="site-a") == 2
+    for t in held:
+        detail = queries.task_detail(db, t["task_id"])
+        assert detail.task.status == "waiting" and detail.task.failures == 1
+        assert "batch job vanished" in (detail.attempts[0].error or "")
+    # an ended pilot gets nothing and its late reports are refused
+    with pytest.raises(StaleAttempt):
+        pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+    with pytest.raises(StaleAttempt):
+        pilots.report(db, pilot_id, key, [_done(held[0])], now=NOW)
+    assert pilots.end(db, pilot_id, now=NOW, reason="again", site_name="site-a") == 0
+    (row,) = pilots.list_pilots(db, "site-a")
+    assert row["state"] == "ended" and row["tasks"] == 2 and "key_hash" not in row
+
+
+def test_demand_counts_the_waiting_tasks_that_fit(db):
+    _d, _, _ = _setup(db, n=3, jobs=2, requirements={"gpu": 1})
+    assert pilots.demand(db, SiteResources("site-a", gpu=1), now=NOW) == 6
+    assert pilots.demand(db, SiteResources("site-a", gpu=0), now=NOW) == 0
+    assert pilots.demand(db, SiteResources("site-a", gpu=1), now=NOW, cap=4) == 4
+
+
+def test_a_stale_attempt_of_a_pilot_task_is_refused_by_the_single_task_routes_too(db):
+    _d, pilot_id, key = _setup(db, n=1, jobs=1)
+    (t,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+    attempts.heartbeat(db, t["task_id"], t["attempt"], t["passkey"], now=NOW + 5)
+    with pytest.raises(BadPasskey):
+        attempts.heartbeat(db, t["task_id"], t["attempt"], "nope", now=NOW + 5)
