@@ -1,0 +1,31 @@
+"""The no-op task of the benchmark as a Frazil module class (run inside the pilot).
+
+It appends ``"job step"`` to the log, as :func:`workloads.noop` does for the other systems,
+so that :func:`workloads.check` proves every task ran once and every chain in order.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import ClassVar
+
+from frazil.pilot.modules.base import Module, Param
+
+
+class Noop(Module):
+    """Record that task ``(job, step)`` ran."""
+
+    parameters: ClassVar[dict[str, Param]] = {
+        "job": Param(0, "the job's index"),
+        "step": Param(0, "the task's place in its chain"),
+        "log": Param("", "the file to append to (empty: record nothing)"),
+    }
+
+    def run(self, stats: dict[str, float]) -> None:
+        log = str(self.params["log"])
+        if log:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, f"{self.params['job']} {self.params['step']}\n".encode())
+            finally:
+                os.close(fd)
