@@ -65,6 +65,16 @@ def _raise_for(response: httpx.Response) -> None:
     raise ServerError(f"HTTP {response.status_code} from {response.request.url}: {detail}")
 
 
+def _detail(response: httpx.Response) -> str:
+    """What an error answer says, briefly."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail)[:200] if detail else response.reason_phrase
+
+
 class _Base:
     def __init__(
         self,
@@ -114,7 +124,10 @@ class _Base:
                 if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
                     _raise_for(response)
                     return response.json() if response.content else None
-                log.warning("server answered %d; retrying in %.1f s", response.status_code, pause)
+                log.warning(
+                    "server answered %d (%s); retrying in %.1f s",
+                    response.status_code, _detail(response), pause,
+                )  # fmt: skip
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
 

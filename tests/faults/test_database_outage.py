@@ -54,7 +54,8 @@ def test_a_run_rides_out_postgres_stopped_for_30_s(tmp_path: Path) -> None:
         pilots = "".join(
             p.read_text(errors="replace") for p in (w.home / "scratch-faults").rglob("pilot.err")
         )
-        assert "server answered 503; retrying" in site_log + pilots
+        assert "server answered 503 (the database is unavailable" in site_log + pilots
+        assert "); retrying in" in site_log + pilots
         assert "the database is unavailable" in site_log + pilots
         if "server answered 503" in site_log:
             assert "round failed, next try in" in site_log

@@ -64,7 +64,7 @@ def test_a_site_and_its_pilots_killed_again_and_again_lose_and_double_nothing(wo
             site_kills += 1
             time.sleep(rng.choice([0.0, 0.5, 2.0]))
             site.start()
-        else:
+        elif pilot_kills < KILLS:
             pilots = pilot_pids(world.home)
             if pilots:
                 os.kill(rng.choice(pilots), signal.SIGKILL)
