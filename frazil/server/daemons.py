@@ -14,12 +14,12 @@ import logging
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from frazil.model.states import DatasetStatus, JobStatus
 from frazil.server.supervisor import Daemon
 from frazil.services.materialize import materialize_step
-from frazil.services.transitions import recount
+from frazil.services.transitions import recount, recount_totals
 from frazil.services.watchdog import timeouts_step
 from frazil.store.db import Database
 from frazil.store.schema import dataset, file, job, task
@@ -37,12 +37,29 @@ def repair_step(db: Database, now: float) -> int:
             )
         ]
     for dataset_id in ids:
+        # a slice of jobs per transaction: bounded memory, and the write lock is let go
+        # between slices (a whole 10^6-task dataset at once held it for seconds)
+        with db.read() as conn:
+            top = conn.execute(
+                select(func.max(job.c.job_index)).where(job.c.dataset_id == dataset_id)
+            ).scalar_one()
+        for start in range(0, (top if top is not None else -1) + 1, REPAIR_JOBS):
 
-        def one(conn: Connection, dataset_id: int = dataset_id) -> None:
-            recount(conn, dataset_id, now, "daemon:repair")
+            def part(conn: Connection, dataset_id: int = dataset_id, start: int = start) -> None:
+                window = (start, start + REPAIR_JOBS)
+                recount(conn, dataset_id, now, "daemon:repair", job_range=window, totals=False)
 
-        db.transaction(one)
+            db.transaction(part)
+
+        def totals(conn: Connection, dataset_id: int = dataset_id) -> None:
+            recount_totals(conn, dataset_id, now, "daemon:repair")
+
+        db.transaction(totals)
     return len(ids)
+
+
+#: Jobs recounted per transaction by the repair daemon.
+REPAIR_JOBS = 5_000
 
 
 def _local_path(url: str) -> Path | None:

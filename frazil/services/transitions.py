@@ -331,8 +331,15 @@ def recount(
     now: float,
     actor: str,
     job_indexes: Iterable[int] | None = None,
+    *,
+    job_range: tuple[int, int] | None = None,
+    totals: bool = True,
 ) -> None:
-    """Recompute job counters and statuses from the tasks (after bulk changes, or to repair)."""
+    """Recompute job counters and statuses from the tasks (after bulk changes, or to repair).
+
+    ``job_indexes`` or ``job_range`` (start, stop) limit it to some jobs; ``totals=False``
+    leaves the dataset's own counters to a later call (``recount_totals``).
+    """
     where = [task.c.dataset_id == dataset_id]
     indexes = None if job_indexes is None else sorted(set(job_indexes))
     if indexes is not None and len(indexes) > _CHUNK:
@@ -341,6 +348,8 @@ def recount(
         if not indexes:
             return
         where.append(task.c.job_index.in_(indexes))
+    if job_range is not None:
+        where += [task.c.job_index >= job_range[0], task.c.job_index < job_range[1]]
     counts = conn.execute(
         select(
             task.c.job_index,
@@ -356,6 +365,8 @@ def recount(
     jwhere = [job.c.dataset_id == dataset_id]
     if indexes is not None:
         jwhere.append(job.c.job_index.in_(indexes))
+    if job_range is not None:
+        jwhere += [job.c.job_index >= job_range[0], job.c.job_index < job_range[1]]
     current = {
         r.job_index: r
         for r in conn.execute(
@@ -395,6 +406,12 @@ def recount(
                 .where(job.c.dataset_id == dataset_id, job.c.job_index.in_(jobs[k : k + _CHUNK]))
                 .values(**values)
             )
+    if totals:
+        recount_totals(conn, dataset_id, now, actor)
+
+
+def recount_totals(conn: Connection, dataset_id: int, now: float, actor: str) -> None:
+    """Recompute the dataset's job counters from its jobs, and its status."""
     totals = conn.execute(
         select(
             func.sum(_job_is(JobStatus.COMPLETE)).label("complete"),

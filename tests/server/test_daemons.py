@@ -68,3 +68,23 @@ def test_repair_recounts_drifted_jobs(db):
     assert repair_step(db, now) == 1
     assert {j.status for j in queries.list_jobs(db, d2)} == {"processing"}
     assert queries.dataset_status(db, d).dataset.status == "complete"
+
+
+def test_repair_works_through_a_dataset_a_slice_of_jobs_at_a_time(db, monkeypatch):
+    monkeypatch.setattr("frazil.server.daemons.REPAIR_JOBS", 2)
+    now = time.time()
+    d = submit(db, make_config("flat", 1), jobs=5, now=now)
+    done = claim(db, SITE, 3, now)
+    for c in done:
+        attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
+        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=now)
+    finished = {queries.task_detail(db, c.task_id).task.job_index for c in done}
+    with db.begin() as conn:  # every job drifts: its counters, and the finished ones' status
+        conn.execute(
+            update(job).where(job.c.dataset_id == d).values(n_complete=0, status="processing")
+        )
+    assert repair_step(db, now) == 1
+    jobs = {j.index: (j.status, j.complete) for j in queries.list_jobs(db, d)}
+    assert jobs == {i: ("complete", 1) if i in finished else ("processing", 0) for i in range(5)}
+    view = queries.dataset_status(db, d).dataset
+    assert view.jobs_complete == 3 and view.jobs_failed == 0 and view.status == "processing"
