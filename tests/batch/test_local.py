@@ -111,7 +111,17 @@ def test_gpus_are_assigned_from_the_pool_and_hidden_from_cpu_jobs(
     ids = plugin.submit(requests)
     wait_for(plugin, ids[2:3], ENDED)
     assert plugin.status(ids[3:])[ids[3]].state is BatchState.PENDING
-    seen = [(r.workdir / "cuda.txt").read_text() for r in requests[:3]]
+    # the gated jobs write their file as they start, maybe after the CPU job ended
+    files = [r.workdir / "cuda.txt" for r in requests[:3]]
+    deadline = time.monotonic() + 30
+
+    def written() -> bool:
+        gpu_files = all(f.exists() and f.stat().st_size > 0 for f in files[:2])
+        return gpu_files and files[2].exists()
+
+    while not written() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    seen = [f.read_text() for f in files]
     assert sorted(seen[:2]) == ["0", "1"]
     assert seen[2] == ""  # set, and empty: a CPU job never sees a GPU
     gate.touch()
