@@ -96,6 +96,10 @@ def test_json_and_yaml_renderings_agree(config):
     text = to_yaml(config)
     if text.lstrip().startswith("{"):
         return  # YAML could not write it: the two would be the same text
+    if any(
+        c in to_json(config) for c in ("\\u0085", "\\u2028", "\\u2029", "\x85", "\u2028", "\u2029")
+    ):
+        return  # YAML reads these as line breaks (folded in plain scalars); JSON keeps them
     as_json = inspect_text(to_json(config), "x.json").report
     as_yaml = inspect_text(text, "x.yaml").report
     assert {(p.path, p.message) for p in as_json.errors} == {
