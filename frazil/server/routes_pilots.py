@@ -15,9 +15,9 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from frazil.model.records import FileRecord, SiteResources, Usage
+from frazil.model.records import FileRecord, Usage
 from frazil.server.deps import PilotKey, Reader, Site, State
-from frazil.server.routes_sites import own
+from frazil.server.routes_sites import own, slot
 from frazil.server.schemas import (
     BatchIdBody,
     ClaimBody,
@@ -72,10 +72,7 @@ def pilot_ended(name: str, pilot_id: int, body: LostBody, app: State, who: Site)
 def demand(name: str, body: ClaimBody, app: State, who: Site) -> dict[str, int]:
     """How many waiting tasks (up to ``limit``) fit what one of the site's pilots offers."""
     own(who, name)
-    resources = SiteResources(
-        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
-        time=body.time, os=body.os, attributes=body.attributes,
-    )  # fmt: skip
+    resources = slot(name, body)
     return {"waiting": pilots.demand(app.db, resources, now=app.now(), cap=body.limit)}
 
 

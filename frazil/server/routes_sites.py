@@ -21,6 +21,14 @@ from frazil.services.tokens import Role, TokenInfo
 router = APIRouter(prefix="/sites", tags=["sites"])
 
 
+def slot(name: str, body: SiteBody | ClaimBody) -> SiteResources:
+    """What one of site ``name``'s slots offers, as a request states it."""
+    return SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
+
+
 def own(who: TokenInfo, name: str) -> None:
     if who.role is not Role.ADMIN and who.name != name:
         raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
@@ -36,10 +44,7 @@ def list_sites(app: State, _: Reader) -> list[sites.SiteView]:
 def register(name: str, body: SiteBody, app: State, who: Site) -> sites.SiteView:
     """Register the site, or update what its slots offer."""
     own(who, name)
-    resources = SiteResources(
-        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
-        time=body.time, os=body.os, attributes=body.attributes,
-    )  # fmt: skip
+    resources = slot(name, body)
     return sites.register(
         app.db, resources, now=app.now(), info={**body.info, "system": body.system}
     )
@@ -57,10 +62,7 @@ def heartbeat(name: str, app: State, who: Site) -> dict[str, bool]:
 def claim_tasks(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` waiting tasks that fit one slot to the site."""
     own(who, name)
-    resources = SiteResources(
-        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
-        time=body.time, os=body.os, attributes=body.attributes,
-    )  # fmt: skip
+    resources = slot(name, body)
     claims = claim(app.db, resources, body.limit, app.now())
     if app.metrics is not None:
         app.metrics.claimed(len(claims))
@@ -104,10 +106,7 @@ def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, lis
 def claim_whole_jobs(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` whole jobs to the site (to run their DAGs in its batch system)."""
     own(who, name)
-    resources = SiteResources(
-        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
-        time=body.time, os=body.os, attributes=body.attributes,
-    )  # fmt: skip
+    resources = slot(name, body)
     jobs = claim_jobs(app.db, resources, body.limit, app.now())
     if app.metrics is not None:
         app.metrics.claimed(sum(1 for j in jobs for t in j.tasks if t.attempt))

@@ -53,39 +53,16 @@ def hash_passkey(passkey: str) -> str:
 RESERVATION_TTL = 600.0
 
 
-def fits(site: SiteResources, now: float) -> list[Any]:
-    """SQL conditions for a task that ``site`` may run now."""
-    conditions = [
-        or_(
-            task.c.reserved_for.is_(None),
-            task.c.reserved_for == site.name,
-            task.c.status_changed < now - RESERVATION_TTL,
-        ),
-        task.c.cpu <= site.cpu,
-        task.c.gpu <= site.gpu,
-        task.c.memory <= site.memory,
-        task.c.disk <= site.disk,
-        task.c.time <= site.time,
-        or_(task.c.site_req.is_(None), task.c.site_req.contains(f"|{site.name}|", autoescape=True)),
-    ]
-    if site.os:
-        conditions.append(
-            or_(task.c.os.is_(None), task.c.os.contains(f"|{site.os}|", autoescape=True))
-        )
-    else:
-        conditions.append(task.c.os.is_(None))
-    return conditions
-
-
 def _like(value: str) -> str:
     """A LIKE pattern for ``|value|`` anywhere (``/`` escapes wildcards)."""
     escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
     return f"%|{escaped}|%"
 
 
-def _candidates_stmt(with_os: bool, skip_locked: bool, roots_only: bool) -> Any:
-    conditions = [
-        task.c.dataset_id == bindparam("p_dataset"),
+def fit_conditions(with_os: bool) -> list[Any]:
+    """SQL conditions for a waiting task that a site may run now: the one place the rule
+    lives (bound by ``fit_params``; with_os: the site names its OS)."""
+    return [
         task.c.status == TaskStatus.WAITING.value,
         or_(
             task.c.reserved_for.is_(None),
@@ -102,6 +79,19 @@ def _candidates_stmt(with_os: bool, skip_locked: bool, roots_only: bool) -> Any:
         if with_os
         else task.c.os.is_(None),
     ]
+
+
+def fit_params(site: SiteResources, now: float) -> dict[str, Any]:
+    """The values ``fit_conditions`` are bound to for ``site`` at ``now``."""
+    return {
+        "p_site": site.name, "p_lapsed": now - RESERVATION_TTL, "p_cpu": site.cpu,
+        "p_gpu": site.gpu, "p_memory": site.memory, "p_disk": site.disk, "p_time": site.time,
+        "p_site_like": _like(site.name), "p_os_like": _like(site.os or ""),
+    }  # fmt: skip
+
+
+def _candidates_stmt(with_os: bool, skip_locked: bool, roots_only: bool) -> Any:
+    conditions = [task.c.dataset_id == bindparam("p_dataset"), *fit_conditions(with_os)]
     if roots_only:
         conditions += [task.c.attempts == 0, task.c.reserved_for.is_(None)]
     stmt = (
@@ -131,12 +121,7 @@ def _candidates(
         ("candidates", with_os, skip_locked, roots_only),
         lambda: _candidates_stmt(with_os, skip_locked, roots_only),
     )
-    params = {
-        "p_dataset": dataset_id, "p_site": site.name, "p_lapsed": now - RESERVATION_TTL,
-        "p_cpu": site.cpu, "p_gpu": site.gpu, "p_memory": site.memory, "p_disk": site.disk,
-        "p_time": site.time, "p_site_like": _like(site.name), "p_os_like": _like(site.os or ""),
-        "p_limit": limit,
-    }  # fmt: skip
+    params = {"p_dataset": dataset_id, "p_limit": limit, **fit_params(site, now)}
     rows = conn.execute(stmt, params).all()
     return [r for r in rows if r.req_extra is None or extras_fit(json.loads(r.req_extra), site)]
 
@@ -299,7 +284,7 @@ _ROW = (
 
 
 def _row_fits(r: Any, site: SiteResources) -> bool:
-    """The SQL filter of ``_fits``, for rows already read."""
+    """The SQL filter of ``fit_conditions``, for rows already read."""
     return (
         r.cpu <= site.cpu and r.gpu <= site.gpu and r.memory <= site.memory
         and r.disk <= site.disk and r.time <= site.time

@@ -26,7 +26,15 @@ from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAtte
 from frazil.model.records import Claim, FileRecord, SiteResources, Usage
 from frazil.model.states import TaskStatus, check_task_transition
 from frazil.services import attempts
-from frazil.services.claim import CLAIMABLE, MAX_BATCH, Budget, claim_in, fits, hash_passkey
+from frazil.services.claim import (
+    CLAIMABLE,
+    MAX_BATCH,
+    Budget,
+    claim_in,
+    fit_conditions,
+    fit_params,
+    hash_passkey,
+)  # fmt: skip
 from frazil.services.transitions import load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
@@ -400,17 +408,20 @@ def list_pilots(
 
 
 def demand(db: Database, resources: SiteResources, *, now: float, cap: int = 10_000) -> int:
-    """How many waiting tasks (up to ``cap``) a pilot with ``resources`` could run."""
-    claimable = select(dataset.c.id).where(dataset.c.status.in_(CLAIMABLE))
-    capped = (
-        select(task.c.id)
-        .where(
-            task.c.dataset_id.in_(claimable),
-            task.c.status == TaskStatus.WAITING.value,
-            *fits(resources, now),
+    """How many waiting tasks (up to ``cap``) a pilot with ``resources`` could run (the claim's
+    SQL rule; free-form attribute requirements are not counted out)."""
+    with_os = bool(resources.os)
+
+    def build() -> Any:
+        claimable = select(dataset.c.id).where(dataset.c.status.in_(CLAIMABLE))
+        capped = (
+            select(task.c.id)
+            .where(task.c.dataset_id.in_(claimable), *fit_conditions(with_os))
+            .limit(bindparam("p_cap"))
+            .subquery()
         )
-        .limit(cap)
-        .subquery()
-    )
+        return select(func.count()).select_from(capped)
+
+    stmt = prepared(("demand", with_os), build)
     with db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+        return int(conn.execute(stmt, {"p_cap": cap, **fit_params(resources, now)}).scalar_one())
