@@ -464,17 +464,33 @@ def lost(
             raise NotFound(f"task {task_id} has no attempt {attempt}")
         if a.site != site:
             raise Rejected(f"task {task_id} attempt {attempt} belongs to site {a.site!r}")
-        active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
-        if a.outcome != "open" or row.attempts != attempt or not active:
+        if a.outcome != "open":
             return None
-        # a batch job killed at its walltime asks for more time next time
-        exhausted = ["time"] if outcome == "timeout" else []
-        return fail_current(
-            conn, row, now=now, error=reason, actor=f"site:{site}", outcome=outcome,
-            attempt_id=a.id, exhausted=exhausted, counts=counts,
+        return end_from_outside(
+            conn, row, attempt, a.id, now=now, reason=reason, actor=f"site:{site}",
+            outcome=outcome, counts=counts,
         )  # fmt: skip
 
     return db.transaction(run)
+
+
+def end_from_outside(
+    conn: Connection, row: TaskRow, attempt: int, attempt_id: int, *, now: float, reason: str,
+    actor: str, outcome: str, counts: bool,
+) -> TaskStatus | None:  # fmt: skip
+    """End an open attempt whose batch job (or pilot) ended without reporting it.
+
+    Nothing happens (None) unless it is still the task's current, active attempt; a job
+    killed at its walltime asks for more time next time.
+    """
+    active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+    if row.attempts != attempt or not active:
+        return None
+    exhausted = ["time"] if outcome == "timeout" else []
+    return fail_current(
+        conn, row, now=now, error=reason, actor=actor, outcome=outcome, attempt_id=attempt_id,
+        exhausted=exhausted, counts=counts,
+    )  # fmt: skip
 
 
 def stale_attempts(

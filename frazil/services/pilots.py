@@ -373,16 +373,14 @@ def end(
         ended = 0
         for a in held:
             row = load_task(conn, a.task_id)
-            active = row is not None and row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
-            if row is None or not active or row.attempts != a.number:
+            if row is None:
                 continue
-            exhausted = ["time"] if outcome == "timeout" else []
-            attempts.fail_current(
-                conn, row, now=now, error=f"pilot {pilot_id} ended: {reason}",
-                actor=f"site:{p.site}", outcome=outcome, attempt_id=a.id,
-                exhausted=exhausted, counts=counts,
+            new = attempts.end_from_outside(
+                conn, row, a.number, a.id, now=now, reason=f"pilot {pilot_id} ended: {reason}",
+                actor=f"site:{p.site}", outcome=outcome, counts=counts,
             )  # fmt: skip
-            ended += 1
+            if new is not None:
+                ended += 1
         conn.execute(
             update(pilot)
             .where(pilot.c.id == pilot_id)
