@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from frazil.model.states import DatasetStatus, JobStatus
 from frazil.server.supervisor import Daemon
 from frazil.services.materialize import materialize_step
-from frazil.services.transitions import recount, recount_totals
+from frazil.services.recount import recount, recount_totals
 from frazil.services.watchdog import timeouts_step
 from frazil.store.db import Database
 from frazil.store.schema import dataset, file, job, task

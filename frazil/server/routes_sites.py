@@ -14,7 +14,7 @@ from frazil.errors import AuthError
 from frazil.model.records import SiteResources
 from frazil.server.deps import Reader, Site, State
 from frazil.server.schemas import AttemptsBody, BatchIdBody, ClaimBody, LostBody, SiteBody
-from frazil.services import attempts, sites
+from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
 from frazil.services.tokens import Role, TokenInfo
 
@@ -75,7 +75,7 @@ def record_batch_id(
 ) -> dict[str, bool]:
     """The site submitted the attempt to its batch system under this id."""
     own(who, name)
-    attempts.record_batch_id(app.db, task_id, attempt, body.batch_id, site=name)
+    batch_jobs.record_batch_id(app.db, task_id, attempt, body.batch_id, site=name)
     return {"ok": True}
 
 
@@ -85,7 +85,7 @@ def lost(
 ) -> dict[str, str | None]:
     """The attempt's batch job ended without a report from its pilot: reset the task."""
     own(who, name)
-    status = attempts.lost(
+    status = batch_jobs.lost(
         app.db, task_id, attempt, site=name, now=app.now(), reason=body.reason,
         outcome=body.outcome, counts=body.counts,
     )  # fmt: skip
@@ -99,7 +99,7 @@ def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, lis
     """Which of the site's running attempts are no longer current (cancel their batch jobs)."""
     own(who, name)
     pairs = [(a.task_id, a.attempt) for a in body.attempts]
-    return {"stale": [list(p) for p in attempts.stale_attempts(app.db, name, pairs)]}
+    return {"stale": [list(p) for p in batch_jobs.stale_attempts(app.db, name, pairs)]}
 
 
 @router.post("/{name}/claim-jobs")

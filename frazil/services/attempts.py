@@ -9,7 +9,6 @@ raises ``BadPasskey``.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +17,15 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt
 from frazil.model.policy import Policy, status_after_failure
-from frazil.model.records import Claim, FileRecord, Usage
-from frazil.model.resolve import JobInfo, resolve_task
+from frazil.model.records import FileRecord, Usage
 from frazil.model.spec import TASK_NAME
 from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
+from frazil.services import specs
 from frazil.services.claim import hash_passkey
-from frazil.services.materialize import config_of
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
-from frazil.store.schema import dataset, file, site, task, task_attempt, task_log, task_stat
+from frazil.store.schema import dataset, file, task, task_attempt, task_log, task_stat
 
 #: A task that ran out of memory, disk or time asks for this much more of what it used.
 RAISE_FACTOR = 1.5
@@ -44,14 +42,15 @@ def authenticate(
     return _authenticate(conn, task_id, attempt, passkey, states)
 
 
-def _ATTEMPT() -> Any:  # noqa: N802 - a statement, built once
-    return prepared(
+def _attempt_row(conn: Connection, task_id: int, number: int) -> Any:
+    stmt = prepared(
         "attempt",
         lambda: select(task_attempt).where(
             task_attempt.c.task_id == bindparam("p_task"),
             task_attempt.c.number == bindparam("p_number"),
         ),
     )
+    return conn.execute(stmt, {"p_task": task_id, "p_number": number}).first()
 
 
 def _authenticate(
@@ -60,7 +59,7 @@ def _authenticate(
     row = load_task(conn, task_id)
     if row is None:
         raise NotFound(f"no task {task_id}")
-    a = conn.execute(_ATTEMPT(), {"p_task": task_id, "p_number": attempt}).first()
+    a = _attempt_row(conn, task_id, attempt)
     if a is None:
         raise NotFound(f"task {task_id} has no attempt {attempt}")
     if not hmac.compare_digest(a.passkey_hash, hash_passkey(passkey)):
@@ -78,26 +77,6 @@ def _policy(conn: Connection, dataset_id: int) -> Policy:
         select(dataset.c.max_failures, dataset.c.debug).where(dataset.c.id == dataset_id)
     ).one()
     return Policy(max_failures=d.max_failures, debug=d.debug)
-
-
-def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, site: str) -> None:
-    """The site submitted the attempt to its batch system under ``batch_id``."""
-
-    def run(conn: Connection) -> None:
-        result = conn.execute(
-            update(task_attempt)
-            .where(
-                task_attempt.c.task_id == task_id,
-                task_attempt.c.number == attempt,
-                task_attempt.c.site == site,
-                task_attempt.c.outcome == "open",
-            )
-            .values(batch_id=batch_id[:255])
-        )
-        if result.rowcount != 1:
-            raise StaleAttempt(f"task {task_id} attempt {attempt} is not open at site {site}")
-
-    db.transaction(run)
 
 
 def start(
@@ -134,92 +113,9 @@ def spec(
         row, a = _authenticate(
             conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
         )
-        return spec_in(conn, row, a, system)
+        return specs.spec_in(conn, row, a, system)
 
     return db.transaction(run)
-
-
-def site_system(conn: Connection, name: str) -> dict[str, Any]:
-    """The ``$system()`` values a site registered."""
-    stmt = prepared("site_info", lambda: select(site.c.info).where(site.c.name == bindparam("p")))
-    registered = conn.execute(stmt, {"p": name}).first()
-    values: dict[str, Any] = json.loads(registered.info).get("system", {}) if registered else {}
-    return values
-
-
-def spec_in(
-    conn: Connection, row: TaskRow, a: Any, system: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    """``spec`` for an attempt row already checked."""
-    if a.spec is not None:
-        stored: dict[str, Any] = json.loads(a.spec)
-        return stored
-    values = site_system(conn, a.site) if system is None else system
-    claim = Claim(
-        row.id, row.attempts, "", row.dataset_id, row.job_index, row.task_index, row.name,
-        0, 0, 0.0, 0.0, 0.0,
-    )  # fmt: skip
-    (resolved,) = specs_for(conn, [claim], {row.id: a}, values)
-    text = json.dumps(resolved, default=str)
-    conn.execute(update(task_attempt).where(task_attempt.c.id == a.id).values(spec=text))
-    stored_now: dict[str, Any] = json.loads(text)  # the same form as later reads
-    return stored_now
-
-
-def specs_for(
-    conn: Connection, claims: Sequence[Claim], attempt_rows: Mapping[int, Any],
-    system: Mapping[str, Any],
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The resolved specs of claimed tasks (their attempts' rows by task id), not stored."""
-    datasets: dict[int, Any] = {}
-    out = []
-    for c in claims:
-        a = attempt_rows[c.task_id]
-        d = datasets.get(c.dataset_id)
-        if d is None:
-            stmt = prepared(
-                "dataset_seed",
-                lambda: select(dataset.c.jobs_submitted, dataset.c.seed).where(
-                    dataset.c.id == bindparam("p")
-                ),
-            )
-            d = datasets[c.dataset_id] = conn.execute(stmt, {"p": c.dataset_id}).one()
-        config = config_of(conn, c.dataset_id, a.config_version)
-        info = JobInfo(
-            dataset=c.dataset_id, job=c.job_index, jobs_submitted=d.jobs_submitted,
-            dataset_seed=d.seed, system=system,
-        )  # fmt: skip
-        resolved = resolve_task(config, c.task_index, info).to_dict()
-        _known_checksums(conn, c.dataset_id, resolved["data"])
-        resolved.update(
-            task_id=c.task_id, attempt=c.attempt, dataset=c.dataset_id,
-            config_version=a.config_version,
-        )  # fmt: skip
-        out.append(json.loads(json.dumps(resolved, default=str)))  # the form later reads get
-    return out
-
-
-def _known_checksums(conn: Connection, dataset_id: int, data: list[dict[str, Any]]) -> None:
-    """Give each input the checksum recorded when an earlier task of the dataset wrote it."""
-    inputs = [d for d in data if d["movement"] in ("input", "both")]
-    if not inputs:
-        return
-    rows = conn.execute(
-        select(file.c.url, file.c.checksum_type, file.c.checksum, file.c.size)
-        .where(
-            file.c.dataset_id == dataset_id,
-            file.c.url.in_([d["remote"] for d in inputs]),
-            file.c.movement.in_(["output", "both"]),
-            file.c.checksum.is_not(None),
-        )
-        .order_by(file.c.id)
-    ).all()
-    known = {r.url: r for r in rows}  # the newest record of each URL wins
-    for d in inputs:
-        r = known.get(d["remote"])
-        if r is not None:
-            d["checksum"] = f"{r.checksum_type}:{r.checksum}"
-            d["size"] = r.size
 
 
 def heartbeat(
@@ -439,98 +335,6 @@ def fail_in(
         counts=counts,
     )  # fmt: skip
 
-
-def lost(
-    db: Database, task_id: int, attempt: int, *, site: str, now: float, reason: str,
-    outcome: str = "vanished", counts: bool = True,
-) -> TaskStatus | None:  # fmt: skip
-    """A site reports that the attempt's batch job ended without a word from its pilot.
-
-    The task is reset (counting a failure, unless ``counts`` is false: the site could not
-    even submit it): a job that vanished is never assumed complete. Returns the task's new
-    status, or None when the attempt had already ended (the pilot's report won the race).
-    """
-
-    def run(conn: Connection) -> TaskStatus | None:
-        row = load_task(conn, task_id)
-        if row is None:
-            raise NotFound(f"no task {task_id}")
-        a = conn.execute(
-            select(task_attempt.c.id, task_attempt.c.site, task_attempt.c.outcome).where(
-                task_attempt.c.task_id == task_id, task_attempt.c.number == attempt
-            )
-        ).first()
-        if a is None:
-            raise NotFound(f"task {task_id} has no attempt {attempt}")
-        if a.site != site:
-            raise Rejected(f"task {task_id} attempt {attempt} belongs to site {a.site!r}")
-        if a.outcome != "open":
-            return None
-        return end_from_outside(
-            conn, row, attempt, a.id, now=now, reason=reason, actor=f"site:{site}",
-            outcome=outcome, counts=counts,
-        )  # fmt: skip
-
-    return db.transaction(run)
-
-
-def end_from_outside(
-    conn: Connection, row: TaskRow, attempt: int, attempt_id: int, *, now: float, reason: str,
-    actor: str, outcome: str, counts: bool,
-) -> TaskStatus | None:  # fmt: skip
-    """End an open attempt whose batch job (or pilot) ended without reporting it.
-
-    Nothing happens (None) unless it is still the task's current, active attempt; a job
-    killed at its walltime asks for more time next time.
-    """
-    active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
-    if row.attempts != attempt or not active:
-        return None
-    exhausted = ["time"] if outcome == "timeout" else []
-    return fail_current(
-        conn, row, now=now, error=reason, actor=actor, outcome=outcome, attempt_id=attempt_id,
-        exhausted=exhausted, counts=counts,
-    )  # fmt: skip
-
-
-def stale_attempts(
-    db: Database, site: str, pairs: Sequence[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """Which of a site's (task, attempt) pairs are no longer current: their batch jobs should go.
-
-    An attempt is current while it is open and its task is queued or processing with that
-    attempt number; a suspended, reset or finished task's batch job is only in the way.
-    """
-    if not pairs:
-        return []
-    ids = sorted({t for t, _ in pairs})
-    with db.read() as conn:
-        tasks = {
-            r.id: r
-            for r in conn.execute(
-                select(task.c.id, task.c.status, task.c.attempts).where(task.c.id.in_(ids))
-            )
-        }
-        rows = conn.execute(
-            select(task_attempt.c.task_id, task_attempt.c.number, task_attempt.c.outcome,
-                   task_attempt.c.site)
-            .where(task_attempt.c.task_id.in_(ids))
-        ).all()  # fmt: skip
-    opened = {(r.task_id, r.number): r for r in rows}
-    stale = []
-    for task_id, number in pairs:
-        t, a = tasks.get(task_id), opened.get((task_id, number))
-        active = t is not None and t.status in _ACTIVE_VALUES
-        current = (
-            active and t is not None and a is not None and a.outcome == "open"
-            and a.site == site and t.attempts == number
-        )  # fmt: skip
-        if not current:
-            stale.append((task_id, number))
-    return stale
-
-
-_ACTIVE_VALUES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
 
 #: Logs keep their last this many characters.
 MAX_LOG = 64 * 1024

@@ -30,13 +30,9 @@ from frazil.model.states import (
     TaskStatus,
     check_dataset_transition,
 )
+from frazil.services.recount import recount
 from frazil.services.submit import find_dataset
-from frazil.services.transitions import (
-    dependency_edges,
-    record_event,
-    recount,
-    refresh_dataset,
-)
+from frazil.services.transitions import dependency_edges, record_event, refresh_dataset
 from frazil.store.db import Database, mark_ready
 from frazil.store.schema import dataset, task, task_attempt
 

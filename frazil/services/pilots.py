@@ -25,7 +25,7 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAttempt
 from frazil.model.records import Claim, FileRecord, SiteResources, Usage
 from frazil.model.states import TaskStatus, check_task_transition
-from frazil.services import attempts
+from frazil.services import attempts, batch_jobs, specs
 from frazil.services.claim import (
     CLAIMABLE,
     MAX_BATCH,
@@ -328,19 +328,23 @@ def _start(
     if started != len(ids):
         raise FrazilError(f"started {started} of {len(ids)} tasks just handed out")
     rows = {r.task_id: r for r in conn.execute(read_attempts, {"p_ids": ids})}
-    system = attempts.site_system(conn, site_name)
-    specs = attempts.specs_for(conn, claims, {c.task_id: rows[c.task_id] for c in claims}, system)
+    targets = [
+        specs.Target(c.task_id, c.attempt, c.dataset_id, c.job_index, c.task_index,
+                     rows[c.task_id].config_version)
+        for c in claims
+    ]  # fmt: skip
+    texts = specs.resolve_texts(conn, targets, specs.site_system(conn, site_name))
     conn.execute(
         store_specs,
         [
-            {"p_attempt": rows[c.task_id].id, "p_spec": json.dumps(spec, default=str),
-             "p_now": now, "p_host": host[:255] or None}
-            for c, spec in zip(claims, specs, strict=True)
+            {"p_attempt": rows[c.task_id].id, "p_spec": text, "p_now": now,
+             "p_host": host[:255] or None}
+            for c, text in zip(claims, texts, strict=True)
         ],
     )  # fmt: skip
     return [
-        {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey, "spec": spec}
-        for c, spec in zip(claims, specs, strict=True)
+        {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey, "spec": json.loads(text)}
+        for c, text in zip(claims, texts, strict=True)
     ]
 
 
@@ -375,7 +379,7 @@ def end(
             row = load_task(conn, a.task_id)
             if row is None:
                 continue
-            new = attempts.end_from_outside(
+            new = batch_jobs.end_from_outside(
                 conn, row, a.number, a.id, now=now, reason=f"pilot {pilot_id} ended: {reason}",
                 actor=f"site:{p.site}", outcome=outcome, counts=counts,
             )  # fmt: skip

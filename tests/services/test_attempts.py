@@ -3,7 +3,7 @@ import pytest
 from frazil.errors import BadPasskey, IllegalTransition, NotFound, StaleAttempt
 from frazil.model.records import FileRecord, SiteResources, Usage
 from frazil.model.states import TaskPhase, TaskStatus
-from frazil.services import attempts, queries
+from frazil.services import attempts, batch_jobs, queries
 from frazil.services.claim import claim
 from frazil.services.control import Scope, reset
 from frazil.services.submit import submit
@@ -43,7 +43,7 @@ def test_a_diamond_runs_to_completion_releasing_children(db):
 def test_start_heartbeat_phases_and_details(db):
     d = submit(db, make_config("flat", 1), jobs=1, now=NOW)
     (c,) = claim(db, SITE, 1, NOW)
-    attempts.record_batch_id(db, c.task_id, c.attempt, "12345", site="site-a")
+    batch_jobs.record_batch_id(db, c.task_id, c.attempt, "12345", site="site-a")
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + 5, host="node7")
     attempts.heartbeat(
         db, c.task_id, c.attempt, c.passkey, now=NOW + 6, phase=TaskPhase.COPYING_INPUT
@@ -219,7 +219,7 @@ def test_a_walltime_kill_asks_for_more_time(db):
     d = submit(db, make_config("flat", 1, requirements={"time": 2.0}), jobs=1, now=NOW)
     (c,) = claim(db, SITE, 1, NOW)
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
-    new = attempts.lost(
+    new = batch_jobs.lost(
         db, c.task_id, c.attempt, site="site-a", now=NOW, reason="TIMEOUT", outcome="timeout"
     )
     assert new is TaskStatus.WAITING
@@ -231,14 +231,14 @@ def test_a_walltime_kill_asks_for_more_time(db):
 def test_stale_attempts_of_a_site(db):
     d = submit(db, make_config("flat", 2), jobs=1, now=NOW)
     a, b = claim(db, SITE, 2, NOW)
-    assert attempts.stale_attempts(db, "site-a", [(a.task_id, 1), (b.task_id, 1)]) == []
+    assert batch_jobs.stale_attempts(db, "site-a", [(a.task_id, 1), (b.task_id, 1)]) == []
     from frazil.services.control import Scope, suspend
 
     suspend(db, Scope(d, task_id=a.task_id), now=NOW)
     pairs = [(a.task_id, 1), (b.task_id, 1), (b.task_id, 2), (999, 1)]
-    assert attempts.stale_attempts(db, "site-a", pairs) == [
+    assert batch_jobs.stale_attempts(db, "site-a", pairs) == [
         (a.task_id, 1),
         (b.task_id, 2),
         (999, 1),
     ]
-    assert attempts.stale_attempts(db, "other-site", [(b.task_id, 1)]) == [(b.task_id, 1)]
+    assert batch_jobs.stale_attempts(db, "other-site", [(b.task_id, 1)]) == [(b.task_id, 1)]

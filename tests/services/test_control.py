@@ -5,8 +5,8 @@ from frazil.model.records import SiteResources
 from frazil.services import attempts, queries
 from frazil.services.claim import claim
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
+from frazil.services.recount import recount
 from frazil.services.submit import submit
-from frazil.services.transitions import recount
 from tests.services.conftest import make_config
 
 NOW = 4_000_000.0
