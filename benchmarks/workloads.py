@@ -69,13 +69,18 @@ def noop(job: int, step: int, prev: Token | None, log: str) -> Token:
     if got != expected:
         raise RuntimeError(f"task {job}.{step} got {prev!r} from its predecessor")
     if log:
-        # one short O_APPEND write is atomic: concurrent workers' lines never interleave
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{job} {step}\n".encode())
-        finally:
-            os.close(fd)
+        record(log, job, step)
     return (job, step)
+
+
+def record(log: str, job: int, step: int) -> None:
+    """Append ``"job step"`` to ``log``: one short O_APPEND write is atomic, so concurrent
+    workers' lines never interleave."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{job} {step}\n".encode())
+    finally:
+        os.close(fd)
 
 
 def check(w: Workload, results: list[Token], log: Path) -> None:

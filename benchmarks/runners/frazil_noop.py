@@ -1,13 +1,14 @@
 """The no-op task of the benchmark as a Frazil module class (run inside the pilot).
 
-It appends ``"job step"`` to the log, as :func:`workloads.noop` does for the other systems,
+It appends ``"job step"`` to the log (:func:`workloads.record`, as for the other systems),
 so that :func:`workloads.check` proves every task ran once and every chain in order.
 """
 
 from __future__ import annotations
 
-import os
 from typing import ClassVar
+
+from workloads import record
 
 from frazil.pilot.modules.base import Module, Param
 
@@ -24,8 +25,4 @@ class Noop(Module):
     def run(self, stats: dict[str, float]) -> None:
         log = str(self.params["log"])
         if log:
-            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, f"{self.params['job']} {self.params['step']}\n".encode())
-            finally:
-                os.close(fd)
+            record(log, int(str(self.params["job"])), int(str(self.params["step"])))

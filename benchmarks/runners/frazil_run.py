@@ -96,7 +96,9 @@ class Frazil:
         url = f"http://127.0.0.1:{port}"
         self.client = Client(url, user, retry_for=30)
         self.client.health()
-        pythonpath = os.pathsep.join([str(RUNNERS), os.environ.get("PYTHONPATH", "")])
+        pythonpath = os.pathsep.join(
+            [str(RUNNERS), str(RUNNERS.parent), os.environ.get("PYTHONPATH", "")]
+        )
         site = SiteConfig(
             name="bench-site",
             server=url,

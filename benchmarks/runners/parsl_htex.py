@@ -22,25 +22,30 @@ WORKERS = 2
 
 
 class ParslHtex:
+    """Parsl with one executor; subclasses choose another (``executor``)."""
+
     config = f"HTEX, {WORKERS} workers"
     version = parsl.__version__
 
     def __init__(self) -> None:
         self.dfk: Any = None
 
-    def start(self, workdir: Path) -> None:
+    def executor(self, workdir: Path) -> Any:
         bindir = str(Path(sys.executable).parent)
         os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
-        executor = HighThroughputExecutor(
-            label="htex",
+        return HighThroughputExecutor(
+            label="bench",
             max_workers_per_node=WORKERS,
             address="127.0.0.1",
             provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1),
             working_dir=str(workdir / "work"),
         )
+
+    def start(self, workdir: Path) -> None:
+        executor = self.executor(workdir)
         config = Config(executors=[executor], run_dir=str(workdir / "runinfo"), strategy="none")
         self.dfk = parsl.load(config)
-        self.app = parsl.python_app(noop, executors=["htex"])
+        self.app = parsl.python_app(noop, executors=["bench"])
 
     def run(self, w: Workload, log: str) -> list[Token]:
         futures = build(
