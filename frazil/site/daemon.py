@@ -266,10 +266,7 @@ class SiteDaemon:
         )  # fmt: skip
         workdir = self.scratch / "pilots" / str(pilot_id)
         workdir.mkdir(parents=True, exist_ok=True)
-        secret = workdir / "key"
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key)
+        secret = _secret(workdir / "key", key)
         argv = [
             *self.pilot,
             "--server", self.config.server,
@@ -381,10 +378,10 @@ class SiteDaemon:
             / f"{claim['name']}-{claim['task_id']}-{label}"
         )  # fmt: skip
         workdir.mkdir(parents=True, exist_ok=True)
-        secret = workdir / ("reservation" if reserved else "passkey")
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(claim["reservation"] if reserved else claim["passkey"])
+        secret = _secret(
+            workdir / ("reservation" if reserved else "passkey"),
+            claim["reservation"] if reserved else claim["passkey"],
+        )
         who = (
             ["--reservation-file", str(secret)] if reserved
             else ["--attempt", str(claim["attempt"]), "--passkey-file", str(secret)]
@@ -413,6 +410,14 @@ class SiteDaemon:
             env={**self.config.environment, "FRAZIL_SITE": self.config.name},
             extra=tuple(self.config.queue.extra),
         )
+
+
+def _secret(path: Path, value: str) -> Path:
+    """Write a pilot's secret to a file only its owner can read (never onto a command line)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return path
 
 
 def _tail(path: Path, limit: int = 2000) -> str:
