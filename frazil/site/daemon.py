@@ -295,7 +295,7 @@ class SiteDaemon:
                 self.config.name, pilot_id, f"not submitted: {exc}", "unsubmitted", counts=False
             )
             raise
-        self.running[batch_id] = Running(0, 0, batch_id, str(workdir), now, pilot_id=pilot_id)
+        self._track(Running(0, 0, batch_id, str(workdir), now, pilot_id=pilot_id))
         self.client.record_pilot_batch_id(self.config.name, pilot_id, batch_id)
 
     def _pilot_ended(self, job: Running, status: BatchStatus, outcome: str, done: Round) -> None:
@@ -346,11 +346,13 @@ class SiteDaemon:
                             f"not submitted: {exc}", "unsubmitted", counts=False,
                         )  # fmt: skip
                 raise
-            for c, request, batch_id in zip(claims, requests, ids, strict=True):
-                self.running[batch_id] = Running(
-                    c["task_id"], c["attempt"], batch_id, str(request.workdir), now,
-                    not c["attempt"],
-                )  # fmt: skip
+            self._track(
+                *(
+                    Running(c["task_id"], c["attempt"], b, str(r.workdir), now, not c["attempt"])
+                    for c, r, b in zip(claims, requests, ids, strict=True)
+                )
+            )
+            for c, batch_id in zip(claims, ids, strict=True):
                 if c["attempt"]:
                     self.client.record_batch_id(
                         self.config.name, c["task_id"], c["attempt"], batch_id
@@ -363,11 +365,16 @@ class SiteDaemon:
     def _submit(self, claim: dict[str, Any], now: float) -> str:
         request = self._request(claim)
         (batch_id,) = self.plugin.submit([request])
-        self.running[batch_id] = Running(
-            claim["task_id"], claim["attempt"], batch_id, str(request.workdir), now
-        )
-        self._save()  # a daemon killed later this round still knows the job when it restarts
+        workdir = str(request.workdir)
+        self._track(Running(claim["task_id"], claim["attempt"], batch_id, workdir, now))
         return batch_id
+
+    def _track(self, *jobs: Running) -> None:
+        """Remember submitted batch jobs at once: a daemon killed later this round still
+        knows them when it restarts."""
+        for job in jobs:
+            self.running[job.batch_id] = job
+        self._save()
 
     def _request(self, claim: dict[str, Any]) -> JobRequest:
         """The batch job of one claimed (or reserved) task: a pilot with its secret in a file."""
