@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from store_scale import fresh
+from databases import free_port, fresh
 
 from frazil.client import Client
 from frazil.model.records import SiteResources
@@ -62,13 +61,6 @@ def noop_config() -> DatasetConfig:
             ],
         }
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # -- status updates ---------------------------------------------------------------------------
@@ -108,7 +100,7 @@ def work_heartbeats(
 def status_updates(
     backend: str, n_clients: int, seconds: float, workdir: Path, batch: int
 ) -> dict[str, Any]:
-    url = fresh(backend, workdir)
+    url = fresh(backend, "frazil_bench", workdir)
     db = Database(url)
     d = submit(db, noop_config(), jobs=2000, now=time.time())
     site = SiteResources("bench", cpu=8, memory=64, disk=100, time=24)
@@ -177,7 +169,7 @@ def status_updates(
 
 
 def end_to_end(backend: str, tasks: int, slots: int, workdir: Path) -> dict[str, Any]:
-    url = fresh(backend, workdir)
+    url = fresh(backend, "frazil_bench", workdir)
     db = Database(url)
     now = time.time()
     _, user = create_token(db, "bench", "user", now=now)

@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -49,10 +48,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+from databases import admin_engine, drop, free_port, fresh, result_of
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 from frazil.model.records import SiteResources
 from frazil.model.spec import DatasetConfig
@@ -66,14 +65,6 @@ from frazil.store import Database
 from frazil.store.schema import task
 
 HERE = Path(__file__).resolve().parent
-SERVERS = {
-    "postgres": os.environ.get("FRAZIL_BENCH_POSTGRES_URL")
-    or os.environ.get("FRAZIL_TEST_POSTGRES_URL")
-    or "postgresql+psycopg://root@127.0.0.1:5432/postgres",
-    "mariadb": os.environ.get("FRAZIL_BENCH_MARIADB_URL")
-    or os.environ.get("FRAZIL_TEST_MARIADB_URL")
-    or "mysql+pymysql://root@127.0.0.1:3306/mysql",
-}
 CHAIN = 5
 SITE_NAME = "bench"
 SLOT = {"cpu": 64, "gpu": 8, "memory": 1024.0, "disk": 10_000.0, "time": 1000.0}
@@ -101,48 +92,9 @@ def chain_config() -> DatasetConfig:
     )
 
 
-def _admin(backend: str) -> Any:
-    server = make_url(SERVERS[backend])
-    admin = server.set(database="postgres" if backend == "postgres" else "")
-    return create_engine(admin, isolation_level="AUTOCOMMIT")
-
-
-def fresh(backend: str, name: str, workdir: Path) -> str:
-    """An empty, migrated database called ``name``; returns its URL."""
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / f'{name}.db'}"
-    else:
-        engine = _admin(backend)
-        force = " WITH (FORCE)" if backend == "postgres" else ""
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
-            conn.execute(text(f"CREATE DATABASE {name}"))
-        engine.dispose()
-        url = make_url(SERVERS[backend]).set(database=name).render_as_string(hide_password=False)
-    db = Database(url)
-    db.migrate()
-    db.dispose()
-    return url
-
-
-def drop(backend: str, name: str) -> None:
-    if backend != "sqlite":
-        engine = _admin(backend)
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        engine.dispose()
-
-
 def spawn(*args: object, stdin: int | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, __file__, *map(str, args)], stdin=stdin,
                             stdout=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def result_of(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"worker failed with exit code {proc.returncode}")
-    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def shape(db: Database) -> Shape:
@@ -234,13 +186,6 @@ def work_direct(url: str, sample: int) -> None:
 
 
 # -- the server, watched from outside --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def status_mb(pid: int, field: str) -> float:
@@ -482,7 +427,7 @@ def machine(backends: list[str]) -> dict[str, Any]:
     for backend in backends:
         if backend == "sqlite":
             continue
-        engine = _admin(backend)
+        engine = admin_engine(backend)
         with engine.connect() as conn:
             info[f"{backend}_version"] = conn.execute(text("SELECT version()")).scalar()
         engine.dispose()

@@ -30,8 +30,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from databases import fresh, result_of
+from sqlalchemy import func, select
 
 from frazil.model.records import SiteResources
 from frazil.model.spec import DatasetConfig
@@ -43,14 +43,7 @@ from frazil.store import Database
 from frazil.store.schema import task, task_attempt
 
 HERE = Path(__file__).resolve().parent
-SERVERS = {
-    "postgres": os.environ.get(
-        "FRAZIL_BENCH_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/frazil_bench"
-    ),
-    "mariadb": os.environ.get(
-        "FRAZIL_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/frazil_bench"
-    ),
-}
+NAME = "frazil_bench"
 SITE = SiteResources("bench", cpu=64, gpu=8, memory=1024, disk=10_000, time=1000)
 
 
@@ -73,26 +66,6 @@ def config(dag: bool) -> DatasetConfig:
     )
 
 
-def fresh(backend: str, workdir: Path) -> str:
-    """An empty, migrated database; returns its URL."""
-    if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    else:
-        url = SERVERS[backend]
-        parsed = make_url(url)
-        admin = parsed.set(database="postgres" if backend == "postgres" else "")
-        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-        force = " WITH (FORCE)" if backend == "postgres" else ""
-        with engine.connect() as conn:
-            conn.execute(text(f"DROP DATABASE IF EXISTS {parsed.database}{force}"))
-            conn.execute(text(f"CREATE DATABASE {parsed.database}"))
-        engine.dispose()
-    db = Database(url)
-    db.migrate()
-    db.dispose()
-    return url
-
-
 def spawn(*args: object, start_at: float = 0.0) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, __file__, *map(str, args)],
@@ -100,13 +73,6 @@ def spawn(*args: object, start_at: float = 0.0) -> subprocess.Popen[str]:
         text=True,
         env={**os.environ, "START_AT": str(start_at)},
     )
-
-
-def result_of(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, _ = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"worker failed with exit code {proc.returncode}")
-    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 # -- workers (run in their own processes) ------------------------------------------------------
@@ -143,7 +109,7 @@ def work_claim(url: str, batch: int, out: str) -> None:
 def run_backend(backend: str, jobs: int, claimers: int, batch: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        url = fresh(backend, workdir)
+        url = fresh(backend, NAME, workdir)
         db = Database(url)
         dag = submit(db, config(dag=True), jobs=jobs, now=time.time(), sync_jobs=0)
         mat = result_of(spawn("_materialize", url))

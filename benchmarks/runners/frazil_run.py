@@ -3,7 +3,7 @@
     python benchmarks/runners/frazil_run.py --workload indep:2000 --backend sqlite
 
 The server runs as its own process (``frazil server``) on SQLite (the embedded default) or on
-a fresh PostgreSQL database (``FRAZIL_BENCH_POSTGRES``, default the test server's). A site
+a fresh PostgreSQL database (``FRAZIL_BENCH_POSTGRES_URL``, default the test server's). A site
 daemon with the ``local`` batch plugin starts ``PILOTS`` multi-task pilots of ``SLOTS`` task
 slots each; every task is a dataset task whose module (``frazil_noop:Noop``) runs inside the
 pilot, and every state change goes through the server and the database, as in production.
@@ -13,7 +13,6 @@ A workload is one dataset: ``jobs`` jobs, each a chain of ``length`` tasks.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Token, Workload, main
-from sqlalchemy import create_engine, text
+from databases import drop, free_port, fresh
 
 from frazil.client import Client
 from frazil.services.tokens import create_token
@@ -35,24 +34,7 @@ from frazil.store import Database
 
 PILOTS = int(os.environ.get("FRAZIL_BENCH_PILOTS", "2"))
 SLOTS = int(os.environ.get("FRAZIL_BENCH_SLOTS", "4"))
-POSTGRES = os.environ.get("FRAZIL_BENCH_POSTGRES", "postgresql+psycopg://root@127.0.0.1:5432/test")
 RUNNERS = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _fresh_postgres() -> str:
-    """A new, empty database on the PostgreSQL server (dropped again by ``stop``)."""
-    name = f"frazil_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return POSTGRES.rsplit("/", 1)[0] + "/" + name
 
 
 class Frazil:
@@ -65,22 +47,17 @@ class Frazil:
         self.client: Client | None = None
         self.stop_site = threading.Event()
         self.site_thread: threading.Thread | None = None
-        self.pg_name: str | None = None
+        self.database = f"frazil_run_{uuid.uuid4().hex[:8]}"
         self.site: Any = None
 
     def start(self, workdir: Path) -> None:
-        if self.backend == "sqlite":
-            url = f"sqlite:///{workdir / 'frazil.db'}"
-        else:
-            url = _fresh_postgres()
-            self.pg_name = url.rsplit("/", 1)[1]
+        url = fresh(self.backend, self.database, workdir)
         db = Database(url)
-        db.migrate()
         now = time.time()
         _, user = create_token(db, "bench", "user", now=now)
         _, site_token = create_token(db, "bench-site", "site", now=now)
         db.dispose()
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "FRAZIL_HOME": str(workdir), "FRAZIL_DB_URL": url}
         self.server = subprocess.Popen(
             [str(Path(sys.executable).parent / "frazil"), "server", "--port", str(port)],
@@ -153,11 +130,7 @@ class Frazil:
             self.server.wait(timeout=30)
         if self.site is not None and self.site.running:
             self.site.plugin.cancel(list(self.site.running))  # the pilots
-        if self.pg_name is not None:
-            admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{self.pg_name}" WITH (FORCE)'))
-            admin.dispose()
+        drop(self.backend, self.database)
 
 
 if __name__ == "__main__":
