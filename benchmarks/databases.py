@@ -80,3 +80,17 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def status_mb(pid: int, field: str) -> float:
+    """A ``Vm*`` line of ``/proc/<pid>/status``, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def own_peak_mb() -> float:
+    """This process's peak RSS. Not ``getrusage``: its ``ru_maxrss`` survives ``execve``, so a
+    child of a big parent reports at least the parent's RSS at the fork."""
+    return status_mb(os.getpid(), "VmHWM")

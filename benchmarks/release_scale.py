@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
-from databases import admin_engine, drop, free_port, fresh, result_of
+from databases import admin_engine, drop, free_port, fresh, own_peak_mb, result_of, status_mb
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select, text
@@ -148,12 +148,6 @@ def summary(times: list[float]) -> dict[str, float]:
 # -- workers (run in their own processes) ------------------------------------------------------
 
 
-def own_peak_mb() -> float:
-    """This process's peak RSS. Not ``getrusage``: its ``ru_maxrss`` survives ``execve``, so a
-    child of a big parent reports at least the parent's RSS at the fork."""
-    return status_mb(os.getpid(), "VmHWM")
-
-
 def work_materialize(url: str) -> None:
     db = Database(url)
     t0 = time.perf_counter()
@@ -186,14 +180,6 @@ def work_direct(url: str, sample: int) -> None:
 
 
 # -- the server, watched from outside --------------------------------------------------------
-
-
-def status_mb(pid: int, field: str) -> float:
-    """A ``Vm*`` line of ``/proc/<pid>/status``, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def cpu_seconds(pid: int) -> float:

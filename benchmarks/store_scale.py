@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from databases import fresh, result_of
+from databases import fresh, own_peak_mb, result_of
 from sqlalchemy import func, select
 
 from frazil.model.records import SiteResources
@@ -85,7 +84,7 @@ def work_materialize(url: str) -> None:
     while n := materialize_step(db, time.time(), max_jobs=50_000, chunk=5_000):
         jobs += n
     seconds = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB -> MB on Linux
+    rss = own_peak_mb()
     print(json.dumps({"jobs": jobs, "seconds": seconds, "peak_rss_mb": rss}))
 
 
