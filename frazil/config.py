@@ -15,6 +15,9 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     notify_command = ["mail", "-s", "frazil", "admin@example.org"]  # message on stdin
     notify_after = 5              # crashes in a row before the administrator hears of it
     max_body_bytes = 16777216     # larger request bodies are refused (413)
+    # where the collector may delete temporary files (none: it deletes nothing); absolute,
+    # resolved once, and none may hold Frazil's home or its SQLite database
+    storage_roots = ["/data/sim/tmp"]
 
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ class ServerSettings:
     notify_command: tuple[str, ...] = ()
     notify_after: int = 5
     max_body_bytes: int = 16 * 1024 * 1024
+    #: Directories under which the temporary-file collector may delete (absolute, resolved).
+    storage_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ def default_db_url(home: Path) -> str:
     return f"sqlite:///{home / 'frazil.db'}"
 
 
+def sqlite_file(db_url: str) -> list[Path]:
+    """The database file of a SQLite URL (none for other backends or in memory)."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix) or db_url[len(prefix) :] in ("", ":memory:"):
+        return []
+    return [Path(db_url[len(prefix) :].split("?", 1)[0])]
+
+
 def _table(values: Mapping[str, Any], key: str, known: set[str], path: Path) -> dict[str, Any]:
     table = values.get(key, {})
     if not isinstance(table, dict):
@@ -76,8 +89,33 @@ def _table(values: Mapping[str, Any], key: str, known: set[str], path: Path) -> 
     return table
 
 
-def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
-    known = {"host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes"}
+def _storage_roots(value: Any, path: Path, keep_out: Sequence[Path]) -> tuple[Path, ...]:
+    """The collector's storage roots: absolute directories, resolved, holding none of
+    ``keep_out`` (Frazil's home and database)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"{path}: server.storage_roots must be a list of directories")
+    roots = []
+    for text in value:
+        if not text.startswith("/"):
+            raise SettingsError(f"{path}: server.storage_roots: {text!r} is not an absolute path")
+        root = Path(os.path.realpath(text))
+        if root == Path("/"):
+            raise SettingsError(f"{path}: server.storage_roots: {text!r} is the whole file system")
+        for kept in keep_out:
+            if Path(os.path.realpath(kept)).is_relative_to(root):
+                raise SettingsError(
+                    f"{path}: server.storage_roots: {text!r} holds {str(kept)!r}, "
+                    "which the collector must never touch"
+                )
+        roots.append(root)
+    return tuple(roots)
+
+
+def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> ServerSettings:
+    known = {
+        "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
+        "storage_roots",
+    }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
@@ -95,6 +133,7 @@ def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
         max_body_bytes=max_body,
+        storage_roots=_storage_roots(t.get("storage_roots", []), path, keep_out),
     )
 
 
@@ -116,10 +155,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not isinstance(db_url, str):
         raise SettingsError(f"{path}: db_url must be a string")
     client = _table(values, "client", {"url", "token"}, path)
+    keep_out = [home, *sqlite_file(db_url)]
     return Settings(
         home=home,
         db_url=db_url,
-        server=_server(values, path),
+        server=_server(values, path, keep_out),
         url=env.get("FRAZIL_URL") or client.get("url"),
         token=env.get("FRAZIL_TOKEN") or client.get("token"),
     )

@@ -37,3 +37,26 @@ def test_bad_settings_files(tmp_path, text, message):
 def test_home_defaults_to_dot_frazil(monkeypatch, tmp_path):
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     assert load_settings({}).home == tmp_path / ".frazil"
+
+
+def test_storage_roots_are_absolute_resolved_and_keep_out_of_frazils_home(tmp_path):
+    home, data = tmp_path / "home", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    (tmp_path / "link").symlink_to(data)
+    toml = home / "frazil.toml"
+    toml.write_text(f'[server]\nstorage_roots = ["{tmp_path / "link"}"]\n')
+    assert load_settings({"FRAZIL_HOME": str(home)}).server.storage_roots == (data,)
+    for roots, message in [
+        ('"/data"', "must be a list"),
+        ('["data/tmp"]', "not an absolute path"),
+        ('["/"]', "whole file system"),
+        (f'["{tmp_path}"]', "holds .*home.*never touch"),
+    ]:
+        toml.write_text(f"[server]\nstorage_roots = {roots}\n")
+        with pytest.raises(SettingsError, match=message):
+            load_settings({"FRAZIL_HOME": str(home)})
+    # a SQLite database outside the home is kept out too
+    toml.write_text(f'db_url = "sqlite:///{data}/f.db"\n[server]\nstorage_roots = ["{data}"]\n')
+    with pytest.raises(SettingsError, match=r"f\.db"):
+        load_settings({"FRAZIL_HOME": str(home)})

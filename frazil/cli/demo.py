@@ -23,6 +23,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from frazil.client import Client
+from frazil.config import ServerSettings
 from frazil.loader import load_config
 from frazil.server.main import ServerThread
 from frazil.services.tokens import create_token
@@ -97,7 +98,9 @@ def demo(
     now = time.time()
     _, user_token = create_token(db, "demo", "user", now=now)
     _, site_token = create_token(db, "local", "site", now=now)
-    server = ServerThread(db, fast_daemons=True).start()
+    # the collector may delete the job-temporary files under the demo's own directory only
+    settings = ServerSettings(storage_roots=(home / "intermediate",))
+    server = ServerThread(db, settings=settings, fast_daemons=True).start()
     out.print(f"server on {server.url}, everything in {home}")
     stop = threading.Event()
     site = build(_site_config(server.url, site_token, home, example))

@@ -63,7 +63,7 @@ class ServerThread:
             uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
         )
         self.supervisor = Supervisor(
-            server_daemons(db, fast=fast_daemons),
+            server_daemons(db, fast=fast_daemons, storage_roots=self.settings.storage_roots),
             notify=notifier(self.settings),
             notify_after=self.settings.notify_after,
         )
@@ -108,7 +108,7 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     """Run the API and the daemons until interrupted."""
     stop = threading.Event()
     supervisor = Supervisor(
-        server_daemons(db, fast=fast_daemons),
+        server_daemons(db, fast=fast_daemons, storage_roots=settings.storage_roots),
         notify=notifier(settings),
         notify_after=settings.notify_after,
     )

@@ -81,6 +81,14 @@ class Database:
         self._writer_lock = f"{database}-writers.lock" if file_db else None
         self._ready_listeners: list[Callable[[], None]] = []
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, for SQLite on a file; else ``None``."""
+        database = self.url.database or ""
+        if self.backend != "sqlite" or database in ("", ":memory:"):
+            return None
+        return Path(database).absolute()
+
     def on_ready(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each commit that may have made tasks ready to claim."""
         self._ready_listeners.append(listener)

@@ -248,6 +248,7 @@ file = Table(
     Column("type", String(STATUS), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("deleted_at", Double, nullable=True),  # temporary files the collector removed
+    Column("refused", Text, nullable=True),  # why the collector would not delete it
     Index(None, "dataset_id", "movement"),
 )
 

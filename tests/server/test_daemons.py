@@ -4,53 +4,24 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from frazil.model.records import FileRecord, SiteResources
-from frazil.server.daemons import collect_step, repair_step
+from frazil.model.records import SiteResources
+from frazil.server.daemons import repair_step, server_daemons
 from frazil.services import attempts, queries
 from frazil.services.claim import claim
 from frazil.services.submit import submit
-from frazil.store.schema import file, job
+from frazil.store.schema import job
 from tests.services.conftest import make_config
 
 SITE = SiteResources("s", cpu=4, memory=16, disk=100, time=24)
 
 
-def run_all(db, tmp_path, now):
-    """Run every ready task, each writing a job-temporary and a permanent file."""
-    while claims := claim(db, SITE, 10, now):
-        for c in claims:
-            temp = tmp_path / f"temp-{c.task_id}"
-            keep = tmp_path / f"keep-{c.task_id}"
-            temp.write_text("t")
-            keep.write_text("k")
-            attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
-            attempts.finish(db, c.task_id, c.attempt, c.passkey, now=now, files=[
-                FileRecord(url=f"file://{temp}", movement="output", type="job_temp"),
-                FileRecord(url=str(keep), movement="output", type="permanent"),
-            ])  # fmt: skip
-
-
-def test_collector_deletes_temporary_files_of_complete_jobs(db, tmp_path):
-    now = time.time()
-    submit(db, make_config("chain", 2), jobs=2, now=now)
-    (c,) = claim(db, SITE, 1, now)  # job 0's first task
-    assert c.job_index == 0
-    attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
-    temp = tmp_path / "early"
-    temp.write_text("x")
-    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=now, files=[
-        FileRecord(url=f"file://{temp}", movement="output", type="job_temp")])  # fmt: skip
-    assert collect_step(db, now) == 0 and temp.exists()  # its job is not complete yet
-    run_all(db, tmp_path, now)
-    assert collect_step(db, now) == 4
-    assert not list(tmp_path.glob("temp-*")) and not temp.exists()
-    assert len(list(tmp_path.glob("keep-*"))) == 3  # permanent files stay
-    with db.read() as conn:
-        deleted = conn.execute(select(file.c.deleted_at).where(file.c.type == "job_temp")).all()
-    assert {r.deleted_at for r in deleted} == {now}
-    assert collect_step(db, now) == 0
+def test_the_collector_runs_only_with_storage_roots(tmp_path):
+    names = [d.name for d in server_daemons(None)]  # type: ignore[arg-type]
+    assert "collector" not in names
+    with_roots = server_daemons(None, storage_roots=[tmp_path])  # type: ignore[arg-type]
+    assert [d.name for d in with_roots] == [*names, "collector"]
 
 
 def test_repair_recounts_drifted_jobs(db):
