@@ -66,6 +66,12 @@ class Settings:
         return self.db_url == default_db_url(self.home)
 
 
+def frazil_home(environ: Mapping[str, str] | None = None) -> Path:
+    """Frazil's home: ``$FRAZIL_HOME``, else ``~/.frazil`` (private to its owner, 0700)."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("FRAZIL_HOME") or Path.home() / ".frazil").expanduser()
+
+
 def default_db_url(home: Path) -> str:
     """The embedded default: a SQLite file in Frazil's home."""
     return f"sqlite:///{home / 'frazil.db'}"
@@ -140,7 +146,7 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from ``environ`` (the process environment by default)."""
     env = os.environ if environ is None else environ
-    home = Path(env.get("FRAZIL_HOME") or Path.home() / ".frazil").expanduser()
+    home = frazil_home(env)
     values: dict[str, Any] = {}
     path = home / "frazil.toml"
     if path.exists():

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import os
+import stat
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -76,8 +78,24 @@ def _when(t: float | None) -> str:
 
 def init() -> None:
     """Create the database, or migrate it to this version of Frazil."""
+    home = load_settings().home
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = open_db(migrate=True)
+    for path, mode in [(home, 0o700), *((p, 0o600) for p in db.sqlite_files())]:
+        _make_private(path, mode)
     out.print(f"database ready: {db.url!r} (schema {db.current_revision()})")
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Take away what group and others may do with ``path`` (Frazil's home: 0700, its
+    database: 0600), saying so when it was looser."""
+    try:
+        current = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if current & 0o077:
+        os.chmod(path, mode)
+        out.print(f"{path} was readable by others ({current:04o}): now {mode:04o}")
 
 
 def submit_cmd(

@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 
 #: The file types the collector deletes, each once what it belongs to is complete.
 TEMPORARY = ("job_temp", "dataset_temp")
-#: Suffixes SQLite adds to its database file for its journal, WAL and shared memory, and the
-#: lock file of the writers.
-_DB_COMPANIONS = ("", "-journal", "-wal", "-shm", "-writers.lock")
 
 
 @dataclass(frozen=True)
@@ -143,13 +140,10 @@ def unlink_below(root: Path, below: PurePosixPath, protected: Collection[tuple[i
 
 
 def _protected(db: Database) -> frozenset[tuple[int, int]]:
-    path = db.sqlite_path
-    if path is None:
-        return frozenset()
     found = set()
-    for suffix in _DB_COMPANIONS:
+    for path in db.sqlite_files():
         try:
-            st = os.stat(f"{path}{suffix}")
+            st = os.stat(path)
         except OSError:
             continue
         found.add((st.st_dev, st.st_ino))

@@ -37,9 +37,12 @@ job environment, plus who the site is, what its slots offer and where its scratc
     [environment]                   # added to every pilot's environment
     OMP_PROC_BIND = "true"
 
-    [storage]
-    scratch = "/tmp/frazil-scratch" # pilots' task directories
-    cache = "/tmp/frazil-cache"     # pilots' download cache (optional)
+    [storage]                       # on a file system the batch jobs see; made 0700
+    scratch = "/data/frazil/scratch"  # pilots' task directories (default: $FRAZIL_HOME/scratch)
+    cache = "/data/frazil/cache"    # pilots' download cache (optional)
+
+No default lies in a shared directory such as ``/tmp``: a pilot's passkey file lives in its
+task directory, and another user of a shared directory could plant links there.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from frazil.config import frazil_home
 from frazil.errors import SettingsError
 
 
@@ -80,8 +84,13 @@ class Resources(_Section):
 
 
 class Storage(_Section):
-    scratch: Path = Path("/tmp/frazil-scratch")  # noqa: S108 - a default a site overrides
+    scratch: Path = Field(default_factory=lambda: frazil_home() / "scratch")
     cache: Path | None = None
+
+    @field_validator("scratch", "cache")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
 
 
 class SiteConfig(_Section):

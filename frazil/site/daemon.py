@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -104,8 +105,15 @@ class SiteDaemon:
             self.running = {k: Running(**v) for k, v in data.get("running", {}).items()}
             log.info("site %s: %d batch job(s) from before", self.config.name, len(self.running))
 
+    def _workdir(self, *parts: str) -> Path:
+        """A batch job's directory in the scratch (the scratch itself private: 0700)."""
+        self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.scratch.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def _save(self) -> None:
-        self.scratch.mkdir(parents=True, exist_ok=True)
+        self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"running": {k: asdict(v) for k, v in self.running.items()}}))
         os.replace(tmp, self.state_path)
@@ -264,8 +272,7 @@ class SiteDaemon:
             self.config.name, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time,
             os=r.os, attributes=self.config.attributes,
         )  # fmt: skip
-        workdir = self.scratch / "pilots" / str(pilot_id)
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = self._workdir("pilots", str(pilot_id))
         secret = _secret(workdir / "key", key)
         argv = [
             *self.pilot,
@@ -380,11 +387,10 @@ class SiteDaemon:
         """The batch job of one claimed (or reserved) task: a pilot with its secret in a file."""
         reserved = not claim["attempt"]
         label = "r" if reserved else str(claim["attempt"])
-        workdir = (
-            self.scratch / str(claim["dataset_id"]) / str(claim["job_index"])
-            / f"{claim['name']}-{claim['task_id']}-{label}"
+        workdir = self._workdir(
+            str(claim["dataset_id"]), str(claim["job_index"]),
+            f"{claim['name']}-{claim['task_id']}-{label}",
         )  # fmt: skip
-        workdir.mkdir(parents=True, exist_ok=True)
         secret = _secret(
             workdir / ("reservation" if reserved else "passkey"),
             claim["reservation"] if reserved else claim["passkey"],
@@ -420,8 +426,23 @@ class SiteDaemon:
 
 
 def _secret(path: Path, value: str) -> Path:
-    """Write a pilot's secret to a file only its owner can read (never onto a command line)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Write a pilot's secret to a new file only its owner can read (never onto a command
+    line). The file is always created, never opened: ``O_EXCL|O_NOFOLLOW`` make a link
+    planted at its path fail the write instead of carrying the secret elsewhere. A regular
+    file left there by an earlier submission of the same task is removed first (removing a
+    name never writes through it)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError as exc:
+        raise FileExistsError(
+            exc.errno, f"refusing to write a secret through what lies at {str(path)!r}"
+        ) from exc
     with os.fdopen(fd, "w") as f:
         f.write(value)
     return path

@@ -55,6 +55,20 @@ def mark_taken(conn: Connection, count: int) -> None:
         conn.info[READY] = max(0, conn.info[READY] - count)
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), in a directory made 0700 if it is
+    new; an existing file is left as it is. SQLite gives its journal, WAL and shared-memory
+    files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def _transient(exc: DBAPIError) -> bool:
     orig = exc.orig
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -89,6 +103,13 @@ class Database:
             return None
         return Path(database).absolute()
 
+    def sqlite_files(self) -> list[Path]:
+        """The SQLite database file and its companions (journal, WAL, shared memory, the
+        writers' lock), whether or not they exist now; none for other backends."""
+        path = self.sqlite_path
+        suffixes = ("", "-journal", "-wal", "-shm", "-writers.lock")
+        return [] if path is None else [Path(f"{path}{suffix}") for suffix in suffixes]
+
     def on_ready(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each commit that may have made tasks ready to claim."""
         self._ready_listeners.append(listener)
@@ -107,7 +128,7 @@ class Database:
         if self.backend == "sqlite":
             database = self.url.database or ""
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                private_file(Path(database))
             engine = create_engine(
                 self.url,
                 echo=echo,

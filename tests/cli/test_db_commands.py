@@ -95,3 +95,33 @@ def test_settings_file_names_the_database(frazil, tmp_path):
     (home / "frazil.toml").write_text("db_ur = 1\n")
     result = frazil("datasets", ok=False)
     assert "unknown setting(s): db_ur" in result.stderr
+
+
+def _mode(path):
+    return os.stat(path).st_mode & 0o777
+
+
+def test_init_makes_the_home_and_the_database_private(tmp_path):
+    """Under the usual umask (022), ``frazil init`` still makes the home 0700 and every
+    SQLite file 0600; an older, looser home and database are tightened."""
+    home = tmp_path / "home"
+    env = {**os.environ, "FRAZIL_HOME": str(home)}
+    env.pop("FRAZIL_DB_URL", None)
+    argv = [sys.executable, "-m", "frazil", "init"]
+
+    def init():
+        return subprocess.run(
+            argv, capture_output=True, text=True, env=env, check=True,
+            preexec_fn=lambda: os.umask(0o022),
+        )  # fmt: skip
+
+    init()
+    assert _mode(home) == 0o700
+    files = [p for p in home.iterdir() if p.name.startswith("frazil.db")]
+    assert home / "frazil.db" in files
+    assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+    os.chmod(home, 0o755)
+    os.chmod(home / "frazil.db", 0o644)
+    result = init()
+    assert _mode(home) == 0o700 and _mode(home / "frazil.db") == 0o600
+    assert "was readable by others (0644): now 0600" in result.stdout
