@@ -113,7 +113,7 @@ BROKEN = [
         "  max_failures: 0",
         "options.max_failures",
         "max_failures: 0",
-        "must be a positive integer",
+        "must be a whole number from 1 to 1000",
     ),
     (
         "min_hits: 12",

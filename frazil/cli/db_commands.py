@@ -21,6 +21,7 @@ from rich.table import Table
 
 from frazil.config import load_settings
 from frazil.loader import load_config
+from frazil.model.limits import PRIORITY, SEED
 from frazil.services import queries
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
 from frazil.services.materialize import materialize_step
@@ -102,8 +103,13 @@ def submit_cmd(
     config: Annotated[Path, typer.Argument(help="Dataset config, YAML or JSON.")],
     jobs: Annotated[int, typer.Option("--jobs", "-n", help="Number of jobs.", min=0)] = 1,
     name: Annotated[str | None, typer.Option("--name", help="A unique alias.")] = None,
-    priority: Annotated[float, typer.Option(help="Weight in the fair share.", min=0)] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Dataset RNG seed (default: its id).")] = None,
+    priority: Annotated[
+        float, typer.Option(help="Weight in the fair share.", min=PRIORITY.low, max=PRIORITY.high)
+    ] = 1.0,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Dataset RNG seed (default: its id).", min=SEED.low, max=SEED.high),
+    ] = None,
     group: Annotated[str, typer.Option(help="Owning group.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
@@ -281,7 +287,10 @@ def _control(verb: str, fn: Any) -> Any:
 
 def set_priority_cmd(
     dataset: DatasetArg,
-    priority: Annotated[float, typer.Argument(help="New weight (0: only leftovers).", min=0)],
+    priority: Annotated[
+        float,
+        typer.Argument(help="New weight (0: only leftovers).", min=PRIORITY.low, max=PRIORITY.high),
+    ],
 ) -> None:
     """Change a dataset's priority."""
     set_priority(open_db(), dataset, priority, now=time.time(), actor=actor())

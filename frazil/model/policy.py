@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frazil.errors import Problem
+from frazil.model.limits import DURATION, MAX_FAILURES, shown
 from frazil.model.states import TaskStatus
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -38,20 +39,23 @@ class Policy:
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from ``90``, ``2.5``, ``"30m"``, ``"2h"`` or ``"3d"``; ``ValueError`` otherwise."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        if value <= 0:
-            raise ValueError(f"a duration must be positive, got {value!r}")
-        return float(value)
-    if isinstance(value, str):
+    """Seconds from ``90``, ``2.5``, ``"30m"``, ``"2h"`` or ``"3d"``, within ``DURATION``;
+    ``ValueError`` otherwise."""
+    seconds = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
             seconds = float(m.group(1)) * _UNITS[m.group(2) or "s"]
-            if seconds > 0:
-                return seconds
-    raise ValueError(f"expected a duration such as 90, '30m', '2h' or '3d', got {value!r}")
+    if seconds is None:
+        raise ValueError(f"expected a duration such as 90, '30m', '2h' or '3d', got {shown(value)}")
+    if DURATION.problem(seconds) is not None:
+        raise ValueError(
+            f"a duration must be from {DURATION.low:g} s to {DURATION.high / 86400:g} days, "
+            f"got {shown(value)}"
+        )
+    return float(seconds)
 
 
 def policy_from_options(options: Mapping[str, Any]) -> tuple[Policy, list[Problem]]:
@@ -59,10 +63,10 @@ def policy_from_options(options: Mapping[str, Any]) -> tuple[Policy, list[Proble
     problems: list[Problem] = []
     default = Policy()
     max_failures = options.get("max_failures", default.max_failures)
-    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1:
-        problems.append(
-            Problem("options.max_failures", f"must be a positive integer, got {max_failures!r}")
-        )
+    problem = MAX_FAILURES.problem(max_failures) if isinstance(max_failures, int) else None
+    if problem is not None or not isinstance(max_failures, int):
+        problem = problem or f"must be {MAX_FAILURES.describe()}, got {shown(max_failures)}"
+        problems.append(Problem("options.max_failures", problem))
         max_failures = default.max_failures
     debug = options.get("debug", default.debug)
     if not isinstance(debug, bool):

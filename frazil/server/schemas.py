@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from frazil.model.limits import PRIORITY, SEED
 from frazil.model.states import TaskPhase
 
 
@@ -20,8 +21,8 @@ class SubmitBody(_Body):
     jobs: int = Field(1, ge=0)
     alias: str | None = None
     description: str | None = None
-    priority: float = Field(1.0, ge=0)
-    seed: int | None = None
+    priority: float = Field(1.0, ge=PRIORITY.low, le=PRIORITY.high)
+    seed: int | None = Field(None, ge=SEED.low, le=SEED.high)
     group: str = Field("", max_length=255)
 
 
@@ -35,7 +36,7 @@ class ScopeBody(_Body):
 
 
 class PriorityBody(_Body):
-    priority: float = Field(ge=0)
+    priority: float = Field(ge=PRIORITY.low, le=PRIORITY.high)
 
 
 class JobsBody(_Body):

@@ -9,6 +9,9 @@ which only a hash is stored.
 Fair share: datasets are served in order of active tasks per unit of priority (the least
 served first), each up to its priority's share of the batch; what is left over goes to
 whoever still has work, in the same order. A dataset with priority 0 only gets leftovers.
+Each priority counts as a weight between ``MIN_WEIGHT`` and ``PRIORITY.high`` (a stored value
+outside that range, or NaN, is clamped first), so neither the sum over every dataset nor any
+quotient can overflow or be NaN, whatever the priorities are.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from frazil.errors import BadPasskey, Rejected
 from frazil.model.dag import build_dag
+from frazil.model.limits import PRIORITY
 from frazil.model.records import Claim, DagTask, JobClaim, SiteResources, extras_fit
 from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
 from frazil.services.transitions import dependency_edges
@@ -183,6 +187,18 @@ def _hand_out(
     return claims
 
 
+#: The smallest weight a positive priority counts for in the fair share.
+MIN_WEIGHT = 1e-6
+
+
+def share_weight(priority: float) -> float:
+    """A dataset's weight in the fair share: 0 for 0 (and NaN), else its priority clamped
+    to ``[MIN_WEIGHT, PRIORITY.high]`` (rows stored before priorities were bounded)."""
+    if not priority > 0:
+        return 0.0
+    return min(max(priority, MIN_WEIGHT), PRIORITY.high)
+
+
 def _order_stmts() -> tuple[Any, Any]:
     claimable = select(dataset.c.id, dataset.c.priority, dataset.c.config_version).where(
         dataset.c.status.in_(CLAIMABLE)
@@ -206,18 +222,21 @@ def _order(conn: Connection, limit: int) -> list[tuple[int, int, int]]:
     if not datasets:
         return []
     active: dict[int, int] = {}
+    weights: dict[int, float] = {}
     for d in datasets:
         active[d.id] = conn.execute(count_active, {"p_dataset": d.id}).scalar_one()
-    total = sum(max(d.priority, 0.0) for d in datasets)
+        weights[d.id] = share_weight(d.priority)
+    total = sum(weights.values())  # at most len(datasets) * PRIORITY.high
 
     def served(d: Any) -> tuple[float, float, int]:
-        weight = max(d.priority, 0.0)
-        load = (active.get(d.id, 0) + 1) / weight if weight > 0 else math.inf
+        weight = weights[d.id]
+        load = (active[d.id] + 1) / weight if weight > 0 else math.inf  # <= 1e10
         return (load, -weight, d.id)
 
     order = []
     for d in sorted(datasets, key=served):
-        quota = math.ceil(limit * d.priority / total) if total > 0 and d.priority > 0 else 0
+        weight = weights[d.id]
+        quota = math.ceil(limit * weight / total) if weight > 0 else 0  # weight <= total
         order.append((d.id, d.config_version, quota))
     return order
 

@@ -15,7 +15,6 @@ transition table, followed by a recount of the jobs it touched and one audit eve
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, select, update
 
 from frazil.errors import NotFound, Rejected
+from frazil.model.limits import PRIORITY
 from frazil.model.states import (
     ACTIVE_TASK_STATES,
     TASK_TRANSITIONS,
@@ -342,8 +342,9 @@ def set_priority(
     db: Database, ref: int | str, priority: float, *, now: float, actor: str = "user"
 ) -> None:
     """Change a dataset's priority (its weight in the fair share)."""
-    if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
-        raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
+    problem = PRIORITY.problem(priority)
+    if problem is not None:
+        raise Rejected(f"priority {problem}")
 
     def run(conn: Connection) -> None:
         dataset_id = find_dataset(conn, ref)

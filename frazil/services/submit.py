@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from typing import Any
 
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from frazil.errors import ConfigError, NotFound, Rejected
 from frazil.model.expressions import to_text
+from frazil.model.limits import PRIORITY, SEED
 from frazil.model.policy import policy_from_options
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus
@@ -179,8 +179,10 @@ def submit(
         raise Rejected(
             f"an alias is letters, digits, '_', '.' or '-', starting with a letter; got {alias!r}"
         )
-    if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
-        raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
+    for what, value, bounds in (("priority", priority, PRIORITY), ("seed", seed, SEED)):
+        problem = None if value is None else bounds.problem(value)
+        if problem is not None:
+            raise Rejected(f"{what} {problem}")
     _check(config, jobs)
     policy, _ = policy_from_options(config.options)
 

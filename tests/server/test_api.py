@@ -174,3 +174,19 @@ def test_batched_heartbeats(live):
     r = httpx.post(f"{live.url}/pilot/heartbeats", json={"beats": beats[1:]},
                    headers={"Authorization": f"Passkey {foreign['passkey']}"})  # fmt: skip
     assert r.status_code == 401
+
+
+def test_numbers_out_of_range_answer_422_at_their_field(live):
+    user = live.client(live.user)
+    d = user.submit(EXAMPLE.read_text(), jobs=1)
+    for path, body, method in (
+        (f"/datasets/{d}/priority", {"priority": 1e308}, "PUT"),
+        ("/datasets", {"config": EXAMPLE.read_text(), "priority": 2e6}, "POST"),
+        ("/datasets", {"config": EXAMPLE.read_text(), "seed": 2**64}, "POST"),
+    ):
+        r = httpx.request(method, live.url + path, json=body,
+                          headers={"Authorization": f"Bearer {live.user}"})  # fmt: skip
+        assert r.status_code == 422, r.text
+        (problem,) = r.json()["detail"]
+        assert problem["loc"] == ["body", next(iter(body.keys() - {"config"}))]
+    assert user.dataset(d)["dataset"]["priority"] == 1.0

@@ -1,13 +1,16 @@
-import pytest
-from sqlalchemy import select
+import math
 
-from frazil.errors import Rejected
+import pytest
+from sqlalchemy import select, update
+
+from frazil.errors import ConfigError, Rejected
+from frazil.model.limits import PRIORITY
 from frazil.model.records import SiteResources
-from frazil.services import queries
-from frazil.services.claim import claim, hash_passkey
+from frazil.services import pilots, queries, sites
+from frazil.services.claim import MIN_WEIGHT, claim, hash_passkey, share_weight
 from frazil.services.control import set_priority
-from frazil.services.submit import submit
-from frazil.store.schema import task_attempt
+from frazil.services.submit import edit_config, submit
+from frazil.store.schema import dataset, task_attempt
 from tests.services.conftest import make_config
 
 NOW = 2_000_000.0
@@ -148,3 +151,69 @@ def test_claim_jobs_skips_jobs_that_do_not_fit_or_have_started(db):
     claim(db, BIG, 1, NOW)  # job 0's first task starts the normal way
     jobs = claim_jobs(db, BIG, 5, NOW)
     assert [j.job_index for j in jobs] == [1]
+
+
+def _flat(**options):
+    config = make_config("flat", 1)
+    return config.model_copy(update={"options": {**config.options, **options}})
+
+
+def test_numbers_out_of_range_are_refused_where_a_user_sets_them(db):
+    with pytest.raises(Rejected, match=r"^priority must be a number from 0 to 1000000, got 1e\+3"):
+        submit(db, make_config("flat", 1), jobs=1, now=NOW, priority=1e308)
+    with pytest.raises(Rejected, match=r"^seed must be a whole number from 0 to 9223372036854775"):
+        submit(db, make_config("flat", 1), jobs=1, now=NOW, seed=2**64)
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW, priority=PRIORITY.high)
+    for bad in (1e308, math.inf, math.nan, -1.0, PRIORITY.high * 1.01):
+        with pytest.raises(Rejected, match=r"^priority must be a number from 0 to 1000000"):
+            set_priority(db, d, bad, now=NOW)
+    # a config (at submit or edit) may not set retry limits and timeouts past their ranges
+    bad = _flat(max_failures=10**30, timeouts={"queued": "9" * 40, "heartbeat": "400d"})
+    for action in (
+        lambda: submit(db, bad, jobs=1, now=NOW),
+        lambda: edit_config(db, d, bad, now=NOW),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            action()
+        assert {p.path: p.message for p in caught.value.problems} == {
+            "options.max_failures": "must be a whole number from 1 to 1000, got a 100-bit number",
+            "options.timeouts.queued": "a duration must be from 0.001 s to 366 days, got "
+            f"'{'9' * 40}'",
+            "options.timeouts.heartbeat": "a duration must be from 0.001 s to 366 days, got '400d'",
+        }
+    (view,) = queries.list_datasets(db)
+    assert (view.id, view.priority, view.config_version) == (d, PRIORITY.high, 1)
+
+
+def test_the_fair_share_cannot_overflow_whatever_the_priorities(db):
+    """Claims and pilot exchanges keep answering with the largest priorities on many
+    datasets, and with rows stored before priorities were bounded."""
+    big = [
+        submit(db, make_config("flat", 1), jobs=10, now=NOW, priority=PRIORITY.high)
+        for _ in range(40)
+    ]
+    tiny = submit(db, make_config("flat", 1), jobs=10, now=NOW, priority=5e-324)
+    zero = submit(db, make_config("flat", 1), jobs=10, now=NOW, priority=0.0)
+    with db.begin() as conn:
+        conn.execute(update(dataset).where(dataset.c.id.in_(big[:2])).values(priority=1e308))
+    claims = claim(db, BIG, 100, NOW)
+    got = {d: sum(c.dataset_id == d for c in claims) for d in (*big, tiny, zero)}
+    # each of the 40 weighs PRIORITY.high: a quota of ceil(100 / 40) = 3, served by id
+    assert got == {**{d: 3 for d in big[:33]}, big[33]: 1, **{d: 0 for d in big[34:]},
+                   tiny: 0, zero: 0}  # fmt: skip
+    sites.register(db, SiteResources("site-a", cpu=8, memory=32, disk=100), now=NOW)
+    pilot_id, key = pilots.create(db, "site-a", pilots.PilotSlot(cpu=4, memory=8.0), now=NOW)
+    results, tasks = pilots.exchange(db, pilot_id, key, [], limit=10, time_left=None, now=NOW)
+    assert results == [] and len(tasks) == 4
+    # the leftovers reach the tiny and the zero priority once the others are served
+    rest = claim(db, BIG, 10_000, NOW)
+    assert sum(c.dataset_id == tiny for c in rest) == sum(c.dataset_id == zero for c in rest) == 10
+
+
+@pytest.mark.parametrize(
+    ("priority", "weight"),
+    [(0.0, 0.0), (math.nan, 0.0), (-5.0, 0.0), (5e-324, MIN_WEIGHT), (2.5, 2.5),
+     (1e308, PRIORITY.high), (math.inf, PRIORITY.high)],
+)  # fmt: skip
+def test_share_weights_are_bounded(priority, weight):
+    assert share_weight(priority) == weight
