@@ -18,6 +18,8 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     # where the collector may delete temporary files (none: it deletes nothing); absolute,
     # resolved once, and none may hold Frazil's home or its SQLite database
     storage_roots = ["/data/sim/tmp"]
+    max_key_body_bytes = 4194304  # the same for requests with a pilot's key (checked after)
+    max_concurrency = 4096        # connections and requests at once; past it: 503 (retried)
 
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
@@ -48,6 +50,10 @@ class ServerSettings:
     max_body_bytes: int = 16 * 1024 * 1024
     #: Directories under which the temporary-file collector may delete (absolute, resolved).
     storage_roots: tuple[Path, ...] = ()
+    #: a body that carries a pilot's key is read before the key is checked: a smaller limit
+    max_key_body_bytes: int = 4 * 1024 * 1024
+    #: uvicorn's ``limit_concurrency``: open connections and running requests; past it, 503
+    max_concurrency: int = 4096
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def _storage_roots(value: Any, path: Path, keep_out: Sequence[Path]) -> tuple[Pa
 def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> ServerSettings:
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
-        "storage_roots",
+        "storage_roots", "max_key_body_bytes", "max_concurrency",
     }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
@@ -129,18 +135,26 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
     port = t.get("port", 8800)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise SettingsError(f"{path}: server.port must be a port number")
-    max_body = t.get("max_body_bytes", ServerSettings.max_body_bytes)
-    if isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 1:
-        raise SettingsError(f"{path}: server.max_body_bytes must be a positive integer")
     return ServerSettings(
         host=str(t.get("host", "127.0.0.1")),
         port=port,
         notify_webhook=t.get("notify_webhook"),
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
-        max_body_bytes=max_body,
+        max_body_bytes=_positive(t, "max_body_bytes", ServerSettings.max_body_bytes, path),
+        max_key_body_bytes=_positive(
+            t, "max_key_body_bytes", ServerSettings.max_key_body_bytes, path
+        ),
+        max_concurrency=_positive(t, "max_concurrency", ServerSettings.max_concurrency, path),
         storage_roots=_storage_roots(t.get("storage_roots", []), path, keep_out),
     )
+
+
+def _positive(table: Mapping[str, Any], key: str, default: int, path: Path) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SettingsError(f"{path}: server.{key} must be a positive integer, not {value!r}")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

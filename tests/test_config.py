@@ -26,6 +26,8 @@ def test_environment_beats_file(tmp_path):
         ("db_url = [1]\n", "must be a string"),
         ("nonsense = 1\n", "unknown setting"),
         ("=", "frazil.toml"),
+        ("[server]\nmax_concurrency = 0\n", "server.max_concurrency must be a positive integer"),
+        ("[server]\nmax_key_body_bytes = true\n", "server.max_key_body_bytes must be a"),
     ],
 )
 def test_bad_settings_files(tmp_path, text, message):
@@ -60,3 +62,12 @@ def test_storage_roots_are_absolute_resolved_and_keep_out_of_frazils_home(tmp_pa
     toml.write_text(f'db_url = "sqlite:///{data}/f.db"\n[server]\nstorage_roots = ["{data}"]\n')
     with pytest.raises(SettingsError, match=r"f\.db"):
         load_settings({"FRAZIL_HOME": str(home)})
+
+
+def test_server_limits(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).server.max_concurrency == 4096
+    (tmp_path / "frazil.toml").write_text(
+        "[server]\nmax_concurrency = 100\nmax_key_body_bytes = 1024\n"
+    )
+    server = load_settings({"FRAZIL_HOME": str(tmp_path)}).server
+    assert (server.max_concurrency, server.max_key_body_bytes) == (100, 1024)

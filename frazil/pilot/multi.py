@@ -14,6 +14,7 @@ a failure, or as timeouts near the walltime). Only the standard library and http
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -28,12 +29,14 @@ from typing import Any
 
 from frazil.client import PilotSession, send_heartbeats
 from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError
-from frazil.pilot.run import Pilot, PilotOptions
+from frazil.pilot.run import LOG_TAIL, Pilot, PilotOptions
 
 log = logging.getLogger(__name__)
 
-#: Reports sent in one request at most.
+#: Reports sent in one request at most, and their size (JSON) beyond the first: the server
+#: reads at most ``[server] max_key_body_bytes`` (4 MiB by default) before it checks a key.
 REPORT_BATCH = 500
+REPORT_BYTES = 1024 * 1024
 #: How long a pilot waits for more of its running tasks to end before it reports (seconds).
 GATHER = 0.002
 #: Walltime kept back when asking for tasks (seconds): a task must end before the pilot does.
@@ -126,7 +129,7 @@ class _Reporter:
         return "reported"
 
     def log(self, name: str, text: str) -> None:
-        self.t.logs[name] = text[-64 * 1024 :]
+        self.t.logs[name] = text[-LOG_TAIL:]
 
 
 class MultiPilot:
@@ -313,7 +316,13 @@ class MultiPilot:
             self._lock.notify_all()
 
     def _take_outbox(self) -> list[dict[str, Any]]:
-        reports, self.outbox = self.outbox[:REPORT_BATCH], self.outbox[REPORT_BATCH:]
+        size, count = 0, 0
+        for report in self.outbox[:REPORT_BATCH]:
+            size += len(json.dumps(report))
+            if count and size > REPORT_BYTES:
+                break
+            count += 1
+        reports, self.outbox = self.outbox[:count], self.outbox[count:]
         return reports
 
     def _send_loop(self) -> None:

@@ -38,6 +38,9 @@ from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
 
 log = logging.getLogger(__name__)
 
+#: A log's last this many characters are sent (the server keeps no more of it).
+LOG_TAIL = 64 * 1024
+
 REMOTE_SCHEMES = ("http", "https", "file")
 #: A SIGTERM after this share of the requested walltime is the batch system's time limit.
 WALLTIME_SHARE = 0.9
@@ -347,7 +350,7 @@ class Pilot:
 
     def _send_log(self, name: str, text: str) -> None:
         try:
-            self.client.log(name, text)
+            self.client.log(name, text[-LOG_TAIL:])
         except FrazilError as exc:
             log.warning("cannot upload log %s: %s", name, exc)
 

@@ -19,7 +19,7 @@ from frazil.server import (
     routes_tasks,
 )
 from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
-from frazil.server.limits import MAX_BODY_BYTES, BodyLimit
+from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.store.db import Database
 
 
@@ -29,10 +29,12 @@ def create_app(
     clock: Callable[[], float] = time.time,
     token_ttl: float = TOKEN_CACHE_SECONDS,
     max_body_bytes: int = MAX_BODY_BYTES,
+    max_key_body_bytes: int = MAX_KEY_BODY_BYTES,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
-    Request bodies are JSON of at most ``max_body_bytes``.
+    Request bodies are JSON of at most ``max_body_bytes`` from a token's holder (checked
+    before the body is read), ``max_key_body_bytes`` with a pilot's key (see ``limits``).
     """
     app = FastAPI(
         title="Frazil",
@@ -43,7 +45,10 @@ def create_app(
     db.on_ready(state.waker.wake)
     app.state.frazil = state
     errors.install(app)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=max_body_bytes, max_key_bytes=max_key_body_bytes,
+        check_token=state.token, answer=errors.answer,
+    )  # fmt: skip
     for module in (
         routes_datasets,
         routes_tasks,

@@ -75,11 +75,23 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+def _unavailable_response(method: str, path: str, exc: Exception) -> JSONResponse:
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
-    log.warning("the database is unavailable (%s %s answers 503): %s",
-                request.method, request.url.path, reason)  # fmt: skip
+    log.warning("the database is unavailable (%s %s answers 503): %s", method, path, reason)
     return _response(StoreError(f"the database is unavailable: {reason}"))
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    return _unavailable_response(request.method, request.url.path, exc)
+
+
+def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | None:
+    """The response to ``exc`` raised outside a route (a middleware's check), if it has one."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _unavailable_response(method, path, exc)
+    if any(isinstance(exc, cls) for cls, _ in STATUS):
+        return _response(exc)
+    return None
 
 
 def install(app: FastAPI) -> None:

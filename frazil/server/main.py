@@ -7,6 +7,7 @@ calling process and tells its URL once it listens (``frazil demo`` and the tests
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import threading
 import time
@@ -22,6 +23,31 @@ from frazil.server.supervisor import Supervisor
 from frazil.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+#: Open files the server needs besides one per connection: the database, logs, the daemons.
+OPEN_FILES_SPARE = 256
+
+
+def raise_open_files(needed: int) -> int:
+    """Raise this process's soft limit on open files towards ``needed`` (up to the hard
+    limit, which only root can raise); returns the new soft limit.
+
+    Past ``max_concurrency`` uvicorn answers 503, but it must be able to accept the
+    connection to say so: with too few descriptors, ``accept`` fails and clients hang.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.warning(
+            "open files are limited to %d (hard limit), below the %d that [server] "
+            "max_concurrency = %d needs: raise the hard limit (LimitNOFILE=, ulimit -Hn) or "
+            "lower max_concurrency", soft, needed, needed - OPEN_FILES_SPARE,
+        )  # fmt: skip
+    return int(soft)
 
 
 def notifier(settings: ServerSettings) -> Callable[[str], None] | None:
@@ -58,10 +84,15 @@ class ServerThread:
     ) -> None:
         self.db = db
         self.settings = settings or ServerSettings()
-        self.app = create_app(db, clock=clock, max_body_bytes=self.settings.max_body_bytes)
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
-        )
+        self.app = create_app(
+            db, clock=clock, max_body_bytes=self.settings.max_body_bytes,
+            max_key_body_bytes=self.settings.max_key_body_bytes,
+        )  # fmt: skip
+        config = uvicorn.Config(
+            self.app, host=host, port=port, log_level=log_level, access_log=False,
+            limit_concurrency=self.settings.max_concurrency,
+        )  # fmt: skip
+        self.server = uvicorn.Server(config)
         self.supervisor = Supervisor(
             server_daemons(db, fast=fast_daemons, storage_roots=self.settings.storage_roots),
             notify=notifier(self.settings),
@@ -117,10 +148,17 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     )
     daemons.start()
     log.info("frazil server on http://%s:%d", settings.host, settings.port)
+    raise_open_files(settings.max_concurrency + OPEN_FILES_SPARE)
     try:
-        app = create_app(db, max_body_bytes=settings.max_body_bytes)
+        app = create_app(
+            db, max_body_bytes=settings.max_body_bytes,
+            max_key_body_bytes=settings.max_key_body_bytes,
+        )  # fmt: skip
         # no access log: a line per request costs more than a pilot's whole exchange
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+            limit_concurrency=settings.max_concurrency,
+        )  # fmt: skip
     finally:
         stop.set()
         daemons.join(timeout=10)
