@@ -348,11 +348,17 @@ class LocalPlugin(BatchPlugin):
         self._record_end(job, "cancelled", "cancelled; the runner did not stop it in time")
 
     def _kill_command(self, job: _Job) -> None:
+        """Kill what a runner that is gone left behind: its command's group, and every
+        process of the job in another group or session, found by the ``FRAZIL_BATCH_ID`` its
+        environment inherited (HTCondor finds a job's processes the same way)."""
         run = read_json(self._file(job.id, "run")) or {}
         child, start = run.get("child"), run.get("child_start")
         if isinstance(child, int) and pid_alive(child, start if isinstance(start, int) else None):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child, signal.SIGKILL)
+        for pid in _tagged(job.id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _record_end(self, job: _Job, state: str, reason: str) -> None:
         record = {"state": state, "exit_code": None, "ended": time.time(), "reason": reason}
@@ -414,6 +420,22 @@ def _status(job: _Job, end: dict[str, Any] | None) -> BatchStatus:
         wants = f"cpu={job.cpu} gpu={job.gpu} memory={job.memory:g}GB"
         return BatchStatus(job.id, BatchState.PENDING, "pending", None, f"waiting for {wants}")
     return BatchStatus(job.id, BatchState.RUNNING, "running", None, f"runner pid {job.pid}")
+
+
+def _tagged(job_id: str) -> list[int]:
+    """The processes of ours whose environment names ``job_id`` as their batch job."""
+    tag = f"\0FRAZIL_BATCH_ID={job_id}\0".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if tag in b"\0" + environ:
+            found.append(int(proc.name))
+    return found
 
 
 def _vanished(job_id: str, reason: str) -> BatchStatus:

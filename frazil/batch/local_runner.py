@@ -3,11 +3,16 @@
 Run as ``python -I local_runner.py --end END --run RUN --walltime S --grace G [--rlimit-as B]
 -- argv...``, in its own session, with the job's environment and output files. It:
 
-1. starts ``argv`` in a new process group, with ``RLIMIT_AS`` set to ``B`` bytes if given;
-2. records its own pid and the command's pid in ``RUN`` (write temp + rename);
-3. on walltime expiry or SIGTERM (a cancel), sends SIGTERM to the command's process group,
+1. becomes a child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``): every process the job
+   leaves orphaned, in whatever session or process group, is re-parented to the runner
+   instead of init, so the runner can always find the job's whole tree;
+2. starts ``argv`` in a new process group, with ``RLIMIT_AS`` set to ``B`` bytes if given and
+   ``PR_SET_PDEATHSIG`` (SIGKILL): the command dies if the runner is killed;
+3. records its own pid and the command's pid in ``RUN`` (write temp + rename);
+4. on walltime expiry or SIGTERM (a cancel), sends SIGTERM to the command's process group,
    then SIGKILL after ``G`` seconds;
-4. when the command ends, kills what it left behind in its group (as a batch system does) and
+5. when the command ends (or is killed: a SIGKILLed pilot leaves its modules behind), kills
+   every process still below the runner, as a batch system does with a job's cgroup, and
    records the end state and exit code in ``END``, first writer wins; then exits 0.
 
 Because the runner, not the daemon, supervises the job, a job keeps running and is still
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import json
 import os
 import resource
@@ -33,6 +39,69 @@ from pathlib import Path
 from typing import Any
 
 _TICK = 0.1  # seconds between checks of the walltime and the cancel flag
+#: prctl(2) options (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+#: How long the runner keeps killing what is left of a job's tree (forks included).
+_TREE_DEADLINE = 10.0
+
+
+def prctl(option: int, value: int) -> bool:
+    """``prctl(option, value)`` through libc; False where it is unavailable or refused.
+    (The pilot has its own copy: it may import nothing of this package.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from ``/proc`` (children before grandchildren)."""
+    children: dict[int, list[int]] = {}
+    with contextlib.suppress(OSError), os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for pid in children.get(todo.pop(), []):
+            found.append(pid)
+            todo.append(pid)
+    return found
+
+
+def _reap() -> None:
+    """Collect every exited child (orphans re-parented to the runner included)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def end_tree() -> None:
+    """SIGKILL every process left below the runner, until none is left (or the deadline)."""
+    me = os.getpid()
+    deadline = time.monotonic() + _TREE_DEADLINE
+    while True:
+        _reap()
+        left = descendants(me)
+        if not left or time.monotonic() > deadline:
+            return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -154,17 +223,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Installed before the command starts, so a cancel can never be lost in between.
     signal.signal(signal.SIGTERM, on_term)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     limit = args.rlimit_as
+    runner = os.getpid()
 
-    def limit_memory() -> None:  # runs in the child between fork and exec
+    def prepare() -> None:  # runs in the child between fork and exec
         if limit > 0:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != runner:  # the runner died before the line above
+            os.kill(os.getpid(), signal.SIGKILL)
 
     try:
         child = subprocess.Popen(  # noqa: S603 - argv list, no shell
             args.command,
             stdin=subprocess.DEVNULL,
-            preexec_fn=limit_memory,  # noqa: PLW1509 - the runner has no threads
+            preexec_fn=prepare,  # noqa: PLW1509 - the runner has no threads
             process_group=0,
         )
     except OSError as exc:
@@ -186,8 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             break
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=_TICK)
-    # Background processes the command left in its group die with the job, as in Slurm.
+    # What the command left behind dies with the job, as in Slurm: its group, and every
+    # process below the runner in any group or session (a killed pilot's modules).
     _signal_group(child.pid, signal.SIGKILL)
+    end_tree()
     code = child.returncode
     exit_code = code if code >= 0 else 128 - code
     if outcome == "timeout":

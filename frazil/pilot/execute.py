@@ -3,11 +3,17 @@
 A subprocess runs in its own process group, with its output appended to the task's stdout
 and stderr files; its CPU time and peak memory come from ``wait4``. A module may record
 statistics by writing ``frazil_stats.json`` (name → number) in its working directory.
+
+A module's process dies with the pilot (``PR_SET_PDEATHSIG``, SIGKILL): a pilot killed
+outright leaves no module running beside the task's retry. (The signal follows the death of
+the thread that started the module, which waits for it; what the module itself starts in
+other sessions is the batch system's to end: the local plugin's runner, Slurm's cgroups.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -16,7 +22,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +38,27 @@ KEEP = (
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ", "SHELL",
     "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
 )  # fmt: skip
+
+
+#: prctl(2) option (linux/prctl.h): the signal a process gets when its parent thread dies.
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process (the thread that
+    starts it) dies; if this process died before that took effect, the child ends at once."""
+    parent = os.getpid()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: nothing to arrange
+        return lambda: None
+
+    def arrange() -> None:  # in the child, between fork and exec: no imports, no locks
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arrange
 
 
 class ModuleFailed(FrazilError):
@@ -97,6 +124,7 @@ class Runner:
                 self._process = subprocess.Popen(  # noqa: S603 - argv from the resolved spec, no shell
                     list(argv), cwd=self.workdir, env=dict(env), stdout=out, stderr=err,
                     stdin=subprocess.DEVNULL, start_new_session=True,
+                    preexec_fn=die_with_parent(),  # noqa: PLW1509 - one libc call, see there
                 )  # fmt: skip
             except OSError as exc:
                 raise ModuleFailed(f"module {name}: cannot start {argv[0]}: {exc}") from exc

@@ -9,7 +9,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -258,3 +258,92 @@ def test_jobs_outlive_the_daemon_process_that_started_them(
     gate.touch()
     assert wait_for(plugin, [job], ENDED)[job].state is BatchState.COMPLETED
     assert request.stdout.read_text() == "done\n"
+
+
+TREE = ROOT / "tests" / "data" / "process_tree.py"
+
+
+@pytest.fixture
+def tree_pids() -> Iterator[Callable[[Path, int], list[int]]]:
+    """The pids a process tree wrote, once all its levels run; what is left is killed after
+    the test, whatever happened."""
+    seen: list[int] = []
+
+    def read(pidfile: Path, count: int) -> list[int]:
+        wait_until(lambda: pidfile.exists() and len(pidfile.read_text().split()) == count)
+        seen.extend(int(p) for p in pidfile.read_text().split())
+        return seen[-count:]
+
+    yield read
+    for pid in seen:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+Trees = Callable[[Path, int], list[int]]
+
+
+def gone(pids: list[int], within: float) -> bool:
+    """Whether every one of ``pids`` is dead (or a zombie) within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while any(pid_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_cancel_kills_the_whole_tree_in_every_session(
+    local_plugin: Plugin, request_for: Request, tree_pids: Trees
+) -> None:
+    """Levels that ignore SIGTERM and leave for sessions of their own still die."""
+    plugin = local_plugin(kill_grace=0.5)
+    request = request_for("tree", f"exec {PY} {shlex.quote(str(TREE))} pids 3")
+    (job,) = plugin.submit([request])
+    pids = tree_pids(request.workdir / "pids", 3)
+    assert len({os.getsid(p) for p in pids}) == 3  # three sessions: no group kill reaches all
+    plugin.cancel([job])
+    assert plugin.status([job])[job].state is BatchState.CANCELLED
+    assert gone(pids, 3.0), [p for p in pids if pid_alive(p)]
+
+
+def test_what_a_job_leaves_behind_dies_when_it_ends(
+    local_plugin: Plugin, request_for: Request, tree_pids: Trees
+) -> None:
+    plugin = local_plugin()
+    tree = f"{PY} {shlex.quote(str(TREE))} pids 2"
+    both = '[ -s pids ] && [ "$(wc -l < pids)" -ge 2 ]'
+    request = request_for("leaves", f"{tree} & until {both}; do sleep 0.05; done; exit 0")
+    (job,) = plugin.submit([request])
+    pids = tree_pids(request.workdir / "pids", 2)
+    assert wait_for(plugin, [job], ENDED)[job].state is BatchState.COMPLETED
+    assert gone(pids, 3.0), [p for p in pids if pid_alive(p)]
+
+
+def test_a_killed_command_does_not_leave_its_children_running(
+    local_plugin: Plugin, request_for: Request, tree_pids: Trees
+) -> None:
+    """The pilot's case: the job's main process is SIGKILLed, its tree lives elsewhere."""
+    plugin = local_plugin()
+    tree = f"{PY} {shlex.quote(str(TREE))} pids 3"
+    request = request_for("killed", f"echo $$ > main; {tree} & wait")
+    (job,) = plugin.submit([request])
+    pids = tree_pids(request.workdir / "pids", 3)
+    os.kill(int((request.workdir / "main").read_text()), signal.SIGKILL)
+    status = wait_for(plugin, [job], ENDED)[job]
+    assert (status.state, status.exit_code) == (BatchState.FAILED, 128 + 9)
+    assert gone(pids, 3.0), [p for p in pids if pid_alive(p)]
+
+
+def test_a_dead_runners_whole_job_is_killed(
+    local_plugin: Plugin, request_for: Request, tmp_path: Path, tree_pids: Trees
+) -> None:
+    """Without its runner, the job's processes are found by their FRAZIL_BATCH_ID."""
+    plugin = local_plugin()
+    request = request_for("orphans", f"exec {PY} {shlex.quote(str(TREE))} pids 3")
+    (job,) = plugin.submit([request])
+    pids = tree_pids(request.workdir / "pids", 3)
+    runner = json.loads((tmp_path / "state" / f"{job}.job.json").read_text())["pid"]
+    os.kill(runner, signal.SIGKILL)
+    assert wait_for(plugin, [job], ENDED)[job].state is BatchState.VANISHED
+    assert gone(pids, 3.0), [p for p in pids if pid_alive(p)]

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from frazil.batch.local_runner import pid_alive
 from frazil.client import PilotClient
 from frazil.store.schema import file, task_attempt
-from tests.e2e.conftest import World, config, task
+from tests.e2e.conftest import ROOT, World, config, task
 
 
 def _file(name: str) -> dict[str, str]:
@@ -95,6 +96,31 @@ def _pilot_pid(world: World) -> int:
         if b"frazil.pilot" in cmdline and str(world.home).encode() in b" ".join(cmdline):
             return int(proc.name)
     raise AssertionError("no pilot process found")
+
+
+def test_a_sigkilled_pilots_module_tree_dies_with_it(sqlite_world: World):
+    """A single-task pilot on the local plugin is SIGKILLed while its module runs a tree of
+    processes in sessions of their own that ignore SIGTERM: all of them are gone within
+    seconds, so the retry does not share the slot with them."""
+    world = sqlite_world
+    pidfile = world.home / "pids"
+    tree = ROOT / "tests" / "data" / "process_tree.py"
+    d = world.client.submit(config({
+        "name": "tree", "requirements": {"memory": 1.0, "time": 0.5},
+        "trays": [{"modules": [{"src": str(tree), "args": f"{pidfile} 3"}]}],
+    }))  # fmt: skip
+    world.start_site()
+    world.wait(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 3, what="tree")
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert world.client.tasks(d)[0]["status"] == "processing"
+    os.kill(_pilot_pid(world), signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = [p for p in pids if pid_alive(p)]
+    for p in left:  # leave nothing behind for the next test, whatever happened
+        os.kill(p, signal.SIGKILL)
+    assert not left, "the killed pilot's module processes lived on"
 
 
 def test_a_killed_pilot_is_found_by_its_heartbeat_timeout(world: World):
