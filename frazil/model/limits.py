@@ -76,3 +76,5 @@ DURATION = Range(1e-3, 366 * 86400.0)
 COUNT = Range(0, 1_000_000, integer=True)
 #: A task's ``memory`` and ``disk`` (GB) and ``time`` (hours) (``Double`` columns).
 AMOUNT = Range(0, 1e9)
+#: How many times a tray runs.
+ITERATIONS = Range(1, 100_000, integer=True)

@@ -11,7 +11,7 @@ uses that mode to report everything in one pass over exactly the fields a pilot 
 
 from __future__ import annotations
 
-import math
+import contextlib
 import posixpath
 import shlex
 from collections.abc import Mapping
@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 from frazil.errors import ConfigError, ExpressionError, Problem, UnresolvedReference
 from frazil.model.dag import build_dag
 from frazil.model.expressions import Context, Evaluator, to_text
+from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range, shown
 from frazil.model.paths import join_path
 from frazil.model.rng import job_seed
-from frazil.model.spec import Data, DatasetConfig, DataType, Movement
+from frazil.model.spec import NAME_LENGTH, Data, DatasetConfig, DataType, Movement
 
-MAX_ITERATIONS = 100_000
 #: Where a pilot fetches an external module's code from (plain http could be tampered with).
 MODULE_URL_SCHEMES = ("https", "file", "")
 
@@ -273,32 +273,34 @@ class Resolver:
             raise ExpressionError(message).at(path)
         self._record(Problem(path, message))
 
-    def _number(self, ev: Evaluator, raw: Any, path: str, default: float, *, integer: bool) -> Any:
-        value = self.value(ev, raw, path, default)
-        kind = "a whole number" if integer else "a number"
-        try:
-            number = float(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
-            number = None
-        if (
-            number is None
-            or not math.isfinite(number)
-            or number < 0
-            or (integer and not number.is_integer())
-        ):
-            self._fail(path, f"must be {kind} of at least 0, got {value!r}")
-            return int(default) if integer else default
-        return int(number) if integer else number
+    def _number(self, ev: Evaluator, raw: Any, path: str, default: float, bounds: Range) -> Any:
+        """A number within ``bounds`` (the one range check of resolved numbers: each range
+        fits the column that stores it); numeric text counts as its number."""
+        value = number = self.value(ev, raw, path, default)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        problem = bounds.problem(number)
+        if problem is not None:
+            self._fail(path, problem)
+            return int(default) if bounds.integer else default
+        return int(number) if bounds.integer else float(number)
 
     def _names(self, ev: Evaluator, raw: Any, path: str) -> tuple[str, ...]:
+        """Accepted names, kept in one column as ``|a|b|``: no ``|`` in a name, and all of
+        them in ``NAME_LENGTH`` characters."""
         value = self.value(ev, raw, path, [])
         if value is None:
             return ()
-        if isinstance(value, str):
-            return (value,)
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        self._fail(path, f"must be a name or a list of names, got {value!r}")
+        names = (value,) if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not all(isinstance(v, str) for v in names):
+            self._fail(path, f"must be a name or a list of names, got {shown(value)}")
+        elif any("|" in v or not v for v in names):
+            self._fail(path, f"names must be non-empty and free of '|', got {shown(value)}")
+        elif names and sum(len(v) + 1 for v in names) + 1 > NAME_LENGTH:
+            self._fail(path, f"the names must fit in {NAME_LENGTH} characters together")
+        else:
+            return tuple(names)
         return ()
 
     def _data(self, ev: Evaluator, entries: list[Data], path: str) -> list[ResolvedData]:
@@ -331,11 +333,11 @@ class Resolver:
             for key, raw in (req.model_extra or {}).items()
         }
         return ResolvedRequirements(
-            cpu=self._number(ev, req.cpu, f"{path}.cpu", 1, integer=True),
-            gpu=self._number(ev, req.gpu, f"{path}.gpu", 0, integer=True),
-            memory=self._number(ev, req.memory, f"{path}.memory", 1.0, integer=False),
-            disk=self._number(ev, req.disk, f"{path}.disk", 1.0, integer=False),
-            time=self._number(ev, req.time, f"{path}.time", 1.0, integer=False),
+            cpu=self._number(ev, req.cpu, f"{path}.cpu", 1, COUNT),
+            gpu=self._number(ev, req.gpu, f"{path}.gpu", 0, COUNT),
+            memory=self._number(ev, req.memory, f"{path}.memory", 1.0, AMOUNT),
+            disk=self._number(ev, req.disk, f"{path}.disk", 1.0, AMOUNT),
+            time=self._number(ev, req.time, f"{path}.time", 1.0, AMOUNT),
             os=self._names(ev, req.os, f"{path}.os"),
             site=self._names(ev, req.site, f"{path}.site"),
             extra=extra,
@@ -345,11 +347,7 @@ class Resolver:
         """How many times tray ``r`` of task ``t`` runs."""
         path = f"tasks[{t}].trays[{r}].iterations"
         raw = self.config.tasks[t].trays[r].iterations
-        n = self._number(self.task_evaluator(t), raw, path, 1, integer=True)
-        if not 1 <= n <= MAX_ITERATIONS:
-            self._fail(path, f"must be between 1 and {MAX_ITERATIONS}, got {n}")
-            return 1
-        return int(n)
+        return int(self._number(self.task_evaluator(t), raw, path, 1, ITERATIONS))
 
     def module(self, t: int, r: int, m: int, iteration: int) -> ResolvedModule:
         """Module ``m`` of tray ``r`` of task ``t``, for one iteration."""

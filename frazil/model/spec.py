@@ -14,12 +14,13 @@ models check shape and types only; ``validate`` checks what needs the whole docu
 
 from __future__ import annotations
 
-import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range
 
 #: Task names appear in paths and batch job names: keep them plain.
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
@@ -41,20 +42,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-def _number_or_expression(value: Any, *, integer: bool, field: str) -> Any:
-    """Numbers pass, expression strings pass (checked once evaluated), numeric strings convert."""
+def _number_or_expression(value: Any, *, bounds: Range, field: str) -> Any:
+    """Numbers within ``bounds`` pass, expression strings pass (checked once evaluated),
+    numeric strings convert."""
     if isinstance(value, bool):
         raise ValueError(f"{field} must be a number or an expression, got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValueError(f"{field} must be a finite number, got {value!r}")
-        if integer and isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError(f"{field} must be a whole number, got {value!r}")
-            value = int(value)
-        if value < 0:
-            raise ValueError(f"{field} must not be negative, got {value!r}")
-        return value
+        problem = bounds.problem(value)
+        if problem is not None:
+            raise ValueError(f"{field} {problem}")
+        return int(value) if bounds.integer else value
     if isinstance(value, str):
         if "$" in value:
             return value
@@ -63,7 +60,7 @@ def _number_or_expression(value: Any, *, integer: bool, field: str) -> Any:
         except ValueError:
             pass
         else:
-            return _number_or_expression(number, integer=integer, field=field)
+            return _number_or_expression(number, bounds=bounds, field=field)
     raise ValueError(f"{field} must be a number or an expression, got {value!r}")
 
 
@@ -131,12 +128,12 @@ class Requirements(BaseModel):
     @field_validator("cpu", "gpu", mode="before")
     @classmethod
     def _counts(cls, value: Any, info: Any) -> Any:
-        return _number_or_expression(value, integer=True, field=info.field_name)
+        return _number_or_expression(value, bounds=COUNT, field=info.field_name)
 
     @field_validator("memory", "disk", "time", mode="before")
     @classmethod
     def _amounts(cls, value: Any, info: Any) -> Any:
-        return _number_or_expression(value, integer=False, field=info.field_name)
+        return _number_or_expression(value, bounds=AMOUNT, field=info.field_name)
 
 
 class Env(_Model):
@@ -195,10 +192,7 @@ class Tray(_Model):
     @field_validator("iterations", mode="before")
     @classmethod
     def _iterations(cls, value: Any) -> Any:
-        value = _number_or_expression(value, integer=True, field="iterations")
-        if isinstance(value, int) and value < 1:
-            raise ValueError("iterations must be at least 1")
-        return value
+        return _number_or_expression(value, bounds=ITERATIONS, field="iterations")
 
 
 class Task(_Model):

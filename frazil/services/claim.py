@@ -34,6 +34,7 @@ from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
 from frazil.services.transitions import dependency_edges
 from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database, mark_taken
+from frazil.store.functions import position
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, task, task_attempt
 
@@ -57,12 +58,6 @@ def hash_passkey(passkey: str) -> str:
 RESERVATION_TTL = 600.0
 
 
-def _like(value: str) -> str:
-    """A LIKE pattern for ``|value|`` anywhere (``/`` escapes wildcards)."""
-    escaped = value.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%|{escaped}|%"
-
-
 def fit_conditions(with_os: bool) -> list[Any]:
     """SQL conditions for a waiting task that a site may run now: the one place the rule
     lives (bound by ``fit_params``; with_os: the site names its OS)."""
@@ -78,8 +73,9 @@ def fit_conditions(with_os: bool) -> list[Any]:
         task.c.memory <= bindparam("p_memory"),
         task.c.disk <= bindparam("p_disk"),
         task.c.time <= bindparam("p_time"),
-        or_(task.c.site_req.is_(None), task.c.site_req.like(bindparam("p_site_like"), escape="/")),
-        or_(task.c.os.is_(None), task.c.os.like(bindparam("p_os_like"), escape="/"))
+        # "|a|b|" holds the name exactly (LIKE would fold case on SQLite)
+        or_(task.c.site_req.is_(None), position(task.c.site_req, bindparam("p_site_bar")) > 0),
+        or_(task.c.os.is_(None), position(task.c.os, bindparam("p_os_bar")) > 0)
         if with_os
         else task.c.os.is_(None),
     ]
@@ -90,7 +86,7 @@ def fit_params(site: SiteResources, now: float) -> dict[str, Any]:
     return {
         "p_site": site.name, "p_lapsed": now - RESERVATION_TTL, "p_cpu": site.cpu,
         "p_gpu": site.gpu, "p_memory": site.memory, "p_disk": site.disk, "p_time": site.time,
-        "p_site_like": _like(site.name), "p_os_like": _like(site.os or ""),
+        "p_site_bar": f"|{site.name}|", "p_os_bar": f"|{site.os or ''}|",
     }  # fmt: skip
 
 

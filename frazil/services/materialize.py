@@ -5,8 +5,11 @@ forward (compare-and-set), then inserts the jobs and their tasks. A crash loses 
 chunk in flight, whose transaction rolls back; the next step starts where the counter says.
 
 Requirements are evaluated per task once per dataset when they hold no expression, and per
-job when they do. A job whose requirements cannot be evaluated gets its tasks created
-``failed``, with the reason in the audit trail, so that one bad job does not stop the rest.
+job when they do, and every resolved number is range-checked (``model/limits.py``) before it
+reaches a column. A job whose requirements cannot be evaluated or are out of range gets its
+tasks created ``failed``, with the located reason in the audit trail, so that one bad job does
+not stop the rest of its chunk. A dataset whose chunk fails for any other reason is logged and
+skipped for the round: the other datasets' jobs are still made.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from frazil.errors import ExpressionError
+from frazil.errors import ExpressionError, StoreError
 from frazil.model.resolve import JobInfo, ResolvedRequirements, Resolver
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
@@ -163,6 +167,11 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
                 except ExpressionError as exc:
                     failed_reason = str(exc)
                     break
+                except Exception as exc:  # a user's values must not stop everyone's chunk
+                    log.warning("dataset %d job %d cannot be materialized", dataset_id, index,
+                                exc_info=True)  # fmt: skip
+                    failed_reason = f"tasks[{t.index}]: cannot be resolved: {exc!r}"[:2000]
+                    break
         n = len(templates)
         job_status = JobStatus.FAILED if failed_reason else JobStatus.PROCESSING
         jobs.append(
@@ -230,7 +239,13 @@ def materialize_step(
                     conn, dataset_id, current + size, now, "daemon:materializer"
                 )
 
-            n = db.transaction(one_chunk)
+            try:
+                n = db.transaction(one_chunk)
+            except (OperationalError, InterfaceError, StoreError):
+                raise  # the database itself, not this dataset: the supervisor backs off
+            except Exception:
+                log.exception("dataset %d: a chunk of jobs failed; the others go on", dataset_id)
+                break
             if n == 0:
                 break
             made += n

@@ -34,12 +34,18 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.dialects.mysql import VARCHAR
 
 #: 64-bit ids; on SQLite a plain INTEGER PRIMARY KEY is the fast rowid alias.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 NAME = 255
 STATUS = 20
+
+#: Names (sites, aliases, tasks, logs, tokens, ...) compare exactly on every backend:
+#: MariaDB's default collation folds case (``SITE-A`` would be ``site-a``), so their columns
+#: use its binary one, as SQLite and PostgreSQL compare by default.
+Name = String(NAME).with_variant(VARCHAR(NAME, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 metadata = MetaData(
     naming_convention={
@@ -54,10 +60,10 @@ dataset = Table(
     "dataset",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("alias", String(NAME), unique=True, nullable=True),
+    Column("alias", Name, unique=True, nullable=True),
     Column("description", Text, nullable=False, default=""),
-    Column("owner", String(NAME), nullable=False, default=""),
-    Column("group_name", String(NAME), nullable=False, default=""),
+    Column("owner", Name, nullable=False, default=""),
+    Column("group_name", Name, nullable=False, default=""),
     Column("status", String(STATUS), nullable=False),
     Column("priority", Double, nullable=False, default=1.0),
     Column("debug", Boolean, nullable=False, default=False),
@@ -96,8 +102,8 @@ software_env = Table(
     "software_env",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(NAME), nullable=False),
-    Column("version", String(NAME), nullable=False),
+    Column("name", Name, nullable=False),
+    Column("version", Name, nullable=False),
     UniqueConstraint("name", "version"),
 )
 
@@ -107,10 +113,10 @@ config_tray = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("config_id", Integer, ForeignKey("dataset_config.id"), nullable=False, index=True),
     Column("task_index", Integer, nullable=False),
-    Column("task_name", String(NAME), nullable=False),
+    Column("task_name", Name, nullable=False),
     Column("tray_index", Integer, nullable=False),
-    Column("name", String(NAME), nullable=False),
-    Column("iterations", String(NAME), nullable=False),
+    Column("name", Name, nullable=False),
+    Column("iterations", Name, nullable=False),
     Column("env_id", Integer, ForeignKey("software_env.id"), nullable=True, index=True),
 )
 
@@ -120,9 +126,9 @@ config_module = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("tray_id", Integer, ForeignKey("config_tray.id"), nullable=False, index=True),
     Column("module_index", Integer, nullable=False),
-    Column("name", String(NAME), nullable=False, index=True),
+    Column("name", Name, nullable=False, index=True),
     Column("src", Text, nullable=False),
-    Column("class_name", String(NAME), nullable=False),
+    Column("class_name", Name, nullable=False),
     Column("url", Text, nullable=False),
 )
 
@@ -135,12 +141,12 @@ config_parameter = Table(
     Column("scope", String(STATUS), nullable=False),
     Column("tray_id", Integer, ForeignKey("config_tray.id"), nullable=True),
     Column("module_id", Integer, ForeignKey("config_module.id"), nullable=True, index=True),
-    Column("task_name", String(NAME), nullable=True),
+    Column("task_name", Name, nullable=True),
     # parameter | arg
     Column("kind", String(STATUS), nullable=False),
-    Column("name", String(NAME), nullable=False),
+    Column("name", Name, nullable=False),
     Column("value_json", Text, nullable=False),
-    Column("value_text", String(NAME), nullable=False),
+    Column("value_text", Name, nullable=False),
     Index(None, "name", "value_text"),
 )
 
@@ -175,7 +181,7 @@ task = Table(
     Column("dataset_id", Integer, nullable=False),
     Column("job_index", Integer, nullable=False),
     Column("task_index", Integer, nullable=False),
-    Column("name", String(NAME), nullable=False),
+    Column("name", Name, nullable=False),
     Column("status", String(STATUS), nullable=False),
     Column("deps_pending", Integer, nullable=False),
     Column("failures", Integer, nullable=False, default=0),
@@ -186,13 +192,13 @@ task = Table(
     Column("memory", Double, nullable=False),
     Column("disk", Double, nullable=False),
     Column("time", Double, nullable=False),
-    Column("os", String(NAME), nullable=True),  # "|a|b|" when set
-    Column("site_req", String(NAME), nullable=True),  # "|a|b|" when set
+    Column("os", Name, nullable=True),  # "|a|b|" when set
+    Column("site_req", Name, nullable=True),  # "|a|b|" when set
     Column("req_extra", Text, nullable=True),  # JSON of site attributes
-    Column("site", String(NAME), nullable=True),  # where the current attempt runs
+    Column("site", Name, nullable=True),  # where the current attempt runs
     # batch-side DAGs: the site that holds the task's whole job, and the hash of the key
     # with which the task's own pilot may claim it once its dependencies are complete
-    Column("reserved_for", String(NAME), nullable=True),
+    Column("reserved_for", Name, nullable=True),
     Column("reservation_hash", String(64), nullable=True),
     Column("phase", String(STATUS), nullable=True),
     Column("heartbeat_at", Double, nullable=True),
@@ -210,9 +216,9 @@ task_attempt = Table(
     Column("task_id", BigInteger, ForeignKey("task.id"), nullable=False),
     Column("number", Integer, nullable=False),
     Column("passkey_hash", String(64), nullable=False),
-    Column("site", String(NAME), nullable=False),
-    Column("host", String(NAME), nullable=True),
-    Column("batch_id", String(NAME), nullable=True),
+    Column("site", Name, nullable=False),
+    Column("host", Name, nullable=True),
+    Column("batch_id", Name, nullable=True),
     Column("phase", String(STATUS), nullable=True),
     # open | complete | failed | reset | timeout | cancelled
     Column("outcome", String(STATUS), nullable=False),
@@ -240,7 +246,7 @@ file = Table(
     Column("task_id", BigInteger, ForeignKey("task.id"), nullable=True, index=True),
     Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=True),
     Column("url", Text, nullable=False),
-    Column("local", String(NAME), nullable=False, default=""),
+    Column("local", Name, nullable=False, default=""),
     Column("size", BigInteger, nullable=True),
     Column("checksum_type", String(STATUS), nullable=True),
     Column("checksum", String(128), nullable=True),
@@ -258,8 +264,8 @@ task_stat = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=False, index=True),
     Column("dataset_id", Integer, nullable=False),
-    Column("task_name", String(NAME), nullable=False),
-    Column("name", String(NAME), nullable=False),
+    Column("task_name", Name, nullable=False),
+    Column("name", Name, nullable=False),
     Column("value", Double, nullable=False),
     Index(None, "dataset_id", "task_name", "name"),
 )
@@ -280,11 +286,11 @@ event = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("time", Double, nullable=False),
-    Column("actor", String(NAME), nullable=False),  # user:NAME, site:NAME, daemon:NAME, pilot
+    Column("actor", Name, nullable=False),  # user:NAME, site:NAME, daemon:NAME, pilot
     Column("dataset_id", Integer, nullable=True),
     Column("object_type", String(STATUS), nullable=False),  # dataset | job | task
-    Column("object_id", String(NAME), nullable=False),
-    Column("action", String(NAME), nullable=False),
+    Column("object_id", Name, nullable=False),
+    Column("action", Name, nullable=False),
     Column("old_status", String(STATUS), nullable=True),
     Column("new_status", String(STATUS), nullable=True),
     Column("count", Integer, nullable=False, default=1),  # objects changed by one action
@@ -296,7 +302,7 @@ token = Table(
     "token",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(NAME), nullable=False),
+    Column("name", Name, nullable=False),
     Column("role", String(STATUS), nullable=False),  # admin | user | site
     Column("hash", String(64), nullable=False, unique=True),  # sha256 of the token
     Column("created_at", Double, nullable=False),
@@ -307,7 +313,7 @@ token = Table(
 site = Table(
     "site",
     metadata,
-    Column("name", String(NAME), primary_key=True),
+    Column("name", Name, primary_key=True),
     Column("resources", Text, nullable=False),  # JSON: what one of its slots offers
     Column("registered_at", Double, nullable=False),
     Column("last_seen", Double, nullable=False),
@@ -318,7 +324,7 @@ pilot = Table(
     "pilot",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("site", String(NAME), nullable=False, index=True),
+    Column("site", Name, nullable=False, index=True),
     Column("key_hash", String(64), nullable=False),
     # what the pilot's batch job holds: the tasks it runs at once share these
     Column("cpu", Integer, nullable=False),
@@ -326,10 +332,10 @@ pilot = Table(
     Column("memory", Double, nullable=False),  # GB
     Column("disk", Double, nullable=False),  # GB
     Column("time", Double, nullable=False),  # hours
-    Column("os", String(NAME), nullable=True),
+    Column("os", Name, nullable=True),
     Column("attributes", Text, nullable=True),  # JSON
-    Column("batch_id", String(NAME), nullable=True),
-    Column("host", String(NAME), nullable=True),
+    Column("batch_id", Name, nullable=True),
+    Column("host", Name, nullable=True),
     Column("state", String(STATUS), nullable=False),  # open | ended
     Column("created_at", Double, nullable=False),
     Column("seen_at", Double, nullable=True),
@@ -344,7 +350,7 @@ task_log = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=False),
     Column("task_id", BigInteger, nullable=False, index=True),
-    Column("name", String(NAME), nullable=False),  # stdout | stderr | pilot | a module's
+    Column("name", Name, nullable=False),  # stdout | stderr | pilot | a module's
     Column("text", Text, nullable=False),
     Column("size", BigInteger, nullable=False),  # bytes before the tail was cut
     Column("created_at", Double, nullable=False),

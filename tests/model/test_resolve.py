@@ -137,3 +137,26 @@ def test_resolve_job_refuses_a_cyclic_config():
     )
     with pytest.raises(ConfigError, match="dependency cycle"):
         resolve_job(cfg)
+
+
+@pytest.mark.parametrize(
+    ("requirements", "message"),
+    [
+        ({"cpu": "$eval(2**1100)"}, "cpu: must be a whole number from 0 to 1000000, got a 1101-bit "
+                                    "number"),
+        ({"gpu": "$eval(2**40)"}, "gpu: must be a whole number from 0 to 1000000, got "
+                                  "1099511627776"),
+        ({"memory": "$eval(1e300)"}, "memory: must be a number from 0 to 1000000000, got 1e+300"),
+        ({"time": "$eval(str(10**400))"}, "time: must be a number from 0 to 1000000000, got inf"),
+        ({"site": "$eval('a|b')"}, "site: names must be non-empty and free of '|', got 'a|b'"),
+        ({"os": ["x" * 200, "y" * 60]}, "os: the names must fit in 255 characters together"),
+    ],
+)  # fmt: skip
+def test_resolved_requirements_are_range_checked_against_their_columns(requirements, message):
+    cfg = DatasetConfig.model_validate(
+        {"tasks": [{"name": "t", "requirements": requirements,
+                    "trays": [{"modules": [{"src": "x.sh"}]}]}]}
+    )  # fmt: skip
+    with pytest.raises(ExpressionError) as info:
+        Resolver(cfg, JobInfo()).requirements(0)
+    assert str(info.value) == f"tasks[0].requirements.{message}"

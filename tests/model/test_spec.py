@@ -1,9 +1,10 @@
 import json
+import math
 
 import pytest
 from pydantic import ValidationError
 
-from frazil.model.spec import DatasetConfig, Module, Requirements
+from frazil.model.spec import DatasetConfig, Module, Requirements, Tray
 
 
 def minimal(**task):
@@ -94,11 +95,19 @@ def test_requirements_accept_numbers_numeric_strings_and_expressions(field, valu
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("cpu", 1.5), ("cpu", -1), ("gpu", True), ("memory", "lots"), ("time", None)],
-)
+    [("cpu", 1.5), ("cpu", -1), ("gpu", True), ("memory", "lots"), ("time", None),
+     ("cpu", 2**40), ("gpu", "1e7"), ("memory", 1e300), ("disk", "1e400"), ("time", math.inf)],
+)  # fmt: skip
 def test_requirements_reject_the_rest(field, value):
     with pytest.raises(ValidationError):
         Requirements.model_validate({field: value})
+
+
+def test_requirement_numbers_are_refused_past_their_range_with_the_field_named():
+    with pytest.raises(ValidationError, match="cpu must be a whole number from 0 to 1000000, got"):
+        Requirements.model_validate({"cpu": 2**1100})
+    with pytest.raises(ValidationError, match="iterations must be a whole number from 1 to 100000"):
+        Tray.model_validate({"iterations": 10**6, "modules": [{"src": "x.sh"}]})
 
 
 def test_requirements_keep_site_attributes():
