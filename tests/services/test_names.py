@@ -52,7 +52,7 @@ def test_logs_that_differ_only_in_case_are_two_logs(db):
 
 def test_every_name_column_compares_exactly_on_mariadb():
     """Each VARCHAR(255) column carries the binary collation on MariaDB and MySQL (the
-    migration 0005 sets the same; ``tests/store/test_db.py`` compares the two)."""
+    migration 0006 sets the same; ``tests/store/test_db.py`` compares the two)."""
     names = [
         c for t in metadata.sorted_tables for c in t.columns if getattr(c.type, "length", 0) == 255
     ]

@@ -4,8 +4,8 @@ MariaDB's default collation folds case, so ``SITE-A`` overwrote ``site-a``, ``ST
 ``stdout`` logs merged and the alias ``Sim`` clashed with ``sim``. Every name column gets the
 binary collation ``utf8mb4_bin`` there; SQLite and PostgreSQL already compare exactly.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-23 09:00:00.000000
 """
 
@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy.dialects import mysql
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-#: (table, column, nullable) of every VARCHAR(255) name column at revision 0004.
+#: (table, column, nullable) of every VARCHAR(255) name column at revision 0005.
 NAME_COLUMNS = [
     ("dataset", "alias", True), ("dataset", "owner", False), ("dataset", "group_name", False),
     ("event", "actor", False), ("event", "object_id", False), ("event", "action", False),
