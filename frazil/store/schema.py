@@ -260,7 +260,7 @@ task_stat = Table(
     Column("task_name", String(NAME), nullable=False),
     Column("name", String(NAME), nullable=False),
     Column("value", Double, nullable=False),
-    Index(None, "dataset_id", "task_name", "name"),
+    Index(None, "dataset_id", "name", "task_name"),  # the stats page, paged by name
 )
 
 run = Table(

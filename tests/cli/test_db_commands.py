@@ -95,3 +95,27 @@ def test_settings_file_names_the_database(frazil, tmp_path):
     (home / "frazil.toml").write_text("db_ur = 1\n")
     result = frazil("datasets", ok=False)
     assert "unknown setting(s): db_ur" in result.stderr
+
+
+def test_stats_are_paged_by_name(frazil, tmp_path):
+    from frazil.model.records import SiteResources
+    from frazil.services import attempts
+    from frazil.services.claim import claim
+    from frazil.store import Database
+
+    frazil("init")
+    frazil("submit", EXAMPLE, "--jobs", 1, "--name", "sim")
+    db = Database(f"sqlite:///{tmp_path / 'home' / 'frazil.db'}")
+    site = SiteResources("s", cpu=8, gpu=1, memory=64, disk=100)
+    c = claim(db, site, 1, 1.0)[0]
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=2.0)
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=3.0,
+                    stats={"alpha": 1.0, "beta": 2.0, "gamma": 3.0})  # fmt: skip
+    db.dispose()
+    first = frazil("stats", "sim", "--limit", 2).stdout
+    assert "alpha" in first and "beta" in first and "gamma" not in first
+    assert "more: frazil stats sim --after beta" in first
+    rest = frazil("stats", "sim", "--after", "beta").stdout
+    assert "gamma" in rest and "alpha" not in rest and "more:" not in rest
+    page = json.loads(frazil("stats", "sim", "--limit", 1, "--after", "alpha", "--json").stdout)
+    assert [(s["name"], s["task_name"]) for s in page] == [("beta", "*"), ("beta", c.name)]
