@@ -28,6 +28,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.Rejected,
         errors.StaleAttempt,
         errors.BadPasskey,
+        errors.TooLarge,
         errors.AuthError,
         errors.IllegalTransition,
         errors.ExpressionError,
@@ -188,11 +189,16 @@ class Client(_Base):
         result: list[dict[str, Any]] = self.request("GET", f"/datasets/{ref}/tasks", params=filters)
         return result
 
-    def stats(self, ref: int | str, task: str | None = None) -> list[dict[str, Any]]:
-        """A dataset's statistics."""
+    def stats(
+        self, ref: int | str, task: str | None = None, *, limit: int | None = None,
+        after: str | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """A page of a dataset's statistics: up to ``limit`` names (100 by default) after
+        the name ``after``, each overall (``*``) and per task name."""
         result: list[dict[str, Any]] = self.request(
-            "GET", f"/datasets/{ref}/stats", params={"task": task}
-        )
+            "GET", f"/datasets/{ref}/stats",
+            params={"task": task, "limit": limit, "after": after},
+        )  # fmt: skip
         return result
 
     def task(self, task_id: int) -> dict[str, Any]:

@@ -20,6 +20,8 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     storage_roots = ["/data/sim/tmp"]
     max_key_body_bytes = 4194304  # the same for requests with a pilot's key (checked after)
     max_concurrency = 4096        # connections and requests at once; past it: 503 (retried)
+    max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
+    max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
 
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
@@ -54,6 +56,9 @@ class ServerSettings:
     max_key_body_bytes: int = 4 * 1024 * 1024
     #: uvicorn's ``limit_concurrency``: open connections and running requests; past it, 503
     max_concurrency: int = 4096
+    #: statistics and files one pilot report may carry (each is a row)
+    max_report_stats: int = 1000
+    max_report_files: int = 1000
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,8 @@ def _storage_roots(value: Any, path: Path, keep_out: Sequence[Path]) -> tuple[Pa
 def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> ServerSettings:
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
-        "storage_roots", "max_key_body_bytes", "max_concurrency",
+        "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
+        "max_report_files",
     }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
@@ -147,6 +153,8 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         ),
         max_concurrency=_positive(t, "max_concurrency", ServerSettings.max_concurrency, path),
         storage_roots=_storage_roots(t.get("storage_roots", []), path, keep_out),
+        max_report_stats=_positive(t, "max_report_stats", ServerSettings.max_report_stats, path),
+        max_report_files=_positive(t, "max_report_files", ServerSettings.max_report_files, path),
     )
 
 

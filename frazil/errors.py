@@ -13,7 +13,8 @@ The tree::
     ├── NotFound                  no dataset, job or task by that name or number
     ├── Rejected                  a request the current state refuses
     │   ├── StaleAttempt              a report from an attempt that is no longer current
-    │   └── BadPasskey                a report whose passkey does not match its attempt
+    │   ├── BadPasskey                a report whose passkey does not match its attempt
+    │   └── TooLarge                  a request past one of the server's caps (it names it)
     ├── StoreError                the database is unreachable, misconfigured or not migrated
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
@@ -150,6 +151,10 @@ class StaleAttempt(Rejected):
 
 class BadPasskey(Rejected):
     """A report whose passkey does not match its attempt."""
+
+
+class TooLarge(Rejected):
+    """A request past one of the server's caps; the message names the cap and its setting."""
 
 
 class StoreError(FrazilError):

@@ -10,6 +10,7 @@ import dataclasses
 import getpass
 import json
 import os
+import shlex
 import stat
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from frazil.model.limits import PRIORITY, SEED
 from frazil.services import queries
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
 from frazil.services.materialize import materialize_step
-from frazil.services.stats import dataset_stats
+from frazil.services.stats import MAX_PAGE, PAGE, dataset_stats
 from frazil.services.submit import set_jobs, submit, truncate
 from frazil.store import Database
 
@@ -316,9 +317,16 @@ def stats(
     dataset: DatasetArg,
     task: TaskOpt = None,
     as_json: JsonOpt = False,
+    limit: Annotated[
+        int, typer.Option(help="Statistics (names) per page.", min=1, max=MAX_PAGE)
+    ] = PAGE,
+    after: Annotated[
+        str | None, typer.Option(help="Start after this statistic (the last one shown).")
+    ] = None,
 ) -> None:
-    """Statistics of a dataset's attempts, per task name and overall (``*``)."""
-    rows = dataset_stats(open_db(), dataset, task_name=task)
+    """Statistics of a dataset's attempts, overall (``*``) and per task name, a page of
+    names at a time."""
+    rows = dataset_stats(open_db(), dataset, task_name=task, limit=limit, after=after)
     if as_json:
         _json(rows)
         return
@@ -329,6 +337,9 @@ def stats(
             f"{s.minimum:g}", f"{s.maximum:g}",
         )  # fmt: skip
     out.print(table)
+    if len({s.name for s in rows}) == limit:
+        last = shlex.quote(rows[-1].name)
+        out.print(f"more: frazil stats {shlex.quote(dataset)} --after {last}", markup=False)
 
 
 def register(app: typer.Typer, show: typer.Typer) -> None:

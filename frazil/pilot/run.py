@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from frazil.client import PilotClient
-from frazil.errors import FrazilError, StaleAttempt, TransferError
+from frazil.errors import FrazilError, StaleAttempt, TooLarge, TransferError
 from frazil.pilot.cache import Cache
 from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, module_environment
 from frazil.pilot.modules import UnpackTarball
@@ -191,6 +191,12 @@ class Pilot:
         except StaleAttempt as exc:
             log.warning("the attempt ended meanwhile; nothing reported: %s", exc)
             return 1
+        except TooLarge as exc:  # past the server's caps: the attempt fails, saying why
+            log.error("the server refused the report: %s", exc)
+            reason = f"the server refused the pilot's report: {exc}"
+            self.client.fail(reason + (f"; the pilot reported: {error}" if error else ""),
+                             usage=self.usage)  # fmt: skip
+            return self.o.fail_exit_code
 
     def _report_termination(self) -> None:
         """SIGTERM: at the walltime it is a timeout (more time next attempt), else a reset."""

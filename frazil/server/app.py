@@ -20,6 +20,7 @@ from frazil.server import (
 )
 from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
+from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.store.db import Database
 
 
@@ -30,18 +31,23 @@ def create_app(
     token_ttl: float = TOKEN_CACHE_SECONDS,
     max_body_bytes: int = MAX_BODY_BYTES,
     max_key_body_bytes: int = MAX_KEY_BODY_BYTES,
+    report_caps: ReportCaps = DEFAULT_CAPS,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
     Request bodies are JSON of at most ``max_body_bytes`` from a token's holder (checked
-    before the body is read), ``max_key_body_bytes`` with a pilot's key (see ``limits``).
+    before the body is read), ``max_key_body_bytes`` with a pilot's key (see ``limits``);
+    a pilot's report carries at most ``report_caps`` statistics and files.
     """
     app = FastAPI(
         title="Frazil",
         version=__version__,
         description="A lightweight distributed production system for scientific datasets.",
     )
-    state = AppState(db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl)
+    state = AppState(
+        db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
+        report_caps=report_caps,
+    )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
     errors.install(app)

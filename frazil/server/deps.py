@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 
 from frazil.errors import AuthError
 from frazil.server.waker import Waker
+from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
 from frazil.store.db import Database
 
@@ -33,6 +34,7 @@ class AppState:
     metrics: Any = None
     waker: Waker = field(default_factory=Waker)
     token_ttl: float = TOKEN_CACHE_SECONDS
+    report_caps: ReportCaps = DEFAULT_CAPS
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -29,12 +29,14 @@ from frazil.errors import (
     NotFound,
     Rejected,
     StoreError,
+    TooLarge,
 )
 
 log = logging.getLogger(__name__)
 
 STATUS: list[tuple[type[Exception], int]] = [
     (BadPasskey, 403),
+    (TooLarge, 413),
     (AuthError, 401),
     (NotFound, 404),
     (Rejected, 409),

@@ -20,6 +20,7 @@ from frazil.config import ServerSettings
 from frazil.server.app import create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
+from frazil.services.attempts import ReportCaps
 from frazil.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,11 @@ def raise_open_files(needed: int) -> int:
             "lower max_concurrency", soft, needed, needed - OPEN_FILES_SPARE,
         )  # fmt: skip
     return int(soft)
+
+
+def report_caps(settings: ServerSettings) -> ReportCaps:
+    """What one pilot report may carry, from the settings."""
+    return ReportCaps(stats=settings.max_report_stats, files=settings.max_report_files)
 
 
 def notifier(settings: ServerSettings) -> Callable[[str], None] | None:
@@ -87,6 +93,7 @@ class ServerThread:
         self.app = create_app(
             db, clock=clock, max_body_bytes=self.settings.max_body_bytes,
             max_key_body_bytes=self.settings.max_key_body_bytes,
+            report_caps=report_caps(self.settings),
         )  # fmt: skip
         config = uvicorn.Config(
             self.app, host=host, port=port, log_level=log_level, access_log=False,
@@ -152,7 +159,7 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     try:
         app = create_app(
             db, max_body_bytes=settings.max_body_bytes,
-            max_key_body_bytes=settings.max_key_body_bytes,
+            max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
         )  # fmt: skip
         # no access log: a line per request costs more than a pilot's whole exchange
         uvicorn.run(

@@ -131,9 +131,13 @@ def list_tasks(
 
 
 @router.get("/{ref}/stats")
-def dataset_stats(ref: str, app: State, _: Reader, task: str | None = None) -> list[Any]:
-    """Statistics per task name and overall (``*``)."""
-    return list(stats.dataset_stats(app.db, ref, task_name=task))
+def dataset_stats(
+    ref: str, app: State, _: Reader, task: str | None = None,
+    limit: int = Query(stats.PAGE, ge=1, le=stats.MAX_PAGE), after: str | None = None,
+) -> list[Any]:  # fmt: skip
+    """A page of statistics: for each of the next ``limit`` names after ``after`` (the last
+    name of the previous page), the figures overall (``*``) and per task name."""
+    return list(stats.dataset_stats(app.db, ref, task_name=task, limit=limit, after=after))
 
 
 @router.get("/{ref}/events")

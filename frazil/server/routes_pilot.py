@@ -78,6 +78,7 @@ def finish(
     attempts.finish(
         app.db, task_id, attempt, key, now=app.now(), usage=_usage(body.usage),
         stats=body.stats, files=[FileRecord(**f.model_dump()) for f in body.files],
+        caps=app.report_caps,
     )  # fmt: skip
     if app.metrics is not None:
         app.metrics.completed()
@@ -90,7 +91,7 @@ def fail(task_id: int, attempt: int, body: FailBody, key: Passkey, app: State) -
     status = attempts.fail(
         app.db, task_id, attempt, key, now=app.now(), error=body.error, usage=_usage(body.usage),
         exhausted=body.exhausted, exit_code=body.exit_code, stats=body.stats,
-        counts=body.counts,
+        counts=body.counts, caps=app.report_caps,
         outcome="timeout" if body.timeout else ("failed" if body.counts else "preempted"),
     )  # fmt: skip
     if app.metrics is not None:

@@ -106,7 +106,7 @@ async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State)
     # one that takes nothing still shows its key (a pilot's way to check in)
     results, tasks = await run_in_threadpool(
         pilots.exchange, app.db, pilot_id, key, reports, limit=body.limit,
-        time_left=body.time_left, now=app.now(), host=body.host,
+        time_left=body.time_left, now=app.now(), host=body.host, caps=app.report_caps,
     )  # fmt: skip
     if app.metrics is not None:
         for r, result in zip(body.reports, results, strict=True):

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt
+from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt, TooLarge
 from frazil.model.policy import Policy, status_after_failure
 from frazil.model.records import FileRecord, Usage
 from frazil.model.spec import TASK_NAME
@@ -25,7 +25,7 @@ from frazil.services.claim import hash_passkey
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
-from frazil.store.schema import dataset, file, task, task_attempt, task_log, task_stat
+from frazil.store.schema import NAME, dataset, file, task, task_attempt, task_log, task_stat
 
 #: A task that ran out of memory, disk or time asks for this much more of what it used.
 RAISE_FACTOR = 1.5
@@ -33,6 +33,39 @@ RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
 #: A task row and its attempt row, authenticated.
 Checked = tuple[TaskRow, Any]
+
+
+@dataclass(frozen=True)
+class ReportCaps:
+    """What one report of a pilot may carry (``[server] max_report_stats`` and
+    ``max_report_files``): each statistic and file is a row, written while the report's
+    transaction holds its locks, and every statistic is summed on the dataset's stats page."""
+
+    stats: int = 1000
+    files: int = 1000
+
+
+DEFAULT_CAPS = ReportCaps()
+
+
+def check_report(stats: Mapping[str, float], files: Sequence[FileRecord], caps: ReportCaps) -> None:
+    """Raise ``TooLarge`` for a report past ``caps`` (values in hand only: no query)."""
+    if len(stats) > caps.stats:
+        raise TooLarge(
+            f"a report may carry at most {caps.stats} statistics ([server] "
+            f"max_report_stats), this one has {len(stats)}"
+        )
+    if len(files) > caps.files:
+        raise TooLarge(
+            f"a report may carry at most {caps.files} files ([server] max_report_files), "
+            f"this one has {len(files)}"
+        )
+    for name in stats:
+        if not 0 < len(name) <= NAME:
+            raise TooLarge(
+                f"a statistic's name is 1 to {NAME} characters, not {len(name)}: "
+                f"{name[:40]!r}{'...' if len(name) > 40 else ''}"
+            )
 
 
 def authenticate(
@@ -234,7 +267,7 @@ def _store_stats(
             "attempt_id": attempt_id,
             "dataset_id": row.dataset_id,
             "task_name": row.name,
-            "name": str(name)[:255],
+            "name": name,
             "value": float(value),
         }
         for name, value in stats.items()
@@ -246,13 +279,16 @@ def _store_stats(
 def finish(
     db: Database, task_id: int, attempt: int, passkey: str, *, now: float,
     usage: Usage | None = None, stats: Mapping[str, float] | None = None,
-    files: Sequence[FileRecord] = (), actor: str = "pilot",
+    files: Sequence[FileRecord] = (), actor: str = "pilot", caps: ReportCaps = DEFAULT_CAPS,
 ) -> None:  # fmt: skip
-    """The attempt succeeded: ``processing`` → ``complete``; its dependents may start."""
+    """The attempt succeeded: ``processing`` → ``complete``; its dependents may start.
+
+    A report past ``caps`` raises ``TooLarge`` and changes nothing.
+    """
     db.transaction(
         lambda conn: finish_in(
             conn, task_id, attempt, passkey, now=now, usage=usage, stats=stats, files=files,
-            actor=actor,
+            actor=actor, caps=caps,
         )
     )  # fmt: skip
 
@@ -261,9 +297,11 @@ def finish_in(
     conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float,
     usage: Usage | None = None, stats: Mapping[str, float] | None = None,
     files: Sequence[FileRecord] = (), actor: str = "pilot", checked: Checked | None = None,
+    caps: ReportCaps = DEFAULT_CAPS,
 ) -> None:  # fmt: skip
     """``finish`` within a transaction (``checked``: the attempt was authenticated already)."""
     row, a = checked or _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
+    check_report(stats or {}, files, caps)
     done = change_task(
         conn, row, TaskStatus.COMPLETE, now, actor,
         outcome="complete", outcome_values={"exit_code": 0, **_usage_values(usage)},
@@ -297,7 +335,7 @@ def fail(
     db: Database, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
     usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
     stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
-    counts: bool = True,
+    counts: bool = True, caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """The attempt failed: retry (``waiting``), give up (``failed``) or hold (``suspended``).
 
@@ -305,13 +343,13 @@ def fail(
     attempt asks for 1.5 times what this one used (or requested, when nothing was measured).
     ``counts=False`` is for attempts stopped from outside (the batch system preempted or
     cancelled the job): the task waits again without counting a failure. Returns the task's
-    new status.
+    new status. A report past ``caps`` raises ``TooLarge`` and changes nothing.
     """
     return db.transaction(
         lambda conn: fail_in(
             conn, task_id, attempt, passkey, now=now, error=error, usage=usage,
             exhausted=exhausted, exit_code=exit_code, stats=stats, actor=actor,
-            outcome=outcome, counts=counts,
+            outcome=outcome, counts=counts, caps=caps,
         )
     )  # fmt: skip
 
@@ -320,7 +358,7 @@ def fail_in(
     conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
     usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
     stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
-    counts: bool = True, checked: Checked | None = None,
+    counts: bool = True, checked: Checked | None = None, caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """``fail`` within a transaction (``checked``: the attempt was authenticated already)."""
     unknown = set(exhausted) - set(RESOURCES)
@@ -329,6 +367,7 @@ def fail_in(
     row, a = checked or _authenticate(
         conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
     )
+    check_report(stats or {}, (), caps)
     return fail_current(
         conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
         exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,

@@ -13,6 +13,7 @@ its batch job offers, so two exchanges of one pilot at the same time cannot over
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import secrets
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 
-from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAttempt
+from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAttempt, TooLarge
 from frazil.model.records import Claim, FileRecord, SiteResources, Usage
 from frazil.model.states import TaskStatus, check_task_transition
 from frazil.services import attempts, batch_jobs, specs
@@ -151,10 +152,15 @@ def report(
 def exchange(
     db: Database, pilot_id: int, key: str, reports: Sequence[Report], *, limit: int,
     time_left: float | None, now: float, host: str = "",
+    caps: attempts.ReportCaps = attempts.DEFAULT_CAPS,
 ) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
     """``report`` and then ``take`` (with ``limit`` > 0), in one transaction: a pilot that
     reports a finished task gets the children it released (and anything else that now fits)
-    in the same round trip."""
+    in the same round trip.
+
+    A report past ``caps`` is ``refused``: its attempt fails with the cap as the reason (its
+    statistics and files are dropped), and the other reports are applied as usual.
+    """
     if len(reports) > MAX_REPORTS:
         raise Rejected(f"at most {MAX_REPORTS} reports at once, not {len(reports)}")
     if not 0 <= limit <= MAX_BATCH:
@@ -163,7 +169,7 @@ def exchange(
 
     def run(conn: Connection) -> tuple[list[str], list[dict[str, Any]]]:
         p = _pilot(conn, pilot_id, key)
-        results = [_report_one(conn, pilot_id, r, now) for r in reports]
+        results = [_report_one(conn, pilot_id, r, now, caps) for r in reports]
         tasks = _take(conn, p, limit, time_left, now, host, skip_locked) if limit else []
         seen = prepared(
             "pilot_seen",
@@ -185,7 +191,9 @@ def exchange(
     return db.transaction(run)
 
 
-def _report_one(conn: Connection, pilot_id: int, r: Report, now: float) -> str:
+def _report_one(
+    conn: Connection, pilot_id: int, r: Report, now: float, caps: attempts.ReportCaps
+) -> str:
     owner = conn.execute(
         prepared(
             "attempt_pilot",
@@ -199,7 +207,11 @@ def _report_one(conn: Connection, pilot_id: int, r: Report, now: float) -> str:
     if owner is None or owner.pilot_id != pilot_id:
         return "denied"
     try:
-        _apply(conn, r, now)
+        try:
+            _apply(conn, r, now, caps)
+        except TooLarge as exc:
+            _apply(conn, _refused(r, exc), now, caps)
+            return "refused"
     except (StaleAttempt, NotFound):
         return "stale"
     except BadPasskey:
@@ -207,12 +219,23 @@ def _report_one(conn: Connection, pilot_id: int, r: Report, now: float) -> str:
     return "ok"
 
 
-def _apply(conn: Connection, r: Report, now: float) -> None:
+def _refused(r: Report, exc: TooLarge) -> Report:
+    """A report past the caps, as the failure of its attempt that says why."""
+    said = f"; the pilot reported: {r.error}" if r.kind == "fail" and r.error else ""
+    return dataclasses.replace(
+        r, kind="fail", error=f"the server refused the pilot's report: {exc}{said}", stats={},
+        files=(), counts=r.counts or r.kind != "fail",
+    )  # fmt: skip
+
+
+def _apply(conn: Connection, r: Report, now: float, caps: attempts.ReportCaps) -> None:
     # authenticated once; every check comes before any write, so a refused report writes nothing
     states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE
     checked = attempts.authenticate(conn, r.task_id, r.attempt, r.passkey, states)
     if r.kind not in ("finish", "fail", "log"):
         raise Rejected(f"unknown report kind {r.kind!r}: finish, fail or log")
+    if r.kind != "log":
+        attempts.check_report(r.stats, r.files, caps)
     for name, text in r.logs.items():
         attempts.store_log_in(
             conn, r.task_id, r.attempt, r.passkey, name=name, text=text, now=now, checked=checked
@@ -220,14 +243,14 @@ def _apply(conn: Connection, r: Report, now: float) -> None:
     if r.kind == "finish":
         attempts.finish_in(
             conn, r.task_id, r.attempt, r.passkey, now=now, usage=r.usage, stats=r.stats,
-            files=r.files, checked=checked,
+            files=r.files, checked=checked, caps=caps,
         )  # fmt: skip
     elif r.kind == "fail":
         outcome = "timeout" if r.timeout else ("failed" if r.counts else "preempted")
         attempts.fail_in(
             conn, r.task_id, r.attempt, r.passkey, now=now, error=r.error, usage=r.usage,
             exhausted=r.exhausted, exit_code=r.exit_code, stats=r.stats, counts=r.counts,
-            outcome=outcome, checked=checked,
+            outcome=outcome, checked=checked, caps=caps,
         )  # fmt: skip
 
 

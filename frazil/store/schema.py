@@ -267,7 +267,7 @@ task_stat = Table(
     Column("task_name", Name, nullable=False),
     Column("name", Name, nullable=False),
     Column("value", Double, nullable=False),
-    Index(None, "dataset_id", "task_name", "name"),
+    Index(None, "dataset_id", "name", "task_name"),  # the stats page, paged by name
 )
 
 run = Table(

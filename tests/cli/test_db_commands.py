@@ -125,3 +125,27 @@ def test_init_makes_the_home_and_the_database_private(tmp_path):
     result = init()
     assert _mode(home) == 0o700 and _mode(home / "frazil.db") == 0o600
     assert "was readable by others (0644): now 0600" in result.stdout
+
+
+def test_stats_are_paged_by_name(frazil, tmp_path):
+    from frazil.model.records import SiteResources
+    from frazil.services import attempts
+    from frazil.services.claim import claim
+    from frazil.store import Database
+
+    frazil("init")
+    frazil("submit", EXAMPLE, "--jobs", 1, "--name", "sim")
+    db = Database(f"sqlite:///{tmp_path / 'home' / 'frazil.db'}")
+    site = SiteResources("s", cpu=8, gpu=1, memory=64, disk=100)
+    c = claim(db, site, 1, 1.0)[0]
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=2.0)
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=3.0,
+                    stats={"alpha": 1.0, "beta": 2.0, "gamma": 3.0})  # fmt: skip
+    db.dispose()
+    first = frazil("stats", "sim", "--limit", 2).stdout
+    assert "alpha" in first and "beta" in first and "gamma" not in first
+    assert "more: frazil stats sim --after beta" in first
+    rest = frazil("stats", "sim", "--after", "beta").stdout
+    assert "gamma" in rest and "alpha" not in rest and "more:" not in rest
+    page = json.loads(frazil("stats", "sim", "--limit", 1, "--after", "alpha", "--json").stdout)
+    assert [(s["name"], s["task_name"]) for s in page] == [("beta", "*"), ("beta", c.name)]

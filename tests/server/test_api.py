@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from frazil.client import Client, PilotClient
-from frazil.errors import AuthError, BadPasskey, ConfigError, NotFound, Rejected, StaleAttempt
+from frazil.errors import (
+    AuthError,
+    BadPasskey,
+    ConfigError,
+    NotFound,
+    Rejected,
+    StaleAttempt,
+    TooLarge,
+)
 from tests.conftest import EXAMPLE
 
 SLOT = {"cpu": 4, "gpu": 1, "memory": 16.0, "disk": 50.0, "time": 24.0}
@@ -120,6 +128,61 @@ def test_the_site_and_pilot_protocol(live):
         site.lost("site-a", other["task_id"], other["attempt"], "batch job vanished") == "waiting"
     )
     assert site.lost("site-a", other["task_id"], other["attempt"], "again") is None
+
+
+def test_a_pilot_report_past_the_caps_is_refused_and_stats_are_paged(live):
+    user, site = live.client(live.user), live.client(live.site)
+    d = user.submit(EXAMPLE.read_text(), jobs=1)
+    site.register_site("site-a", **SLOT)
+    c = site.claim("site-a", 1, **SLOT)[0]
+    pilot = PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0)
+    pilot.start("node1")
+    flood = {f"s{i}": 1.0 for i in range(5000)}
+    with pytest.raises(TooLarge, match=r"at most 1000 statistics \(\[server\] max_report_stats"):
+        pilot.finish(usage=None, stats=flood, files=[])
+    url = f"{live.url}/pilot/tasks/{c['task_id']}/attempts/{c['attempt']}"
+    auth = {"Authorization": f"Passkey {c['passkey']}"}
+    r = httpx.post(f"{url}/finish", json={"files": [{"url": "x", "movement": "output"}] * 1001},
+                   headers=auth)  # fmt: skip
+    assert r.status_code == 413 and "at most 1000 files" in r.json()["detail"]
+    r = httpx.post(f"{url}/finish", json={"stats": {f"s{i}": 1 for i in range(10**6)}},
+                   headers=auth)  # fmt: skip
+    assert r.status_code == 413 and "for a request with a pilot's key" in r.json()["detail"]
+    r = httpx.post(f"{url}/fail", json={"error": "e" * 100_001}, headers=auth)
+    assert r.status_code == 422 and "100000 characters" in r.text
+    r = httpx.post(f"{url}/finish", json={"files": [{"url": "u" * 4097, "movement": "output"}]},
+                   headers=auth)  # fmt: skip
+    assert r.status_code == 422 and "4096 characters" in r.text
+    assert user.task(c["task_id"])["task"]["status"] == "processing"  # nothing was written
+    pilot.finish(usage=None, stats={f"s{i:02d}": float(i) for i in range(30)}, files=[])
+    page = user.stats(d, limit=10, after="s04")
+    assert [s["name"] for s in page if s["task_name"] == "*"] == [f"s{i:02d}" for i in range(5, 15)]
+
+
+def test_a_pilot_whose_report_is_refused_fails_its_attempt_saying_why(live, tmp_path):
+    from frazil.pilot.run import Pilot, PilotOptions
+
+    module = tmp_path / "flood.py"
+    module.write_text(
+        "import json\n"
+        "json.dump({f's{i}': i for i in range(5000)}, open('frazil_stats.json', 'w'))\n"
+    )
+    config = {"tasks": [{"name": "flood", "trays": [{"modules": [{"src": str(module)}]}]}]}
+    user, site = live.client(live.user), live.client(live.site)
+    user.submit(config, jobs=1)
+    site.register_site("site-a", **SLOT)
+    (c,) = site.claim("site-a", 1, **SLOT)
+    options = PilotOptions(live.url, c["task_id"], c["attempt"], c["passkey"],
+                           workdir=tmp_path / "work" / "scratch")  # fmt: skip
+    assert Pilot(options).run() == 1
+    detail = user.task(c["task_id"])
+    (attempt,) = detail["attempts"]
+    assert attempt["outcome"] == "failed" and attempt["stats"] == {}
+    assert attempt["error"].startswith("the server refused the pilot's report: a report may ")
+    assert (
+        "at most 1000 statistics ([server] max_report_stats), this one has 5003"
+        in (attempt["error"])
+    )
 
 
 def test_metrics(live):

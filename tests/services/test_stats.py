@@ -1,6 +1,8 @@
 import math
 import statistics
 
+import pytest
+
 from frazil.model.records import SiteResources
 from frazil.services import attempts
 from frazil.services.claim import claim
@@ -29,3 +31,28 @@ def test_stats_per_task_name_and_dataset(db):
         assert math.isclose(s.stddev, statistics.stdev(vs))
     assert got[("*", "ones")].stddev == 0.0
     assert [s.task_name for s in dataset_stats(db, d, task_name="t1")] == ["t1", "t1"]
+
+
+def test_stats_come_a_page_of_names_at_a_time(db):
+    d = submit(db, make_config("flat", 2), jobs=2, now=NOW)
+    names = [f"n{i:03d}" for i in range(250)]
+    for c in claim(db, SiteResources("s"), 10, NOW):
+        attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
+        stats = {n: float(i) for i, n in enumerate(names)}
+        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW, stats=stats)
+    pages, after = [], None
+    while page := dataset_stats(db, d, limit=100, after=after):
+        pages.append(page)
+        after = page[-1].name
+    assert [len({s.name for s in p}) for p in pages] == [100, 100, 50]
+    rows = [(s.name, s.task_name) for p in pages for s in p]
+    assert rows == [(n, t) for n in names for t in ("*", "t0", "t1")]
+    n007 = [s for s in pages[0] if s.name == "n007"]
+    assert [(s.count, s.total) for s in n007] == [(4, 28.0), (2, 14.0), (2, 14.0)]
+    # one task name: its rows only, paged the same way
+    page = dataset_stats(db, d, task_name="t1", limit=3, after="n100")
+    assert [(s.name, s.task_name) for s in page] == [("n101", "t1"), ("n102", "t1"),
+                                                     ("n103", "t1")]  # fmt: skip
+    assert dataset_stats(db, d, after="n249") == []
+    with pytest.raises(ValueError, match="1 to 10000"):
+        dataset_stats(db, d, limit=0)
