@@ -107,7 +107,7 @@ def collect_step(db: Database, now: float, *, limit: int = 1000) -> int:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            log.warning("cannot delete temporary file %s: %s", r.url, exc)
+            log.warning("cannot delete temporary file %r: %s", r.url, exc)
             continue
         done.append(r.id)
 
