@@ -119,8 +119,13 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     log.info("frazil server on http://%s:%d", settings.host, settings.port)
     try:
         app = create_app(db, max_body_bytes=settings.max_body_bytes)
-        # no access log: a line per request costs more than a pilot's whole exchange
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+        # no access log: a line per request costs more than a pilot's whole exchange; and
+        # no log config of uvicorn's own, so that its records (tracebacks of unhandled
+        # errors too) go through frazil.logs like ours
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+            log_config=None,
+        )  # fmt: skip
     finally:
         stop.set()
         daemons.join(timeout=10)
