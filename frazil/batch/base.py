@@ -198,9 +198,13 @@ class BatchPlugin(ABC):
       daemon) and returns their ids.
     * ``poll_interval`` is the number of seconds the daemon should wait between ``status``
       calls; scheduler queries are not free.
+    * ``runs_dags`` is true when ``submit_dag`` leaves the whole DAG to the batch system
+      (jobs held until their parents end well); a plugin without it is given a DAG one
+      ready job at a time (``batch/foreground.py``).
     """
 
     name: ClassVar[str]
+    runs_dags: ClassVar[bool] = False
     poll_interval: float = 60.0
 
     @abstractmethod

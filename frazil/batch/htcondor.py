@@ -95,6 +95,7 @@ class HTCondorPlugin(BatchPlugin):
     """
 
     name = "htcondor"
+    runs_dags = True
 
     def __init__(
         self,

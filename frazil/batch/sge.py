@@ -119,6 +119,7 @@ class SgePlugin(BatchPlugin):
     """
 
     name = "sge"
+    runs_dags = True
 
     def __init__(
         self,

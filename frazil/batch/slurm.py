@@ -112,6 +112,7 @@ class SlurmPlugin(BatchPlugin):
     """
 
     name = "slurm"
+    runs_dags = True
 
     def __init__(
         self,

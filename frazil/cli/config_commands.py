@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from frazil.cli.text import console, plain, shown
 from frazil.errors import ConfigError, ExpressionError, Problem
 from frazil.loader import Inspection, inspect_file, load_config
 from frazil.model.dag import build_dag
@@ -23,8 +22,8 @@ from frazil.model.resolve import JobInfo, ResolvedTask, Resolver, resolve_job
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = console()
+err = console(stderr=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Dataset config, YAML or JSON.")]
 JobOpt = Annotated[int, typer.Option("--job", "-j", help="Job index.", min=0)]
@@ -41,9 +40,9 @@ def _problem_line(source: str, p: Problem) -> str:
 
 def _print_problems(inspection: Inspection) -> None:
     for p in inspection.report.errors:
-        err.print(f"[red]error[/red] {escape(_problem_line(inspection.source, p))}")
+        err.print(f"[red]error[/red] {shown(_problem_line(inspection.source, p))}")
     for p in inspection.report.warnings:
-        err.print(f"[yellow]warning[/yellow] {escape(_problem_line(inspection.source, p))}")
+        err.print(f"[yellow]warning[/yellow] {shown(_problem_line(inspection.source, p))}")
 
 
 def validate(config: ConfigArg, job: JobOpt = 0) -> None:
@@ -58,7 +57,7 @@ def validate(config: ConfigArg, job: JobOpt = 0) -> None:
         err.print(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
         raise typer.Exit(1)
     out.print(
-        f"[green]valid[/green]: {escape(str(config))}: {report.tasks} tasks, "
+        f"[green]valid[/green]: {shown(str(config))}: {report.tasks} tasks, "
         f"{report.modules} modules, {report.expressions} expressions checked for job {job}"
         + (f", {len(report.warnings)} warning(s)" if report.warnings else ""),
         soft_wrap=True,
@@ -70,7 +69,7 @@ def _load(config: Path) -> DatasetConfig:
         return load_config(config)
     except ConfigError as exc:
         for p in exc.problems:
-            err.print(f"[red]error[/red] {escape(_problem_line(str(config), p))}")
+            err.print(f"[red]error[/red] {shown(_problem_line(str(config), p))}")
         raise typer.Exit(1) from exc
 
 
@@ -108,7 +107,7 @@ def show(
     try:
         tasks = resolve_job(cfg, info)
     except (ExpressionError, ConfigError) as exc:
-        err.print(f"[red]error[/red] {escape(str(exc))}")
+        err.print(f"[red]error[/red] {shown(str(exc))}")
         raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps([t.to_dict() for t in tasks], indent=2))
@@ -116,16 +115,18 @@ def show(
     dag, _ = build_dag([t.name for t in cfg.tasks], [t.depends for t in cfg.tasks])
     assert dag is not None
     title = f"dataset {dataset} job {job} of {info.jobs_submitted}"
-    out.print(f"[bold]{escape(cfg.description or str(config))}[/bold]")
+    out.print(f"[bold]{shown(cfg.description or str(config))}[/bold]")
     table = Table(title=title, title_justify="left")
     table.add_column("task")
     table.add_column("after")
     table.add_column("needs")
     for task in tasks:
-        table.add_row(task.name, ", ".join(task.depends) or "-", _requirements(task))
+        table.add_row(
+            shown(task.name), shown(", ".join(task.depends) or "-"), shown(_requirements(task))
+        )
     out.print(table)
     for task in tasks:
-        tree = Tree(Text(task.name, style="bold"))
+        tree = Tree(Text(plain(task.name), style="bold"))
         for d in task.data:
             arrow = {"input": "<-", "output": "->", "both": "<->"}[d.movement.value]
             tree.add(_fold(f"{d.local} {arrow} {d.remote} ({d.type.value})"))
@@ -139,7 +140,7 @@ def show(
 
 
 def _fold(text: str) -> Text:
-    return Text(text, overflow="fold")
+    return Text(plain(text), overflow="fold")
 
 
 def schema() -> None:
@@ -193,7 +194,7 @@ def expr(
             ev = _scoped_evaluator(_load(config), info, task, tray, module, iteration)
         value = ev.evaluate(expression)
     except ExpressionError as exc:
-        err.print(f"[red]error[/red] {escape(str(exc))}")
+        err.print(f"[red]error[/red] {shown(str(exc))}")
         raise typer.Exit(1) from exc
     _print_value(value)
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from frazil.cli.text import console, shown
 from frazil.config import load_settings
 from frazil.loader import load_config
 from frazil.model.limits import PRIORITY, SEED
@@ -30,7 +30,7 @@ from frazil.services.stats import MAX_PAGE, PAGE, dataset_stats
 from frazil.services.submit import set_jobs, submit, truncate
 from frazil.store import Database
 
-out = Console(highlight=False)
+out = console()
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id or alias.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -85,7 +85,7 @@ def init() -> None:
     db = open_db(migrate=True)
     for path, mode in [(home, 0o700), *((p, 0o600) for p in db.sqlite_files())]:
         _make_private(path, mode)
-    out.print(f"database ready: {db.url!r} (schema {db.current_revision()})")
+    out.print(f"database ready: {shown(repr(db.url))} (schema {db.current_revision()})")
 
 
 def _make_private(path: Path, mode: int) -> None:
@@ -126,7 +126,7 @@ def submit_cmd(
         return
     view = queries.dataset_status(db, dataset_id).dataset
     out.print(
-        f"submitted dataset {dataset_id}{f' ({name})' if name else ''}: {jobs} jobs of "
+        f"submitted dataset {dataset_id}{f' ({shown(name)})' if name else ''}: {jobs} jobs of "
         f"{view.tasks_per_job} tasks, {view.jobs_materialized} created now"
     )
 
@@ -157,8 +157,8 @@ def datasets(
     table = Table("id", "alias", "status", "jobs done", "priority", "owner", "description")
     for d in rows:
         table.add_row(
-            str(d.id), d.alias or "", d.status, f"{d.jobs_complete}/{d.jobs_submitted}",
-            f"{d.priority:g}", d.owner, d.description[:60],
+            str(d.id), shown(d.alias or ""), d.status, f"{d.jobs_complete}/{d.jobs_submitted}",
+            f"{d.priority:g}", shown(d.owner), shown(d.description[:60]),
         )  # fmt: skip
     out.print(table)
 
@@ -172,8 +172,8 @@ def status(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
     d = view.dataset
     flags = [f for f, on in (("debug", d.debug), ("truncated", d.truncated)) if on]
     out.print(
-        f"[bold]dataset {d.id}[/bold]{f' ({d.alias})' if d.alias else ''}: {d.status}"
-        f"{' [' + ', '.join(flags) + ']' if flags else ''}, priority {d.priority:g}, "
+        f"[bold]dataset {d.id}[/bold]{f' ({shown(d.alias)})' if d.alias else ''}: {d.status}"
+        f"{shown(' [' + ', '.join(flags) + ']') if flags else ''}, priority {d.priority:g}, "
         f"config v{d.config_version}"
     )
     out.print(
@@ -183,7 +183,7 @@ def status(dataset: DatasetArg, as_json: JsonOpt = False) -> None:
     states = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
     table = Table("task", *states)
     for name, counts in view.counts.items():
-        table.add_row(name, *(str(counts.get(s, 0) or "") for s in states))
+        table.add_row(shown(name), *(str(counts.get(s, 0) or "") for s in states))
     out.print(table)
 
 
@@ -228,7 +228,13 @@ def tasks_cmd(
     for t in rows:
         needs = f"cpu {t.cpu} gpu {t.gpu} mem {t.memory:g} disk {t.disk:g} time {t.time:g}"
         table.add_row(
-            str(t.id), str(t.job_index), t.name, t.status, str(t.failures), t.site or "", needs
+            str(t.id),
+            str(t.job_index),
+            shown(t.name),
+            t.status,
+            str(t.failures),
+            shown(t.site or ""),
+            needs,
         )
     out.print(table)
 
@@ -243,10 +249,10 @@ def show_task(
         return
     t = detail.task
     out.print(
-        f"[bold]task {t.id}[/bold]: dataset {t.dataset_id} job {t.job_index} {t.name} — "
+        f"[bold]task {t.id}[/bold]: dataset {t.dataset_id} job {t.job_index} {shown(t.name)} — "
         f"{t.status}{f' ({t.phase})' if t.phase else ''}, {t.failures} failure(s)"
     )
-    out.print(f"after: {', '.join(detail.depends_on) or '-'}")
+    out.print(f"after: {shown(', '.join(detail.depends_on) or '-')}")
     out.print(
         f"needs: cpu {t.cpu}, gpu {t.gpu}, memory {t.memory:g} GB, disk {t.disk:g} GB, "
         f"time {t.time:g} h"
@@ -255,14 +261,14 @@ def show_task(
     for a in detail.attempts:
         stats = ", ".join(f"{k}={v:g}" for k, v in sorted(a.stats.items()))
         table.add_row(
-            str(a.number), a.site, a.host or "", a.batch_id or "", a.outcome,
+            str(a.number), shown(a.site), shown(a.host or ""), shown(a.batch_id or ""), a.outcome,
             _when(a.claimed_at), _when(a.ended_at),
-            "" if a.exit_code is None else str(a.exit_code), stats,
+            "" if a.exit_code is None else str(a.exit_code), shown(stats),
         )  # fmt: skip
     out.print(table)
     for a in detail.attempts:
         if a.error:
-            out.print(f"[red]attempt {a.number}:[/red] {a.error}", markup=True)
+            out.print(f"[red]attempt {a.number}:[/red] {shown(a.error)}")
 
 
 def _control(verb: str, fn: Any) -> Any:
@@ -275,7 +281,7 @@ def _control(verb: str, fn: Any) -> Any:
     ) -> None:
         scope = Scope(dataset, job=job, task=task, task_id=task_id)
         n = fn(open_db(), scope, now=time.time(), actor=actor(), reason=reason)
-        out.print(f"{verb}: {n} task(s) in {scope.describe()}")
+        out.print(f"{verb}: {n} task(s) in {shown(scope.describe())}")
 
     command.__doc__ = {
         "suspend": "Hold tasks (a whole dataset: the dataset too).",
@@ -295,7 +301,7 @@ def set_priority_cmd(
 ) -> None:
     """Change a dataset's priority."""
     set_priority(open_db(), dataset, priority, now=time.time(), actor=actor())
-    out.print(f"dataset {dataset}: priority {priority:g}")
+    out.print(f"dataset {shown(dataset)}: priority {priority:g}")
 
 
 def set_jobs_cmd(
@@ -304,13 +310,13 @@ def set_jobs_cmd(
 ) -> None:
     """Raise a dataset's number of jobs."""
     set_jobs(open_db(), dataset, jobs, now=time.time(), actor=actor())
-    out.print(f"dataset {dataset}: {jobs} jobs")
+    out.print(f"dataset {shown(dataset)}: {jobs} jobs")
 
 
 def truncate_cmd(dataset: DatasetArg) -> None:
     """Stop creating jobs: the dataset completes when its existing jobs do."""
     truncate(open_db(), dataset, now=time.time(), actor=actor())
-    out.print(f"dataset {dataset}: truncated")
+    out.print(f"dataset {shown(dataset)}: truncated")
 
 
 def stats(
@@ -333,8 +339,8 @@ def stats(
     table = Table("task", "statistic", "count", "sum", "mean", "stddev", "min", "max")
     for s in rows:
         table.add_row(
-            s.task_name, s.name, str(s.count), f"{s.total:g}", f"{s.mean:g}", f"{s.stddev:g}",
-            f"{s.minimum:g}", f"{s.maximum:g}",
+            shown(s.task_name), shown(s.name), str(s.count), f"{s.total:g}", f"{s.mean:g}",
+            f"{s.stddev:g}", f"{s.minimum:g}", f"{s.maximum:g}",
         )  # fmt: skip
     out.print(table)
     if len({s.name for s in rows}) == limit:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from sqlalchemy import select
 
+from frazil.cli.text import console, shown
 from frazil.client import Client
 from frazil.config import ServerSettings
 from frazil.loader import load_config
@@ -33,7 +33,7 @@ from frazil.site.main import run as run_site
 from frazil.store import Database
 from frazil.store.schema import file
 
-out = Console(highlight=False)
+out = console()
 STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
 
 
@@ -73,7 +73,7 @@ def _progress(view: dict[str, object]) -> Table:
     counts = view["counts"]
     assert isinstance(counts, dict)
     for name, by_state in counts.items():
-        table.add_row(name, *(str(by_state.get(s, "")) for s in STATES))
+        table.add_row(shown(name), *(str(by_state.get(s, "")) for s in STATES))
     return table
 
 
@@ -101,7 +101,7 @@ def demo(
     # the collector may delete the job-temporary files under the demo's own directory only
     settings = ServerSettings(storage_roots=(home / "intermediate",))
     server = ServerThread(db, settings=settings, fast_daemons=True).start()
-    out.print(f"server on {server.url}, everything in {home}")
+    out.print(f"server on {server.url}, everything in {shown(home)}")
     stop = threading.Event()
     site = build(_site_config(server.url, site_token, home, example))
     site_thread = threading.Thread(target=run_site, args=(site, stop), name="site", daemon=True)
@@ -128,7 +128,8 @@ def demo(
         out.print("[red]the dataset did not complete[/red]")
         raise typer.Exit(1)
     out.print(
-        f"[green]done[/green]: every task of {jobs} jobs complete; outputs in {home / 'storage'}"
+        f"[green]done[/green]: every task of {jobs} jobs complete; outputs in "
+        f"{shown(home / 'storage')}"
     )
 
 
@@ -146,7 +147,7 @@ def _summary(client: Client, db: Database, dataset: int) -> None:
         path = Path(r.url.removeprefix("file://"))
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
         verdict = "[green]matches[/green]" if actual == r.checksum else "[red]differs[/red]"
-        table.add_row(str(path), str(r.size), r.checksum[:16] + "…", verdict)
+        table.add_row(shown(path), str(r.size), shown(r.checksum[:16]) + "…", verdict)
     out.print(table)
     stats = Table("task", "statistic", "count", "sum", "mean")
     for s in client.stats(dataset):
@@ -154,6 +155,10 @@ def _summary(client: Client, db: Database, dataset: int) -> None:
             ("wall_time", "cpu_time", "max_memory")
         ):
             stats.add_row(
-                s["task_name"], s["name"], str(s["count"]), f"{s['total']:g}", f"{s['mean']:g}"
+                shown(s["task_name"]),
+                shown(s["name"]),
+                str(s["count"]),
+                f"{s['total']:g}",
+                f"{s['mean']:g}",
             )
     out.print(stats)

@@ -6,11 +6,11 @@ import logging
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 
+from frazil import logs
 from frazil.cli import config_commands, db_commands, server_commands, unmonitored
+from frazil.cli.text import console, shown
 from frazil.errors import ConfigError, FrazilError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ server_commands.register(app)
 server_commands.register_runners(app)
 app.command("run")(unmonitored.run)
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = console(stderr=True)
 
 
 @app.callback()
@@ -36,10 +36,7 @@ def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
 ) -> None:
     """Frazil: a lightweight distributed production system for scientific datasets."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(logging.INFO if verbose else logging.WARNING)
 
 
 def main() -> None:
@@ -49,12 +46,12 @@ def main() -> None:
     except ConfigError as exc:
         for p in exc.problems:
             where = f"{exc.source}:{p.line}" if exc.source and p.line else (exc.source or "")
-            err.print(f"[red]error[/red] {escape(where)}{': ' if where else ''}{escape(str(p))}")
+            err.print(f"[red]error[/red] {shown(where)}{': ' if where else ''}{shown(str(p))}")
         sys.exit(1)
     except FrazilError as exc:
-        err.print(f"[red]error[/red] {escape(str(exc))}")
+        err.print(f"[red]error[/red] {shown(str(exc))}")
         sys.exit(1)
     except SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
-        err.print(f"[red]database error[/red] {escape(str(detail).splitlines()[0])}")
+        err.print(f"[red]database error[/red] {shown(str(detail).splitlines()[0])}")
         sys.exit(1)

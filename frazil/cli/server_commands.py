@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from frazil.cli.db_commands import open_db
+from frazil.cli.text import console, shown
 from frazil.config import load_settings
 from frazil.services import tokens
 
-out = Console(highlight=False)
+out = console()
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
 
@@ -44,7 +44,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     table = Table("id", "name", "role", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
-            str(r.id), r.name, r.role.value, when(r.created_at), when(r.last_used_at),
+            str(r.id), shown(r.name), r.role.value, when(r.created_at), when(r.last_used_at),
             "-" if r.revoked_at is None else when(r.revoked_at),
         )  # fmt: skip
     out.print(table)

@@ -3,7 +3,9 @@
 A request that does not fit the API's description keeps FastAPI's answer, 422 with
 ``{"detail": [...]}`` (each problem's location, message and input). A database that cannot
 be reached (stopped, restarting, the connection cut) answers 503 as a ``StoreError``, which
-clients retry, not a 500 that they would take as final.
+clients retry, not a 500 that they would take as final. Any other error answers 500 in the
+same shape, ``{"error": "InternalError", ...}``, naming only the kind of error: its text and
+traceback go to the server's log (the server logs every unhandled error).
 """
 
 from __future__ import annotations
@@ -96,8 +98,15 @@ def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | N
     return None
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette raises the exception again once this answer is sent: the server logs it
+    detail = f"{request.method} {request.url.path} failed ({type(exc).__name__}); see the log"
+    return JSONResponse({"error": "InternalError", "detail": detail}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     """Map Frazil's exceptions to responses on ``app``."""
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for unavailable in (OperationalError, InterfaceError):
         app.add_exception_handler(unavailable, _unavailable)

@@ -161,10 +161,12 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
             db, max_body_bytes=settings.max_body_bytes,
             max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
         )  # fmt: skip
-        # no access log: a line per request costs more than a pilot's whole exchange
+        # no access log: a line per request costs more than a pilot's whole exchange; and
+        # no log config of uvicorn's own, so that its records (tracebacks of unhandled
+        # errors too) go through frazil.logs like ours
         uvicorn.run(
             app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-            limit_concurrency=settings.max_concurrency,
+            limit_concurrency=settings.max_concurrency, log_config=None,
         )  # fmt: skip
     finally:
         stop.set()

@@ -12,12 +12,14 @@ from tests.conftest import EXAMPLE
 
 @pytest.fixture
 def frazil(tmp_path):
-    env = {**os.environ, "FRAZIL_HOME": str(tmp_path / "home")}
-    env.pop("FRAZIL_DB_URL", None)
+    base = {**os.environ, "FRAZIL_HOME": str(tmp_path / "home")}
+    base.pop("FRAZIL_DB_URL", None)
 
-    def run(*args, ok=True):
+    def run(*args, ok=True, env=None):
         argv = [sys.executable, "-m", "frazil", *map(str, args)]
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, env={**base, **(env or {})}, check=False
+        )
         if ok:
             assert result.returncode == 0, result.stderr
         return result
@@ -149,3 +151,40 @@ def test_stats_are_paged_by_name(frazil, tmp_path):
     assert "gamma" in rest and "alpha" not in rest and "more:" not in rest
     page = json.loads(frazil("stats", "sim", "--limit", 1, "--after", "alpha", "--json").stdout)
     assert [(s["name"], s["task_name"]) for s in page] == [("beta", "*"), ("beta", c.name)]
+
+
+HOSTILE = "[/] [bold red]x[/bold red] \x1b[2J\x1b]0;owned\x07 \u202eevil :smile:"
+
+
+def test_hostile_text_is_printed_as_text(frazil, tmp_path):
+    """Descriptions, pilots' error texts, host names and statistic names are somebody else's
+    text: listing them neither crashes on rich markup nor sends escape codes."""
+    from frazil.model.records import SiteResources
+    from frazil.services import attempts
+    from frazil.services.claim import claim
+    from frazil.services.submit import submit
+    from frazil.store import Database
+    from tests.services.conftest import make_config
+
+    frazil("init")
+    db = Database(f"sqlite:///{tmp_path / 'home' / 'frazil.db'}")
+    config = make_config("flat", 1).model_copy(update={"description": HOSTILE})
+    submit(db, config, jobs=1, now=1.0, owner="\x1b[31mmallory", alias="sim", debug=True)
+    (c,) = claim(db, SiteResources("site-a"), 1, 2.0)
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=3.0, host="node\x1b[31mEVIL\x1b[0m")
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=4.0, error=f"[/red] {HOSTILE}\nline 2",
+                  stats={"[/]\x1b[1mstat": 1.0})  # fmt: skip
+    db.dispose()
+    shown = "\\[/] \\[bold red]x\\[/bold red] \\x1b[2J\\x1b]0;owned\\x07 \\u202eevil :smile:"
+    wide = {"COLUMNS": "400"}
+    for args, expected in (
+        (["datasets"], ["\\x1b[31mmallory", shown[:60]]),
+        (["show", "task", c.task_id], ["node\\x1b[31mEVIL\\x1b[0m", f"\\[/red] {shown}\nline 2"]),
+        (["tasks", "sim"], ["site-a"]),
+        (["stats", "sim"], ["\\[/]\\x1b[1mstat"]),
+        (["status", "sim"], ["dataset 1 (sim): processing [debug], priority 1"]),
+    ):
+        result = frazil(*args, env=wide)
+        assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
+        for text in expected:
+            assert text.replace("\\[", "[") in result.stdout, (args, text, result.stdout)

@@ -1,6 +1,7 @@
 """``frazil run``: scripts and specs without a server; the standalone pilot runs a spec."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,3 +63,74 @@ def test_the_standalone_pilot_runs_a_spec_and_writes_its_result(tmp_path):
     assert result.returncode == 100
     report = json.loads((folder / "result.json").read_text())
     assert report["status"] == "failed" and "exited with code 4" in report["error"]
+
+
+def _dag_config(tmp_path, fail_job=None):
+    """first -> (second, third) -> last; each step notes its start and end in order.txt."""
+    step = tmp_path / "step.sh"
+    step.write_text(
+        'echo "start $2" >> "$1"\nsleep 0.2\n'
+        f'[ "$3" = "{fail_job}" ] && exit 3\necho "end $2" >> "$1"\n'
+    )
+    order = tmp_path / "order.txt"
+
+    def task(name, depends=(), fails=False):
+        args = f"{order} {name}-$args(job)" + (" $args(job)" if fails else "")
+        return {"name": name, "depends": list(depends),
+                "trays": [{"modules": [{"src": str(step), "args": args}]}]}  # fmt: skip
+
+    config = tmp_path / "dag.json"
+    config.write_text(json.dumps({"tasks": [
+        task("first"), task("second", ["first"], fails=True), task("third", ["first"]),
+        task("last", ["second", "third"]),
+    ]}))  # fmt: skip
+    return config, order
+
+
+def _run(config, tmp_path, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "frazil", "run", str(config), "--batch", "local",
+         "--dir", str(tmp_path / "run"), "-o", "poll_interval=0.1", *extra],
+        cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def test_run_on_the_local_plugin_runs_whole_dags(tmp_path):
+    config, order = _dag_config(tmp_path)
+    result = _run(config, tmp_path, "--jobs", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "8 of 8 tasks completed" in result.stdout
+    lines = order.read_text().splitlines()
+    for job in (0, 1):
+        at = {line: i for i, line in enumerate(lines)}
+        assert at[f"end first-{job}"] < at[f"start second-{job}"]
+        assert at[f"end first-{job}"] < at[f"start third-{job}"]
+        assert at[f"end second-{job}"] < at[f"start last-{job}"]
+        assert at[f"end third-{job}"] < at[f"start last-{job}"]
+        report = json.loads((tmp_path / "run" / f"job-00000{job}" / "last" / "result.json")
+                            .read_text())  # fmt: skip
+        assert report["status"] == "complete"
+
+
+def test_a_failed_task_stops_its_descendants_and_the_run_says_so(tmp_path):
+    config, order = _dag_config(tmp_path, fail_job=1)
+    result = _run(config, tmp_path, "--jobs", "2")
+    assert result.returncode == 1
+    assert "7 of 8 tasks completed" not in result.stdout
+    assert "6 of 8 tasks completed" in result.stdout
+    assert "job 1 last: not run: second did not complete" in result.stdout
+    lines = order.read_text().splitlines()
+    assert "start second-1" in lines and "end second-1" not in lines
+    assert "start last-1" not in lines and "end last-0" in lines
+
+
+def test_a_run_that_cannot_resolve_a_job_submits_nothing(tmp_path):
+    config, order = _dag_config(tmp_path)
+    data = json.loads(config.read_text())
+    data["tasks"][2]["requirements"] = {"memory": "$eval(1 / (2 - $args(job)))"}
+    config.write_text(json.dumps(data))
+    result = _run(config, tmp_path, "--jobs", "3")  # job 2 divides by zero
+    assert result.returncode == 1
+    assert "division by zero" in result.stderr and "Traceback" not in result.stderr
+    assert not order.exists()
+    assert not list((tmp_path / "run").glob("local-batch/*.job.json"))

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from frazil.client import Client, PilotClient
+from frazil.client import Client, PilotClient, ServerError
 from frazil.errors import (
     AuthError,
     BadPasskey,
@@ -253,3 +253,17 @@ def test_numbers_out_of_range_answer_422_at_their_field(live):
         (problem,) = r.json()["detail"]
         assert problem["loc"] == ["body", next(iter(body.keys() - {"config"}))]
     assert user.dataset(d)["dataset"]["priority"] == 1.0
+
+
+def test_an_unhandled_error_answers_500_in_the_error_shape(live):
+    def broken() -> None:
+        raise KeyError("a bug")
+
+    live.server.app.add_api_route("/broken", broken)
+    r = httpx.get(f"{live.url}/broken", headers={"Authorization": f"Bearer {live.user}"})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": "InternalError",
+                        "detail": "GET /broken failed (KeyError); see the log"}  # fmt: skip
+    with pytest.raises(ServerError, match=r"HTTP 500 .*GET /broken failed"):
+        live.client().request("GET", "/broken")
+    assert live.client().health()["status"] == "ok"  # and the server goes on
