@@ -10,6 +10,7 @@ Connection failures and 502/503/504 answers are retried with a growing pause unt
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,6 +41,12 @@ _RETRY_STATUS = {502, 503, 504}
 
 class ServerError(FrazilError):
     """The server answered with something Frazil does not know how to read."""
+
+
+def request_id() -> str:
+    """A fresh id for a claim or an exchange: sent again with its retries, so that a request
+    whose answer was lost gets the same tasks back (their passkeys derive from it)."""
+    return secrets.token_urlsafe(32)
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -224,11 +231,16 @@ class Client(_Base):
         """The site's daemon is alive."""
         self.request("POST", f"/sites/{name}/heartbeat")
 
-    def claim(self, site: str, limit: int, **resources: Any) -> list[dict[str, Any]]:
-        """Claim up to ``limit`` tasks that fit one slot of the site."""
-        result: list[dict[str, Any]] = self.request(
-            "POST", f"/sites/{site}/claim", json={"limit": limit, **resources}
-        )
+    def claim(
+        self, site: str, limit: int, *, request: str | None = None, **resources: Any
+    ) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` tasks that fit one slot of the site.
+
+        ``request`` (default: a fresh ``request_id()``) names the claim: sent again, by the
+        retries here or by the caller after a failure, it gets the same tasks.
+        """
+        body = {"limit": limit, "request_id": request or request_id(), **resources}
+        result: list[dict[str, Any]] = self.request("POST", f"/sites/{site}/claim", json=body)
         return result
 
     def claim_jobs(self, site: str, limit: int, **resources: Any) -> list[dict[str, Any]]:
@@ -262,6 +274,14 @@ class Client(_Base):
         body = {"attempts": [{"task_id": t, "attempt": a} for t, a in pairs]}
         result = self.request("POST", f"/sites/{site}/attempts/stale", json=body)
         return [(int(t), int(a)) for t, a in result["stale"]]
+
+    def unsubmitted(self, site: str, known: Sequence[int]) -> list[tuple[int, int]]:
+        """The (task, attempt) pairs the site claimed, no pilot started, and the site does not
+        know among ``known`` (task ids of its batch jobs)."""
+        result = self.request(
+            "POST", f"/sites/{site}/attempts/unsubmitted", json={"known": list(known)}
+        )
+        return [(int(t), int(a)) for t, a in result["unsubmitted"]]
 
     def create_pilot(self, site: str, **slot: Any) -> tuple[int, str]:
         """A new multi-task pilot of the site (cpu, gpu, memory, disk, time, os,
@@ -386,13 +406,16 @@ class PilotSession(_Base):
 
     def exchange(
         self, reports: Sequence[Mapping[str, Any]] = (), *, limit: int = 0, wait: float = 0.0,
-        time_left: float | None = None, host: str = "",
+        time_left: float | None = None, host: str = "", request: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Send reports; get up to ``limit`` tasks (waiting up to ``wait`` s for one)."""
+        """Send reports; get up to ``limit`` tasks (waiting up to ``wait`` s for one).
+
+        ``request`` (default: a fresh ``request_id()``) names the exchange, as for a claim.
+        """
         result: dict[str, Any] = self.request(
             "POST", f"/pilots/{self.pilot_id}/exchange",
             json={"reports": list(reports), "limit": limit, "wait": wait,
-                  "time_left": time_left, "host": host},
+                  "time_left": time_left, "host": host, "request_id": request or request_id()},
         )  # fmt: skip
         return result
 

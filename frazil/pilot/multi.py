@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frazil.client import PilotSession, send_heartbeats
+from frazil.client import PilotSession, request_id, send_heartbeats
 from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError
 from frazil.pilot.run import LOG_TAIL, Pilot, PilotOptions
 
@@ -268,6 +268,8 @@ class MultiPilot:
         req = claim["spec"].get("requirements", {})
         gpu = int(req.get("gpu", 0) or 0)
         with self._lock:
+            if claim["task_id"] in self.running:  # handed out again by a repeated exchange
+                return
             devices = [self.free_devices.pop(0) for _ in range(min(gpu, len(self.free_devices)))]
             t = _Task(
                 claim, cpu=int(req.get("cpu", 1) or 0), gpu=gpu,
@@ -337,6 +339,7 @@ class MultiPilot:
 
     def _flush(self) -> None:
         """Send what is in the outbox (while a request for work waits at the server)."""
+        request = request_id()  # kept until answered: a repeat gets what the first handed out
         while True:
             with self._lock:
                 reports = self._take_outbox()
@@ -346,7 +349,7 @@ class MultiPilot:
                 room = 0 if self.terminated or self.closing else self._room()
             try:
                 # with room, ask for work too: a finished parent's child comes back at once
-                answer = self.session.exchange(reports, limit=room, host=self.host)
+                answer = self.session.exchange(reports, limit=room, host=self.host, request=request)
             except (BadPasskey, StaleAttempt) as exc:
                 log.error("reports refused, the pilot has ended: %s", exc)
                 self.ended = True
@@ -360,6 +363,7 @@ class MultiPilot:
             except FrazilError as exc:  # refused as such: sending it again cannot help
                 log.error("the server refused %d report(s), dropping them: %s", len(reports), exc)
                 continue
+            request = request_id()
             self._check(reports, answer["results"])
             for claim in answer["tasks"]:
                 self._launch(claim)

@@ -99,6 +99,8 @@ async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State)
     """Apply the pilot's reports, then hand it up to ``limit`` tasks that fit what it has left.
 
     With ``wait`` > 0 and nothing to hand out, the request waits for a task to become ready.
+    A repeat (the same ``request_id``) gets the tasks the first one handed out; so does each
+    look while it waits, so a request that lost its caller hands nothing new to nobody.
     """
     reports = [_report(r) for r in body.reports]
     deadline = time.monotonic() + body.wait
@@ -107,6 +109,7 @@ async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State)
     results, tasks = await run_in_threadpool(
         pilots.exchange, app.db, pilot_id, key, reports, limit=body.limit,
         time_left=body.time_left, now=app.now(), host=body.host, caps=app.report_caps,
+        request_id=body.request_id,
     )  # fmt: skip
     if app.metrics is not None:
         for r, result in zip(body.reports, results, strict=True):
@@ -122,7 +125,7 @@ async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State)
         since = app.waker.generation
         tasks = await run_in_threadpool(
             pilots.take, app.db, pilot_id, key, limit=body.limit, time_left=body.time_left,
-            now=app.now(), host=body.host,
+            now=app.now(), host=body.host, request_id=body.request_id,
         )  # fmt: skip
     if tasks and app.metrics is not None:
         app.metrics.claimed(len(tasks))

@@ -13,7 +13,14 @@ from fastapi import APIRouter
 from frazil.errors import AuthError
 from frazil.model.records import SiteResources
 from frazil.server.deps import Reader, Site, State
-from frazil.server.schemas import AttemptsBody, BatchIdBody, ClaimBody, LostBody, SiteBody
+from frazil.server.schemas import (
+    AttemptsBody,
+    BatchIdBody,
+    ClaimBody,
+    KnownBody,
+    LostBody,
+    SiteBody,
+)
 from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
 from frazil.services.tokens import Role, TokenInfo
@@ -63,7 +70,7 @@ def claim_tasks(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[
     """Hand up to ``limit`` waiting tasks that fit one slot to the site."""
     own(who, name)
     resources = slot(name, body)
-    claims = claim(app.db, resources, body.limit, app.now())
+    claims = claim(app.db, resources, body.limit, app.now(), request_id=body.request_id)
     if app.metrics is not None:
         app.metrics.claimed(len(claims))
     return [asdict(c) for c in claims]
@@ -100,6 +107,15 @@ def stale(name: str, body: AttemptsBody, app: State, who: Site) -> dict[str, lis
     own(who, name)
     pairs = [(a.task_id, a.attempt) for a in body.attempts]
     return {"stale": [list(p) for p in batch_jobs.stale_attempts(app.db, name, pairs)]}
+
+
+@router.post("/{name}/attempts/unsubmitted")
+def unsubmitted(name: str, body: KnownBody, app: State, who: Site) -> dict[str, list[list[int]]]:
+    """The site's claimed attempts that no pilot started and that it does not know (its
+    claim's answer was lost, or it died before submitting them): to hand back or submit."""
+    own(who, name)
+    pairs = batch_jobs.unsubmitted(app.db, name, body.known)
+    return {"unsubmitted": [list(p) for p in pairs]}
 
 
 @router.post("/{name}/claim-jobs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,8 +67,13 @@ class SiteBody(_Body):
     info: dict[str, Any] = Field(default_factory=dict)
 
 
+#: A request id (``secrets.token_urlsafe(32)``): a repeated request gets the first one's answer.
+RequestId = Annotated[str | None, Field(pattern="^[A-Za-z0-9_-]{32,64}$")]
+
+
 class ClaimBody(_Body):
-    """Claim up to ``limit`` tasks that fit the resources of one slot."""
+    """Claim up to ``limit`` tasks that fit the resources of one slot (a claim's repeat, with
+    the same ``request_id``, gets the same tasks)."""
 
     limit: int = Field(1, ge=1, le=10_000)
     cpu: int = Field(1, ge=1)
@@ -78,6 +83,7 @@ class ClaimBody(_Body):
     time: float = Field(24.0, gt=0)
     os: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
+    request_id: RequestId = None
 
 
 class BatchIdBody(_Body):
@@ -165,6 +171,12 @@ class AttemptsBody(_Body):
     attempts: list[AttemptRef] = Field(max_length=100_000)
 
 
+class KnownBody(_Body):
+    """The tasks a site knows among its batch jobs (by id)."""
+
+    known: list[int] = Field(default_factory=list, max_length=100_000)
+
+
 class PilotBody(_Body):
     """What a multi-task pilot's batch job offers the tasks it runs, all together."""
 
@@ -203,6 +215,7 @@ class ExchangeBody(_Body):
     wait: float = Field(0.0, ge=0, le=60)
     time_left: float | None = Field(None, ge=0, description="hours left of the walltime")
     host: str = Field("", max_length=255)
+    request_id: RequestId = None
 
 
 class PilotEndBody(_Body):

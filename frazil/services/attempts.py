@@ -31,6 +31,7 @@ from frazil.store.schema import NAME, dataset, file, task, task_attempt, task_lo
 RAISE_FACTOR = 1.5
 RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
+ACTIVE = (TaskStatus.QUEUED, TaskStatus.PROCESSING)
 #: A task row and its attempt row, authenticated.
 Checked = tuple[TaskRow, Any]
 
@@ -115,10 +116,16 @@ def _policy(conn: Connection, dataset_id: int) -> Policy:
 def start(
     db: Database, task_id: int, attempt: int, passkey: str, *, now: float, host: str = ""
 ) -> None:
-    """The pilot started: ``queued`` → ``processing``."""
+    """The pilot started: ``queued`` → ``processing``.
+
+    Said again for the same open attempt (the first answer was lost and the pilot's client
+    retried), it is accepted and changes nothing.
+    """
 
     def run(conn: Connection) -> None:
-        row, _ = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.QUEUED])
+        row, _ = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
+        if row.status is TaskStatus.PROCESSING:
+            return
         conn.execute(
             update(task_attempt)
             .where(task_attempt.c.task_id == task_id, task_attempt.c.number == attempt)

@@ -7,16 +7,17 @@ report completes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, select, update
 
 from frazil.errors import NotFound, Rejected, StaleAttempt
 from frazil.model.states import TaskStatus
 from frazil.services.attempts import fail_current
+from frazil.services.claim import CLAIMABLE
 from frazil.services.transitions import TaskRow, load_task
 from frazil.store.db import Database
-from frazil.store.schema import task, task_attempt
+from frazil.store.schema import dataset, task, task_attempt
 
 
 def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, site: str) -> None:
@@ -130,3 +131,31 @@ def stale_attempts(
 
 
 _ACTIVE_VALUES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
+
+
+def unsubmitted(db: Database, site: str, known: Collection[int]) -> list[tuple[int, int]]:
+    """The (task, attempt) pairs a site claimed that no pilot has started and that the site
+    does not know among its batch jobs (``known`` task ids): their claim's answer was lost,
+    or the site died before submitting them. The site hands them back (or submits them).
+
+    A site's own pilots only (a multi-task pilot's tasks are started as they are handed out).
+    """
+    claimable = select(dataset.c.id).where(dataset.c.status.in_(CLAIMABLE))
+    current = and_(task_attempt.c.task_id == task.c.id, task_attempt.c.number == task.c.attempts)
+    stmt = (
+        select(task.c.id, task.c.attempts)
+        .join(task_attempt, current)
+        .where(
+            task.c.dataset_id.in_(claimable),
+            task.c.status == TaskStatus.QUEUED.value,
+            task.c.site == site,
+            task_attempt.c.site == site,
+            task_attempt.c.outcome == "open",
+            task_attempt.c.started_at.is_(None),
+            task_attempt.c.pilot_id.is_(None),
+        )
+        .order_by(task.c.id)
+    )
+    mine = set(known)
+    with db.read() as conn:
+        return [(r.id, r.attempts) for r in conn.execute(stmt) if r.id not in mine]

@@ -12,14 +12,21 @@ whoever still has work, in the same order. A dataset with priority 0 only gets l
 Each priority counts as a weight between ``MIN_WEIGHT`` and ``PRIORITY.high`` (a stored value
 outside that range, or NaN, is clamped first), so neither the sum over every dataset nor any
 quotient can overflow or be NaN, whatever the priorities are.
+
+A claim may carry a request id (random, chosen by the site): a repeat of the request, sent
+because its answer was lost (the connection cut, the server killed after its commit), gets
+the same tasks with the same passkeys, derived from the id, instead of new ones; only the
+id's hash is stored, so the passkeys stay known to the requester alone.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import math
+import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +51,7 @@ ACTIVE_CAP = 10_000
 _STATUS_INDEX = "ix_task_dataset_id_status_job_index_task_index"
 ATTEMPT_COLUMNS = (
     "task_id", "number", "passkey_hash", "site", "outcome", "claimed_at", "config_version",
-    "pilot_id",
+    "pilot_id", "request_hash",
 )  # fmt: skip
 CLAIMABLE = (DatasetStatus.PROCESSING.value, DatasetStatus.ERRORS.value)
 
@@ -52,6 +59,24 @@ CLAIMABLE = (DatasetStatus.PROCESSING.value, DatasetStatus.ERRORS.value)
 def hash_passkey(passkey: str) -> str:
     """The stored form of a passkey (random and long, so one fast hash is enough)."""
     return hashlib.sha256(passkey.encode()).hexdigest()
+
+
+#: A request id: 32-64 URL-safe characters (``secrets.token_urlsafe(32)`` makes one).
+REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+
+def check_request_id(request_id: str) -> None:
+    """Refuse a request id too short to derive passkeys from."""
+    if not REQUEST_ID.fullmatch(request_id):
+        raise Rejected("a request id is 32 to 64 letters, digits, '-' or '_'")
+
+
+def request_passkey(request_id: str, task_id: int, number: int) -> str:
+    """The passkey of attempt ``number`` of a task handed out by request ``request_id``: a
+    repeat of the request gets the same one, and only the requester can compute it."""
+    message = f"{task_id}:{number}".encode()
+    digest = hmac.new(request_id.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 #: A reservation that waits this long without its site claiming the task lapses.
@@ -128,7 +153,7 @@ def _candidates(
 
 def _hand_out(
     conn: Connection, dataset_id: int, version: int, rows: Sequence[Any], site: SiteResources,
-    now: float, pilot_id: int | None = None,
+    now: float, pilot_id: int | None = None, request_id: str | None = None,
 ) -> list[Claim]:  # fmt: skip
     if not rows:
         return []
@@ -157,12 +182,16 @@ def _hand_out(
         raise Rejected(f"claimed {len(ids)} tasks but {changed} were still waiting")
     claims = []
     attempts = []
+    request_hash = hash_passkey(request_id) if request_id else None
     for r in rows:
-        passkey = secrets.token_urlsafe(24)
         number = r.attempts + 1
-        attempts.append(
-            (r.id, number, hash_passkey(passkey), site.name, "open", now, version, pilot_id)
+        passkey = (
+            request_passkey(request_id, r.id, number) if request_id else secrets.token_urlsafe(24)
         )
+        attempts.append(
+            (r.id, number, hash_passkey(passkey), site.name, "open", now, version, pilot_id,
+             request_hash)
+        )  # fmt: skip
         claims.append(
             Claim(
                 task_id=r.id,
@@ -255,7 +284,7 @@ class Budget:
 
 def claim_in(
     conn: Connection, site: SiteResources, limit: int, now: float, skip_locked: bool, *,
-    budget: Budget | None = None, pilot_id: int | None = None,
+    budget: Budget | None = None, pilot_id: int | None = None, request_id: str | None = None,
 ) -> list[Claim]:  # fmt: skip
     """``claim`` within a transaction; with ``budget``, the tasks fit in it together."""
     check_task_transition(TaskStatus.WAITING, TaskStatus.QUEUED)
@@ -276,17 +305,81 @@ def claim_in(
                 exhausted.add(dataset_id)
             if budget is not None:
                 rows = [r for r in rows if budget.take(r)]
-            claims += _hand_out(conn, dataset_id, version, rows, site, now, pilot_id)
+            claims += _hand_out(conn, dataset_id, version, rows, site, now, pilot_id, request_id)
     mark_taken(conn, len(claims))
     return claims
 
 
-def claim(db: Database, site: SiteResources, limit: int, now: float) -> list[Claim]:
-    """Hand up to ``limit`` waiting tasks that fit ``site`` to it; each becomes ``queued``."""
+def _repeat_stmt() -> Any:
+    return (
+        select(
+            task_attempt.c.task_id, task_attempt.c.number, task_attempt.c.site,
+            task_attempt.c.pilot_id, task_attempt.c.outcome, task_attempt.c.spec, task.c.status,
+            task.c.attempts, task.c.dataset_id, task.c.job_index, task.c.task_index,
+            task.c.name, task.c.cpu, task.c.gpu, task.c.memory, task.c.disk, task.c.time,
+        )
+        .join(task, task.c.id == task_attempt.c.task_id)
+        .where(task_attempt.c.request_hash == bindparam("p_hash"))
+        .order_by(task_attempt.c.id)
+    )  # fmt: skip
+
+
+def repeated(
+    conn: Connection, request_id: str, *, site: str, pilot_id: int | None, status: TaskStatus
+) -> list[Any] | None:
+    """The attempts an earlier request with this id handed to ``site`` (or its pilot) that are
+    still as they were handed out (open, current, ``status``); None when there was none.
+
+    One indexed lookup: the cost of a request id on the hot path.
+    """
+    stmt = prepared("repeated", _repeat_stmt)
+    rows = [
+        r
+        for r in conn.execute(stmt, {"p_hash": hash_passkey(request_id)})
+        if r.site == site and r.pilot_id == pilot_id
+    ]
+    if not rows:
+        return None
+    return [
+        r for r in rows
+        if r.outcome == "open" and r.attempts == r.number and r.status == status.value
+    ]  # fmt: skip
+
+
+def claim_again(r: Any, request_id: str) -> Claim:
+    """A row of ``repeated`` as the claim that first handed it out."""
+    passkey = request_passkey(request_id, r.task_id, r.number)
+    return Claim(
+        task_id=r.task_id, attempt=r.number, passkey=passkey, dataset_id=r.dataset_id,
+        job_index=r.job_index, task_index=r.task_index, name=r.name,
+        cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time,
+    )  # fmt: skip
+
+
+def claim(
+    db: Database, site: SiteResources, limit: int, now: float, *, request_id: str | None = None
+) -> list[Claim]:
+    """Hand up to ``limit`` waiting tasks that fit ``site`` to it; each becomes ``queued``.
+
+    With ``request_id``, a repeated request gets what the first one handed out (the tasks
+    no pilot has started yet), and nothing new.
+    """
     if not 0 < limit <= MAX_BATCH:
         raise Rejected(f"claim between 1 and {MAX_BATCH} tasks at a time, not {limit}")
+    if request_id is not None:
+        check_request_id(request_id)
     skip_locked = db.skip_locked
-    return db.transaction(lambda conn: claim_in(conn, site, limit, now, skip_locked))
+
+    def run(conn: Connection) -> list[Claim]:
+        if request_id is not None:
+            again = repeated(
+                conn, request_id, site=site.name, pilot_id=None, status=TaskStatus.QUEUED
+            )
+            if again is not None:
+                return [claim_again(r, request_id) for r in again]
+        return claim_in(conn, site, limit, now, skip_locked, request_id=request_id)
+
+    return db.transaction(run)
 
 
 # -- batch-side DAGs: whole jobs for one site ---------------------------------------------------

@@ -9,6 +9,10 @@ nothing) hold as for single-task pilots. A task handed to a pilot starts at once
 
 The server keeps the pilot's account: what its open attempts hold is subtracted from what
 its batch job offers, so two exchanges of one pilot at the same time cannot overfill it.
+
+An exchange may carry a request id, as a site's claim does: when its answer was lost, the
+repeated exchange gets the tasks the first one handed out (started, with the same passkeys
+and specs) instead of leaving them to the heartbeat timeout.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from frazil.services.claim import (
     CLAIMABLE,
     MAX_BATCH,
     Budget,
+    check_request_id,
     claim_in,
     fit_conditions,
     fit_params,
     hash_passkey,
+    repeated,
+    request_passkey,
 )  # fmt: skip
 from frazil.services.transitions import load_task
 from frazil.store.db import Database
@@ -152,11 +159,12 @@ def report(
 def exchange(
     db: Database, pilot_id: int, key: str, reports: Sequence[Report], *, limit: int,
     time_left: float | None, now: float, host: str = "",
-    caps: attempts.ReportCaps = attempts.DEFAULT_CAPS,
+    caps: attempts.ReportCaps = attempts.DEFAULT_CAPS, request_id: str | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
     """``report`` and then ``take`` (with ``limit`` > 0), in one transaction: a pilot that
     reports a finished task gets the children it released (and anything else that now fits)
-    in the same round trip.
+    in the same round trip. With ``request_id``, a repeated exchange gets the tasks that the
+    first one handed out (and nothing new).
 
     A report past ``caps`` is ``refused``: its attempt fails with the cap as the reason (its
     statistics and files are dropped), and the other reports are applied as usual.
@@ -165,12 +173,19 @@ def exchange(
         raise Rejected(f"at most {MAX_REPORTS} reports at once, not {len(reports)}")
     if not 0 <= limit <= MAX_BATCH:
         raise Rejected(f"take between 0 and {MAX_BATCH} tasks at a time, not {limit}")
+    if request_id is not None:
+        check_request_id(request_id)
     skip_locked = db.skip_locked
 
     def run(conn: Connection) -> tuple[list[str], list[dict[str, Any]]]:
         p = _pilot(conn, pilot_id, key)
         results = [_report_one(conn, pilot_id, r, now, caps) for r in reports]
-        tasks = _take(conn, p, limit, time_left, now, host, skip_locked) if limit else []
+        again = _again(conn, p, request_id) if limit and request_id else None
+        if again is not None:
+            tasks, handed = again, 0
+        else:
+            tasks = _take(conn, p, limit, time_left, now, host, skip_locked, request_id)
+            handed = len(tasks)
         seen = prepared(
             "pilot_seen",
             lambda: (
@@ -184,11 +199,24 @@ def exchange(
             ),
         )
         conn.execute(
-            seen, {"p_id": pilot_id, "p_now": now, "p_host": host[:255] or None, "p_n": len(tasks)}
+            seen, {"p_id": pilot_id, "p_now": now, "p_host": host[:255] or None, "p_n": handed}
         )
         return results, tasks
 
     return db.transaction(run)
+
+
+def _again(conn: Connection, p: Any, request_id: str) -> list[dict[str, Any]] | None:
+    """What an earlier exchange with this request id handed the pilot, as it answered then."""
+    rows = repeated(conn, request_id, site=p.site, pilot_id=p.id, status=TaskStatus.PROCESSING)
+    if rows is None:
+        return None
+    return [
+        {"task_id": r.task_id, "attempt": r.number,
+         "passkey": request_passkey(request_id, r.task_id, r.number), "spec": json.loads(r.spec)}
+        for r in rows
+        if r.spec is not None
+    ]  # fmt: skip
 
 
 def _report_one(
@@ -282,7 +310,7 @@ def _held(conn: Connection, pilot_id: int) -> dict[str, float]:
 
 def take(
     db: Database, pilot_id: int, key: str, *, limit: int, time_left: float | None, now: float,
-    host: str = "",
+    host: str = "", request_id: str | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Hand the pilot up to ``limit`` waiting tasks that fit in what it has left, started.
 
@@ -291,14 +319,19 @@ def take(
     """
     if limit <= 0:
         raise Rejected(f"take between 1 and {MAX_BATCH} tasks at a time, not {limit}")
-    _, tasks = exchange(db, pilot_id, key, [], limit=limit, time_left=time_left, now=now, host=host)
+    _, tasks = exchange(
+        db, pilot_id, key, [], limit=limit, time_left=time_left, now=now, host=host,
+        request_id=request_id,
+    )  # fmt: skip
     return tasks
 
 
 def _take(
     conn: Connection, p: Any, limit: int, time_left: float | None, now: float, host: str,
-    skip_locked: bool,
+    skip_locked: bool, request_id: str | None,
 ) -> list[dict[str, Any]]:  # fmt: skip
+    if not limit:
+        return []
     held = _held(conn, p.id)
     left = SiteResources(
         name=p.site,
@@ -312,7 +345,10 @@ def _take(
     )
     if left.cpu < 0 or left.gpu < 0 or left.memory <= 0 or left.disk <= 0:
         return []
-    claims = claim_in(conn, left, limit, now, skip_locked, budget=Budget(left), pilot_id=p.id)
+    claims = claim_in(
+        conn, left, limit, now, skip_locked, budget=Budget(left), pilot_id=p.id,
+        request_id=request_id,
+    )  # fmt: skip
     return _start(conn, claims, now, host, p.site)
 
 

@@ -7,8 +7,14 @@ assumed to have completed its task); claim up to the free queue slots of tasks t
 slot, and submit one pilot per task (at most ``submit_rate`` per round); now and then, cancel
 batch jobs of ours that the site no longer knows (orphans).
 
-Everything the site knows survives a restart in a small state file (batch id → attempt),
-so a restarted daemon picks up the jobs its predecessor submitted.
+Everything the site knows survives a restart in a small state file (batch id → attempt,
+and the id of a claim not yet fully submitted), so a restarted daemon picks up the jobs its
+predecessor submitted. A claim is named by a request id, saved before it is sent: a claim
+whose answer was lost, or that was not fully submitted when the daemon died, is sent again
+with the same id and gets the same tasks, and the ones not submitted yet are submitted. At
+its start and now and then, the site also asks the server which of its claimed attempts no
+pilot started and it does not know, and hands them back (nothing is left to the queued
+timeout).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from frazil import __version__
 from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest
-from frazil.client import Client
+from frazil.client import Client, request_id
 from frazil.errors import BatchError, FrazilError, NotFound, Rejected
 from frazil.site.config import SiteConfig
 
@@ -95,6 +101,8 @@ class SiteDaemon:
         self._pending_pilots = 0  # pilots whose batch jobs have not started yet
         self._last_heartbeat = -1e18
         self._last_clean = -1e18
+        self._last_reconcile = -1e18
+        self.claim_request: str | None = None  # a claim not yet fully submitted
         self._load()
 
     # -- state ------------------------------------------------------------------------------
@@ -103,6 +111,7 @@ class SiteDaemon:
         if self.state_path.exists():
             data = json.loads(self.state_path.read_text())
             self.running = {k: Running(**v) for k, v in data.get("running", {}).items()}
+            self.claim_request = data.get("claim_request")
             log.info("site %s: %d batch job(s) from before", self.config.name, len(self.running))
 
     def _workdir(self, *parts: str) -> Path:
@@ -115,7 +124,11 @@ class SiteDaemon:
     def _save(self) -> None:
         self.scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"running": {k: asdict(v) for k, v in self.running.items()}}))
+        state = {
+            "running": {k: asdict(v) for k, v in self.running.items()},
+            "claim_request": self.claim_request,
+        }
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_path)
 
     # -- the round --------------------------------------------------------------------------
@@ -140,6 +153,9 @@ class SiteDaemon:
         self._watch(done)
         self._cancel_stale(done)
         self._claim_and_submit(now, done)
+        if now - self._last_reconcile >= CLEAN_EVERY:
+            self._reconcile(done)
+            self._last_reconcile = now
         if now - self._last_clean >= CLEAN_EVERY:
             self._last_clean = now
             orphans = self.plugin.clean_queue(set(self.running))
@@ -214,21 +230,26 @@ class SiteDaemon:
         q = self.config.queue
         free = q.max_queued - len(self.running)
         want = min(free, q.claim_batch, q.submit_rate)
-        if want <= 0:
-            return
-        r = self.config.resources
         if self.multi:
-            self._submit_pilots(now, done, want)
+            if want > 0:
+                self._submit_pilots(now, done, want)
             return
-        if self.dag:
+        if self.dag and want > 0:
             want -= self._claim_jobs(now, done, want)
-            if want <= 0:
-                return
+        if want <= 0 and self.claim_request is None:
+            return
+        if self.claim_request is None:  # saved before it is sent: a repeat gets the same tasks
+            self.claim_request = request_id()
+            self._save()
+        r = self.config.resources
         claims = self.client.claim(
-            self.config.name, want, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk,
-            time=r.time, os=r.os, attributes=self.config.attributes,
+            self.config.name, max(want, 1), request=self.claim_request, cpu=r.cpu, gpu=r.gpu,
+            memory=r.memory, disk=r.disk, time=r.time, os=r.os,
+            attributes=self.config.attributes,
         )  # fmt: skip
         done.claimed += len(claims)
+        submitted = {(j.task_id, j.attempt) for j in self.running.values()}
+        claims = [c for c in claims if (c["task_id"], c["attempt"]) not in submitted]
         for k, c in enumerate(claims):
             try:
                 batch_id = self._submit(c, now)
@@ -243,12 +264,32 @@ class SiteDaemon:
                         self.config.name, back["task_id"], back["attempt"],
                         f"not submitted: {why}", "unsubmitted", counts=False,
                     )  # fmt: skip
+                self.claim_request = None
                 raise
             done.submitted += 1
             try:
                 self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
             except FrazilError as exc:  # for the record only: submit the rest of the claim
                 log.warning("task %d: batch id %s not recorded: %s", c["task_id"], batch_id, exc)
+        self.claim_request = None
+
+    def _reconcile(self, done: Round) -> None:
+        """Hand back the attempts the server says the site claimed and never submitted."""
+        known = sorted({j.task_id for j in self.running.values() if j.task_id})
+        lost = self.client.unsubmitted(self.config.name, known)
+        for task_id, attempt in lost:
+            try:
+                self.client.lost(
+                    self.config.name, task_id, attempt,
+                    "claimed but never submitted (the claim's answer was lost, or the site "
+                    "stopped before submitting it)", "unsubmitted", counts=False,
+                )  # fmt: skip
+            except (NotFound, Rejected) as exc:
+                log.warning("task %d attempt %d: %s", task_id, attempt, exc)
+                continue
+            done.reset += 1
+        if lost:
+            log.warning("handed back %d claimed task(s) that were never submitted", len(lost))
 
     # -- multi-task pilots ----------------------------------------------------------------------
 

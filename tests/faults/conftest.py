@@ -125,6 +125,7 @@ class Server(Service):
     def __init__(self, home: Path, env: dict[str, str], port: int) -> None:
         argv = [sys.executable, "-m", "tests.faults.serve", "--port", str(port)]
         super().__init__("server", argv, env, home / "server.log")
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self, timeout: float = 60.0) -> None:
@@ -177,14 +178,15 @@ class World:
 
     def site(
         self, name: str = "faults", *, scratch: Path | None = None, start: bool = True,
-        **queue: Any,
+        server: str | None = None, **queue: Any,
     ) -> Service:  # fmt: skip
-        """A site process with the ``local`` plugin (``queue`` overrides ``[queue]``)."""
+        """A site process with the ``local`` plugin (``queue`` overrides ``[queue]``), talking
+        to ``server`` (default: the server's own address)."""
         _, token = create_token(self.db, name, "site", now=time.time())
         scratch = scratch or self.home / f"scratch-{name}"
         config = {
             "name": name,
-            "server": self.server.url,
+            "server": server or self.server.url,
             "token": token,
             "queue": {
                 "plugin": "local", "max_queued": 4, "claim_batch": 4, "poll_interval": 0.5,

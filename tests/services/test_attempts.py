@@ -242,3 +242,41 @@ def test_stale_attempts_of_a_site(db):
         (999, 1),
     ]
     assert batch_jobs.stale_attempts(db, "other-site", [(b.task_id, 1)]) == [(b.task_id, 1)]
+
+
+def test_a_repeated_start_of_the_same_attempt_is_accepted(db):
+    d = submit(db, make_config("flat", 1), jobs=1, now=NOW)
+    (c,) = claim(db, SITE, 1, NOW)
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + 1, host="node1")
+    # the answer was lost and the pilot's client said it again
+    attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + 2, host="node1")
+    detail = queries.task_detail(db, c.task_id)
+    assert (detail.task.status, detail.task.failures) == ("processing", 0)
+    (a,) = detail.attempts
+    assert (a.outcome, a.started_at) == ("open", NOW + 1)
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW + 3)
+    assert statuses(db, d) == {"t0": "complete"}
+    # a start for an attempt that ended is still refused
+    with pytest.raises(StaleAttempt):
+        attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + 4)
+
+
+def test_a_site_learns_the_attempts_it_claimed_and_never_submitted(db):
+    submit(db, make_config("flat", 4), jobs=1, now=NOW)
+    claims = claim(db, SITE, 4, NOW)
+    other = claim(db, SiteResources("site-b"), 1, NOW)
+    assert other == []  # site-a holds all four
+    submitted, started, _, lost = claims
+    attempts.start(db, started.task_id, started.attempt, started.passkey, now=NOW + 1)
+    pairs = batch_jobs.unsubmitted(db, "site-a", [submitted.task_id])
+    assert pairs == [(c.task_id, c.attempt) for c in claims[2:]]
+    assert batch_jobs.unsubmitted(db, "site-b", []) == []
+    batch_jobs.lost(
+        db, lost.task_id, lost.attempt, site="site-a", now=NOW + 2, reason="never submitted",
+        outcome="unsubmitted", counts=False,
+    )  # fmt: skip
+    detail = queries.task_detail(db, lost.task_id)
+    assert (detail.task.status, detail.task.failures) == ("waiting", 0)
+    assert batch_jobs.unsubmitted(db, "site-a", [submitted.task_id]) == [
+        (claims[2].task_id, claims[2].attempt)
+    ]

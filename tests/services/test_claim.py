@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from frazil.errors import ConfigError, Rejected
 from frazil.model.limits import PRIORITY
 from frazil.model.records import SiteResources
-from frazil.services import pilots, queries, sites
+from frazil.services import attempts, pilots, queries, sites
 from frazil.services.claim import MIN_WEIGHT, claim, hash_passkey, share_weight
 from frazil.services.control import set_priority
 from frazil.services.submit import edit_config, submit
@@ -217,3 +217,36 @@ def test_the_fair_share_cannot_overflow_whatever_the_priorities(db):
 )  # fmt: skip
 def test_share_weights_are_bounded(priority, weight):
     assert share_weight(priority) == weight
+
+
+REQUEST = "r" * 40
+
+
+def test_a_repeated_claim_gets_the_same_tasks_and_passkeys(db):
+    d = submit(db, make_config("flat", 3), jobs=2, now=NOW)
+    first = claim(db, BIG, 4, NOW, request_id=REQUEST)
+    assert len(first) == 4
+    # the answer was lost: the repeat hands out nothing new, and the same attempts
+    again = claim(db, BIG, 4, NOW + 1, request_id=REQUEST)
+    assert again == first
+    assert len(queries.list_tasks(db, d, status="queued")) == 4
+    with db.read() as conn:
+        stored = dict(
+            conn.execute(select(task_attempt.c.task_id, task_attempt.c.passkey_hash)).all()
+        )
+        hashes = set(conn.execute(select(task_attempt.c.request_hash)).scalars())
+    assert {stored[c.task_id] for c in again} == {hash_passkey(c.passkey) for c in first}
+    assert hashes == {hash_passkey(REQUEST)}  # the id itself is not stored
+    # a task its pilot started meanwhile is no longer handed out by a repeat
+    attempts.start(db, first[0].task_id, 1, first[0].passkey, now=NOW + 2)
+    assert claim(db, BIG, 4, NOW + 3, request_id=REQUEST) == first[1:]
+    # another site's repeat of the id gets nothing of this site's; a new id gets new tasks
+    other = claim(db, SiteResources("other"), 4, NOW, request_id=REQUEST)
+    assert {c.task_id for c in other}.isdisjoint(c.task_id for c in first) and len(other) == 2
+    assert {c.task_id for c in claim(db, BIG, 4, NOW, request_id="n" * 40)} == set()
+
+
+def test_a_request_id_must_be_long(db):
+    submit(db, make_config("flat", 1), jobs=1, now=NOW)
+    with pytest.raises(Rejected, match="request id"):
+        claim(db, BIG, 1, NOW, request_id="short")

@@ -127,3 +127,29 @@ def test_a_stale_attempt_of_a_pilot_task_is_refused_by_the_single_task_routes_to
     attempts.heartbeat(db, t["task_id"], t["attempt"], t["passkey"], now=NOW + 5)
     with pytest.raises(BadPasskey):
         attempts.heartbeat(db, t["task_id"], t["attempt"], "nope", now=NOW + 5)
+
+
+def test_a_repeated_exchange_gets_the_tasks_the_lost_answer_held(db):
+    _d, pilot_id, key = _setup(db, n=3, jobs=2)
+    request = "x" * 43
+    (t,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+    results, first = pilots.exchange(
+        db, pilot_id, key, [_done(t)], limit=2, time_left=None, now=NOW + 1, request_id=request
+    )
+    assert results == ["ok"] and len(first) == 2
+    # the answer was lost: the repeat applies nothing twice and hands out the same two
+    results, again = pilots.exchange(
+        db, pilot_id, key, [_done(t)], limit=2, time_left=None, now=NOW + 2, request_id=request
+    )
+    assert results == ["stale"] and again == first
+    assert queries.task_detail(db, t["task_id"]).task.status == "complete"
+    (row,) = pilots.list_pilots(db, "site-a")
+    assert row["tasks"] == 3  # handed out once
+    # the pilot runs them with the passkeys of the repeat
+    assert pilots.report(db, pilot_id, key, [_done(x) for x in again], now=NOW + 3) == ["ok"] * 2
+    # while the first request still waits for work, it hands out nothing new to nobody
+    assert (
+        pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW + 4, request_id=request)
+        == []
+    )
+    assert len(pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW + 4)) == 2
