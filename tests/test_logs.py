@@ -54,10 +54,12 @@ def test_a_path_with_a_newline_cannot_forge_a_line_of_the_server_log(tmp_path):
     env.pop("FRAZIL_DB_URL", None)
     subprocess.run([sys.executable, "-m", "frazil", "init"], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    # a pilot reports a temporary output whose path holds a newline (a directory, so that
-    # the collector's delete fails and it says so)
-    evil = tmp_path / f"out\n{FORGED}"
-    evil.mkdir()
+    # a pilot reports a temporary output, under the collector's storage root, whose path
+    # holds a newline (undeclared by the task's spec, so the collector refuses it and says so)
+    data = tmp_path / "data"
+    (home / "frazil.toml").write_text(f'[server]\nstorage_roots = ["{data}"]\n')
+    evil = data / f"out\n{FORGED}"
+    evil.mkdir(parents=True)
     db = Database(f"sqlite:///{home / 'frazil.db'}")
     submit(db, make_config("flat", 1), jobs=1, now=1.0)
     (c,) = claim(db, SiteResources("site-a"), 1, 2.0)
