@@ -10,7 +10,7 @@ what depends on them is reported as a warning, not an error.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,12 @@ from frazil.errors import Problem
 from frazil.model.dag import build_dag
 from frazil.model.policy import policy_from_options
 from frazil.model.resolve import JobInfo, Resolver
-from frazil.model.spec import DatasetConfig
+from frazil.model.spec import DatasetConfig, Module
+
+# The built-in module classes' parameter declarations (standard library only, like the
+# model); an external class's are known only where its code runs, on the worker node.
+from frazil.pilot.modules.base import Param
+from frazil.pilot.modules.registry import BUILTIN_MODULES
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,59 @@ def count_expressions(config: DatasetConfig) -> int:
     return sum("$" in s for s in _strings(config.model_dump(by_alias=True)))
 
 
+def _class_problems(module: Module, path: str) -> list[Problem]:
+    """A class module takes ``parameters`` (never ``args``); a built-in class's parameters
+    are checked against its declaration, an external class's name for its shape."""
+    problems = []
+    if module.args not in ("", [], {}):
+        problems.append(
+            Problem(
+                f"{path}.args",
+                f"class {module.class_!r} takes 'parameters', not 'args' (the command line of "
+                "a 'src' script); move these values into parameters",
+            )
+        )
+    name = module.class_.strip()
+    if "$" in name:
+        return problems
+    declared = BUILTIN_MODULES.get(name)
+    if declared is None:
+        module_name, _, attribute = name.rpartition(":") if ":" in name else name.rpartition(".")
+        if not module_name or not attribute:
+            known = ", ".join(BUILTIN_MODULES)
+            problems.append(
+                Problem(
+                    f"{path}.class",
+                    f"unknown module class {name!r}: not a built-in ({known}) nor a dotted "
+                    "path such as package.module:Class",
+                )
+            )
+        return problems
+    params = declared.all_parameters()
+    missing = [key for key, p in params.items() if p.required and key not in module.parameters]
+    if missing:
+        problems.append(
+            Problem(
+                f"{path}.parameters",
+                f"{name} needs parameter(s): {_described(params, missing)}",
+            )
+        )
+    unknown = sorted(set(module.parameters) - set(params))
+    if unknown:
+        problems.append(
+            Problem(
+                f"{path}.parameters",
+                f"{name} takes no parameter(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(params) or 'none'}",
+            )
+        )
+    return problems
+
+
+def _described(params: Mapping[str, Param], keys: list[str]) -> str:
+    return "; ".join(f"{k} ({params[k].help})" if params[k].help else k for k in keys)
+
+
 def check_config(config: DatasetConfig, *, job: int = 0, jobs_submitted: int = 1) -> Report:
     """Every problem in a config that passed the shape checks of ``spec``."""
     problems: list[Problem] = []
@@ -75,6 +133,11 @@ def check_config(config: DatasetConfig, *, job: int = 0, jobs_submitted: int = 1
     resolver.steering()
     for t in range(len(config.tasks)):
         resolver.task(t)
+    for t, task in enumerate(config.tasks):
+        for r, tray in enumerate(task.trays):
+            for m, module in enumerate(tray.modules):
+                if module.class_:
+                    problems += _class_problems(module, f"tasks[{t}].trays[{r}].modules[{m}]")
     modules = sum(len(tray.modules) for task in config.tasks for tray in task.trays)
     return Report(
         problems=tuple(problems),

@@ -17,7 +17,6 @@ import ctypes
 import json
 import logging
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from frazil.errors import FrazilError
-from frazil.pilot.modules import find_module_class
+from frazil.pilot import classrun
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +103,18 @@ class Runner:
         self.workdir = workdir
         self.stdout = stdout
         self.stderr = stderr
-        self._process: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None  # the running module's process (its group's leader)
 
     def stop(self) -> None:
-        """Terminate the running subprocess's whole process group (from a signal handler)."""
-        process = self._process
-        if process is not None and process.poll() is None:
+        """Terminate the running module's whole process group (from a signal handler)."""
+        pid = self._pid
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:  # not yet a group of its own (a class run just forked)
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM)
 
     def subprocess(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> Measured:
         """Run ``argv`` as module ``name``; ``ModuleFailed`` on a non-zero exit."""
@@ -121,17 +124,19 @@ class Runner:
             err.write(f"--- module {name} ---\n".encode())
             err.flush()
             try:
-                self._process = subprocess.Popen(  # noqa: S603 - argv from the resolved spec, no shell
+                process = subprocess.Popen(  # noqa: S603 - argv from the resolved spec, no shell
                     list(argv), cwd=self.workdir, env=dict(env), stdout=out, stderr=err,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                     preexec_fn=die_with_parent(),  # noqa: PLW1509 - one libc call, see there
                 )  # fmt: skip
             except OSError as exc:
                 raise ModuleFailed(f"module {name}: cannot start {argv[0]}: {exc}") from exc
-            _, status, usage = os.wait4(self._process.pid, 0)
-            self._process.returncode = os.waitstatus_to_exitcode(status)
-        code = self._process.returncode
-        self._process = None
+            self._pid = process.pid
+            try:
+                _, status, usage = os.wait4(process.pid, 0)
+            finally:
+                self._pid = None
+            process.returncode = code = os.waitstatus_to_exitcode(status)
         measured = Measured(
             wall_time=time.monotonic() - started,
             cpu_time=usage.ru_utime + usage.ru_stime,
@@ -147,23 +152,48 @@ class Runner:
         return measured
 
     def python_class(
-        self, name: str, class_name: str, params: Mapping[str, Any]
-    ) -> tuple[Measured, dict[str, float]]:
-        """Run a ``Module`` subclass in this interpreter; returns its cost and statistics."""
-        cls = find_module_class(class_name)
-        module = cls(dict(params), workdir=self.workdir, name=name)
-        stats: dict[str, float] = {}
-        before = resource.getrusage(resource.RUSAGE_SELF)
+        self, name: str, class_name: str, params: Mapping[str, Any], *,
+        paths: Sequence[Path] = (), env: Mapping[str, str] | None = None,
+    ) -> tuple[Measured, dict[str, float]]:  # fmt: skip
+        """Run a ``Module`` subclass in a fresh child process (``classrun``), its code found
+        first in ``paths``; returns its cost and statistics."""
+        log.info("module %s: class %s", name, class_name)
+        result = self.stderr.parent / f".{name.replace('/', '_')}.result.json"
+        with self.stderr.open("ab") as err:
+            err.write(f"--- module {name} ---\n".encode())
+        run = classrun.ClassRun(
+            name=name, class_name=class_name, params=dict(params), workdir=str(self.workdir),
+            stdout=str(self.stdout), stderr=str(self.stderr), result=str(result),
+            sys_path=(*map(str, paths), *sys.path), env=dict(env or {}),
+        )  # fmt: skip
         started = time.monotonic()
         try:
-            module.run(stats)
-        except FrazilError as exc:
+            handle = classrun.start(run)
+            self._pid = handle.pid
+            try:
+                ended = handle.wait()
+            finally:
+                self._pid = None
+        except classrun.HostGone as exc:
             raise ModuleFailed(f"module {name}: {exc}") from exc
-        except Exception as exc:  # the module's own bug: report it, do not crash the pilot
-            raise ModuleFailed(f"module {name} raised {type(exc).__name__}: {exc}") from exc
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return Measured(time.monotonic() - started, cpu, after.ru_maxrss / 1024 / 1024), stats
+        wall = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(ended.status)
+        try:
+            outcome = json.loads(result.read_text())
+        except (OSError, ValueError):
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            tail = _tail(self.stderr)
+            raise ModuleFailed(
+                f"module {name} {how} before it finished"
+                + (f"; stderr ends with:\n{tail}" if tail else ""),
+                exit_code=code if code >= 0 else 128 - code,
+            ) from None
+        finally:
+            result.unlink(missing_ok=True)
+        if outcome.get("error"):
+            raise ModuleFailed(str(outcome["error"]))
+        measured = Measured(wall, ended.cpu_time, ended.max_memory)
+        return measured, numbers(name, outcome.get("stats"), "its statistics")
 
     def collect_stats(self, name: str) -> dict[str, float]:
         """Statistics a subprocess module left in ``frazil_stats.json`` (the file is removed)."""
@@ -176,17 +206,22 @@ class Runner:
             raise ModuleFailed(f"module {name}: {STATS_FILE} is not JSON: {exc}") from exc
         finally:
             path.unlink(missing_ok=True)
-        if not isinstance(data, dict):
-            raise ModuleFailed(f"module {name}: {STATS_FILE} must hold an object of numbers")
-        stats = {}
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ModuleFailed(f"module {name}: statistic {key!r} is not a number: {value!r}")
-            if not abs(value) <= sys.float_info.max:  # NaN, infinities: JSON cannot carry them
-                log.warning("module %s: statistic %r is %r; left out", name, key, value)
-                continue
-            stats[str(key)] = float(value)
-        return stats
+        return numbers(name, data, STATS_FILE)
+
+
+def numbers(name: str, data: Any, where: str) -> dict[str, float]:
+    """A module's statistics (name → number) from ``where``; NaN and infinities left out."""
+    if not isinstance(data, dict):
+        raise ModuleFailed(f"module {name}: {where} must hold an object of numbers")
+    stats = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ModuleFailed(f"module {name}: statistic {key!r} is not a number: {value!r}")
+        if not abs(value) <= sys.float_info.max:  # NaN, infinities: JSON cannot carry them
+            log.warning("module %s: statistic %r is %r; left out", name, key, value)
+            continue
+        stats[str(key)] = float(value)
+    return stats
 
 
 def _tail(path: Path, limit: int = 2000) -> str:

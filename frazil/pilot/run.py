@@ -18,7 +18,6 @@ import platform
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -274,21 +273,22 @@ class Pilot:
                 name = m["name"] or (m["src"] or m["class_"]).rsplit("/", 1)[-1]
                 label = f"{tray['name'] or 'tray'}[{tray['iteration']}].{name}"
                 self._write_configs(m.get("configs") or {})
-                if m["class_"]:
-                    if m["url"]:
-                        self._module_code(m["url"])
-                    measured, stats = self.runner.python_class(label, m["class_"], m["parameters"])
-                else:
-                    argv = [*self._command(m), *m["argv"]]
-                    extra = {**(self.o.env or {}), "FRAZIL_MODULE": label}
-                    env = module_environment(m["env_clear"], extra)
-                    try:
+                extra = {**(self.o.env or {}), "FRAZIL_MODULE": label}
+                try:
+                    if m["class_"]:
+                        paths = [self._module_code(m["url"])] if m["url"] else []
+                        measured, stats = self.runner.python_class(
+                            label, m["class_"], m["parameters"], paths=paths, env=extra
+                        )
+                    else:
+                        argv = [*self._command(m), *m["argv"]]
+                        env = module_environment(m["env_clear"], extra)
                         measured = self.runner.subprocess(label, argv, env)
-                    except ModuleFailed:
-                        if self.terminated:
-                            raise Terminated("terminated by the batch system (SIGTERM)") from None
-                        raise
-                    stats = self.runner.collect_stats(label)
+                        stats = self.runner.collect_stats(label)
+                except ModuleFailed:
+                    if self.terminated:
+                        raise Terminated("terminated by the batch system (SIGTERM)") from None
+                    raise
                 self._account(label, measured, stats)
 
     def _command(self, module: dict[str, Any]) -> list[str]:
@@ -307,8 +307,9 @@ class Pilot:
             command = [*module["env_shell"].split(), *command]
         return command
 
-    def _module_code(self, url: str) -> None:
-        """Fetch an external module's code (a .py file or a tarball) and make it importable.
+    def _module_code(self, url: str) -> Path:
+        """Fetch an external module's code (a .py file or a tarball) into the task's
+        directory; returns the directory its class is imported from (first on its path).
 
         Only https and local files are accepted: code fetched over plain http could be
         changed on the way (the seeds' rule for external modules).
@@ -329,8 +330,7 @@ class Pilot:
                 UnpackTarball({"tarball": str(local), "dest": str(path)}, workdir=root).run({})
         else:
             raise ModuleFailed(f"module code {url!r} is neither a .py file nor a tarball")
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
+        return path
 
     def _write_configs(self, configs: dict[str, Any]) -> None:
         for name, content in configs.items():

@@ -89,7 +89,7 @@ def placement(path: PurePosixPath, roots: Sequence[Path]) -> tuple[Path, PurePos
     return "it is outside every storage root ([server] storage_roots)"
 
 
-def refusal(
+def where_deletable(
     url: str, type_: str, declared: Collection[tuple[str, str]], roots: Sequence[Path]
 ) -> tuple[Path, PurePosixPath] | str:
     """Where the file a pilot reported may be deleted, or why it may not (pure)."""
@@ -215,7 +215,7 @@ def collect_temporary(
     deleted: list[int] = []
     refused: list[tuple[_Candidate, str]] = []
     for r in rows:
-        where = refusal(r.url, r.type, declared.get(r.attempt_id or 0, frozenset()), roots)
+        where = where_deletable(r.url, r.type, declared.get(r.attempt_id or 0, frozenset()), roots)
         why = unlink_below(*where, protected) if isinstance(where, tuple) else where
         if why:
             refused.append((r, why))

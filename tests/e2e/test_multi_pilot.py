@@ -109,3 +109,41 @@ def test_exchange_needs_the_pilots_own_key(world: World):
     for auth in ({}, {"Authorization": "Pilot wrong"}, {"Authorization": "Bearer x"}):
         r = httpx.post(url, json={"limit": 1}, headers=auth)
         assert r.status_code in (401, 403), (auth, r.text)
+
+
+VERSIONED = """\
+from frazil.pilot.modules import Module
+
+
+class Versioned(Module):
+    def run(self, stats):
+        print("version VERSION says hello")
+        stats["version"] = VERSION
+"""
+
+
+def test_a_long_lived_pilot_runs_each_tasks_module_code_as_it_is_now(sqlite_world: World):
+    """The module is edited between two tasks that one multi-task pilot runs: the second
+    task runs the new code, and what the class prints is in each task's log."""
+    world = sqlite_world
+    code = world.home / "versioned.py"
+    code.write_text(VERSIONED.replace("VERSION", "1"))
+    world.start_site(resources=SLOT, pilot="multi", pilot_idle=60.0, max_queued=1)
+    cfg = config({
+        "name": "v", "requirements": {"memory": 1.0, "time": 0.5},
+        "trays": [{"modules": [{"name": "v", "class": "versioned:Versioned", "url": str(code)}]}],
+    })  # fmt: skip
+    first = world.client.submit(cfg)
+    assert world.wait_done(first) == "complete", world.explain(first)
+    code.write_text(VERSIONED.replace("VERSION", "2") + "# edited\n")
+    second = world.client.submit(cfg)
+    assert world.wait_done(second) == "complete", world.explain(second)
+    with world.db.read() as conn:
+        pilots = conn.execute(select(task_attempt.c.pilot_id)).scalars().all()
+    assert len(pilots) == 2 and len(set(pilots)) == 1 and None not in pilots  # one pilot
+    for d, version in ((first, 1), (second, 2)):
+        stats = {s["name"]: s for s in world.client.stats(d) if s["task_name"] == "v"}
+        assert stats["version"]["total"] == version
+        (t,) = world.client.tasks(d)
+        logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
+        assert f"version {version} says hello" in logs["stdout"]

@@ -59,3 +59,36 @@ def test_iterations_must_evaluate_to_a_sane_count():
         cfg(task={"trays": [{"iterations": "$eval(10**9)", "modules": [{"src": "x"}]}]})
     )
     assert [p.path for p in report.errors] == ["tasks[0].trays[0].iterations"]
+
+
+def classy(**module):
+    return cfg(module={"src": "", **module})
+
+
+def test_a_class_module_takes_parameters_never_args():
+    for args in ("--n 3", ["3"], {"n": 3}):
+        report = check_config(classy(**{"class": "pkg.mod:Count", "args": args}))
+        assert [p.path for p in report.errors] == ["tasks[0].trays[0].modules[0].args"]
+        assert "takes 'parameters', not 'args'" in report.errors[0].message
+    assert check_config(classy(**{"class": "pkg.mod:Count", "parameters": {"n": 3}})).ok
+
+
+def test_a_built_in_class_gets_its_required_parameters_and_no_others():
+    report = check_config(classy(**{"class": "CopyFiles", "parameters": {"files": ["a"]}}))
+    assert [(p.path, p.message) for p in report.errors] == [(
+        "tasks[0].trays[0].modules[0].parameters",
+        "CopyFiles needs parameter(s): dest (directory to copy them into (created if needed))",
+    )]  # fmt: skip
+    report = check_config(classy(**{"class": "UnpackTarball", "parameters": {"tarbal": "x"}}))
+    assert [p.message for p in report.errors] == [
+        "UnpackTarball needs parameter(s): tarball (the tarball (any compression tarfile reads))",
+        "UnpackTarball takes no parameter(s) tarbal; it takes tarball, dest",
+    ]
+    given = {"script": "run.sh", "args": "$args(job)"}  # RunScript's own parameter "args"
+    assert check_config(classy(**{"class": "RunScript", "parameters": given})).ok
+
+
+def test_a_class_name_that_is_neither_built_in_nor_a_dotted_path_is_an_error():
+    report = check_config(classy(**{"class": "CopyFile"}))
+    assert [p.path for p in report.errors] == ["tasks[0].trays[0].modules[0].class"]
+    assert "not a built-in (CopyFiles, " in report.errors[0].message

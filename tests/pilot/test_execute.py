@@ -7,8 +7,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from frazil.batch.local_runner import pid_alive
 from tests.conftest import ROOT
@@ -58,3 +61,126 @@ def test_a_sigkilled_pilot_takes_its_module_along(tmp_path: Path) -> None:
         for pid in pids:
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+VERSIONED = """\
+import os
+import sys
+
+from frazil.pilot.modules import Module, Param
+
+
+class Versioned(Module):
+    parameters = {"sleep": Param(0.0, "seconds to wait")}
+
+    def run(self, stats):
+        print("version {v} prints to stdout")
+        print("version {v} complains on stderr", file=sys.stderr)
+        os.system("echo a subprocess of version {v}")
+        stats["version"] = {v}
+        stats["pid"] = os.getpid()
+        if self.param_float("sleep"):
+            import time
+
+            time.sleep(self.param_float("sleep"))
+"""
+
+
+def versioned(v: int) -> str:
+    return VERSIONED.replace("{v}", str(v))
+
+
+def make_runner(tmp_path: Path, name: str):
+    from frazil.pilot.execute import Runner
+
+    workdir, logs = tmp_path / name / "task", tmp_path / name / "logs"
+    workdir.mkdir(parents=True)
+    logs.mkdir()
+    return Runner(workdir, logs / "stdout", logs / "stderr"), logs
+
+
+def test_each_class_run_imports_the_code_afresh_and_its_output_goes_to_the_task(tmp_path):
+    """Two tasks in one pilot process, the module edited in between: the second runs the
+    new code; what each prints (and its subprocesses) is in its own task's files."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "versioned.py").write_text(versioned(1))
+    first, logs1 = make_runner(tmp_path, "first")
+    _, stats = first.python_class("v", "versioned:Versioned", {}, paths=[code])
+    assert stats["version"] == 1.0 and stats["pid"] != os.getpid()
+    (code / "versioned.py").write_text(versioned(2) + "# edited\n")
+    second, logs2 = make_runner(tmp_path, "second")
+    _, stats = second.python_class("v", "versioned:Versioned", {}, paths=[code])
+    assert stats["version"] == 2.0
+    assert "versioned" not in sys.modules  # the pilot itself never imported it
+    for logs, v in ((logs1, 1), (logs2, 2)):
+        out, err = (logs / "stdout").read_text(), (logs / "stderr").read_text()
+        assert f"version {v} prints to stdout" in out
+        assert f"a subprocess of version {v}" in out
+        assert f"version {v} complains on stderr" in err and "--- module v ---" in err
+    assert not list(logs2.glob("*.json"))  # the result file is gone
+
+
+def test_a_class_run_fails_with_its_error_and_can_be_stopped(tmp_path):
+    from frazil.pilot.execute import ModuleFailed
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "versioned.py").write_text(versioned(3))
+    runner, logs = make_runner(tmp_path, "t")
+    with pytest.raises(ModuleFailed, match=r"unknown parameter\(s\) nope"):
+        runner.python_class("v", "versioned:Versioned", {"nope": 1}, paths=[code])
+    with pytest.raises(ModuleFailed, match="cannot import 'nothere'"):
+        runner.python_class("v", "nothere:X", {}, paths=[code])
+    stopper = threading.Timer(1.0, runner.stop)
+    stopper.start()
+    started = time.monotonic()
+    with pytest.raises(ModuleFailed, match="killed by signal 15"):
+        runner.python_class("v", "versioned:Versioned", {"sleep": 60}, paths=[code])
+    assert time.monotonic() - started < 30
+    assert (logs / "stderr").read_text().count("--- module v ---") == 3  # one per run
+
+
+SLEEPER = """\
+import os
+import time
+
+from frazil.pilot.modules import Module
+
+
+class Sleeper(Module):
+    def run(self, stats):
+        with open(os.environ["PIDFILE"], "w") as f:
+            f.write(f"{os.getpid()}\\n")
+        time.sleep(600)
+"""
+
+
+def test_a_sigkilled_pilot_takes_its_class_modules_process_along(tmp_path: Path) -> None:
+    code = tmp_path / "sleeper.py"
+    code.write_text(SLEEPER)
+    pidfile = tmp_path / "pid"
+    module = {
+        "name": "s", "src": "", "class_": "sleeper:Sleeper", "url": str(code), "argv": [],
+        "env_shell": "", "env_clear": False, "configs": {}, "parameters": {},
+    }  # fmt: skip
+    spec = {"requirements": {"time": 1}, "data": [], "trays": [
+        {"name": "t", "iteration": 0, "modules": [module]}]}  # fmt: skip
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    pilot = subprocess.Popen(
+        [sys.executable, "-m", "frazil.pilot", "--spec", str(tmp_path / "spec.json"),
+         "--workdir", str(tmp_path / "work")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PIDFILE": str(pidfile)},
+    )  # fmt: skip
+    pid = 0
+    try:
+        assert wait(lambda: pidfile.exists() and pidfile.read_text().endswith("\n"))
+        pid = int(pidfile.read_text())
+        pilot.kill()
+        pilot.wait()
+        assert wait(lambda: not pid_alive(pid), 3.0), "the class module outlived its pilot"
+    finally:
+        pilot.kill()
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
