@@ -2,8 +2,8 @@
 
 A request that does not fit the API's description keeps FastAPI's answer, 422 with
 ``{"detail": [...]}`` (each problem's location, message and input). A database that cannot
-be reached (stopped, restarting, the connection cut) answers 503 as a ``StoreError``, which
-clients retry, not a 500 that they would take as final.
+be reached (stopped, restarting, the connection cut, or silent past its timeouts) answers 503
+as a ``StoreError``, which clients retry, not a 500 that they would take as final.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from frazil.errors import (
     AuthError,
@@ -47,6 +48,11 @@ STATUS: list[tuple[type[Exception], int]] = [
     (FrazilError, 400),
     (ValueError, 400),
 ]
+
+
+#: What the database layer raises when it cannot be used now: a refused or lost connection,
+#: a timeout (connect, statement, read), no free pooled connection in time. Clients retry.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def _response(exc: Exception) -> JSONResponse:
@@ -89,7 +95,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | None:
     """The response to ``exc`` raised outside a route (a middleware's check), if it has one."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, UNAVAILABLE):
         return _unavailable_response(method, path, exc)
     if any(isinstance(exc, cls) for cls, _ in STATUS):
         return _response(exc)
@@ -99,7 +105,7 @@ def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | N
 def install(app: FastAPI) -> None:
     """Map Frazil's exceptions to responses on ``app``."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    for unavailable in (OperationalError, InterfaceError):
+    for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
     for cls, _ in STATUS:
 
