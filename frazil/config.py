@@ -8,6 +8,11 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
 
     db_url = "postgresql+psycopg://frazil@db.example.org/frazil"
 
+    [database]                    # how long the database may take (seconds); then 503
+    connect_timeout = 10          # opening a connection (and waiting for a pooled one)
+    statement_timeout = 30        # one statement, stopped by the server (SQLite: locks too)
+    read_timeout = 45             # any answer on an open connection (a partition, a stop)
+
     [server]                      # frazil server
     host = "127.0.0.1"
     port = 8800
@@ -30,6 +35,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -62,12 +68,24 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long the database may take, in seconds, before a request gives up with 503
+    (see ``frazil.store.timeouts``). ``read`` is longer than ``statement``, so that the
+    server stops a slow statement before we stop waiting for it."""
+
+    connect: float = 10.0
+    statement: float = 30.0
+    read: float = 45.0
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings."""
 
     home: Path
     db_url: str
     server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     url: str | None = None  # a server to talk to instead of the database
     token: str | None = None
 
@@ -165,6 +183,29 @@ def _positive(table: Mapping[str, Any], key: str, default: int, path: Path) -> i
     return value
 
 
+def _database(values: Mapping[str, Any], path: Path) -> DatabaseTimeouts:
+    known = {"connect_timeout", "statement_timeout", "read_timeout"}
+    t = _table(values, "database", known, path)
+    seconds = {}
+    for key in sorted(known):
+        value = t.get(key, getattr(DatabaseTimeouts, key.removesuffix("_timeout")))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 < value < math.inf
+        ):
+            raise SettingsError(f"{path}: database.{key} must be a positive number of seconds")
+        seconds[key.removesuffix("_timeout")] = float(value)
+    timeouts = DatabaseTimeouts(**seconds)
+    if timeouts.read <= timeouts.statement:
+        raise SettingsError(
+            f"{path}: database.read_timeout ({timeouts.read:g} s) must be longer than "
+            f"statement_timeout ({timeouts.statement:g} s): the server stops a slow "
+            "statement first"
+        )
+    return timeouts
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from ``environ`` (the process environment by default)."""
     env = os.environ if environ is None else environ
@@ -176,7 +217,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from exc
-        unknown = set(values) - {"db_url", "server", "client"}
+        unknown = set(values) - {"db_url", "server", "client", "database"}
         if unknown:
             raise SettingsError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
     db_url = env.get("FRAZIL_DB_URL") or values.get("db_url") or default_db_url(home)
@@ -188,6 +229,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=home,
         db_url=db_url,
         server=_server(values, path, keep_out),
+        database=_database(values, path),
         url=env.get("FRAZIL_URL") or client.get("url"),
         token=env.get("FRAZIL_TOKEN") or client.get("token"),
     )

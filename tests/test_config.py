@@ -28,6 +28,10 @@ def test_environment_beats_file(tmp_path):
         ("=", "frazil.toml"),
         ("[server]\nmax_concurrency = 0\n", "server.max_concurrency must be a positive integer"),
         ("[server]\nmax_key_body_bytes = true\n", "server.max_key_body_bytes must be a"),
+        ("[database]\nread_timeout = 0\n", "database.read_timeout must be a positive number"),
+        ("[database]\nconnect_timeout = inf\n", "database.connect_timeout must be a positive"),
+        ("[database]\nstatement_timeout = 50\n", "must be longer than statement_timeout"),
+        ("[database]\nquery_timeout = 5\n", "in .database.: query_timeout"),
     ],
 )
 def test_bad_settings_files(tmp_path, text, message):
@@ -71,3 +75,11 @@ def test_server_limits(tmp_path):
     )
     server = load_settings({"FRAZIL_HOME": str(tmp_path)}).server
     assert (server.max_concurrency, server.max_key_body_bytes) == (100, 1024)
+
+
+def test_database_timeouts(tmp_path):
+    from frazil.config import DatabaseTimeouts
+
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).database == DatabaseTimeouts(10, 30, 45)
+    (tmp_path / "frazil.toml").write_text("[database]\nstatement_timeout = 5\nread_timeout = 8.5\n")
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).database == DatabaseTimeouts(10, 5, 8.5)

@@ -53,7 +53,7 @@ def actor() -> str:
 def open_db(*, migrate: bool = False) -> Database:
     """The configured database; it must be migrated unless ``migrate`` is set."""
     settings = load_settings()
-    db = Database(settings.db_url)
+    db = Database(settings.db_url, timeouts=settings.database)
     if migrate:
         db.migrate()
     else:

@@ -2,10 +2,10 @@
 
 A request that does not fit the API's description keeps FastAPI's answer, 422 with
 ``{"detail": [...]}`` (each problem's location, message and input). A database that cannot
-be reached (stopped, restarting, the connection cut) answers 503 as a ``StoreError``, which
-clients retry, not a 500 that they would take as final. Any other error answers 500 in the
-same shape, ``{"error": "InternalError", ...}``, naming only the kind of error: its text and
-traceback go to the server's log (the server logs every unhandled error).
+be reached (stopped, restarting, the connection cut, or silent past its timeouts) answers 503
+as a ``StoreError``, which clients retry, not a 500 that they would take as final. Any other
+error answers 500 in the same shape, ``{"error": "InternalError", ...}``, naming only the kind
+of error: its text and traceback go to the server's log (the server logs every unhandled error).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from frazil.errors import (
     AuthError,
@@ -49,6 +50,11 @@ STATUS: list[tuple[type[Exception], int]] = [
     (FrazilError, 400),
     (ValueError, 400),
 ]
+
+
+#: What the database layer raises when it cannot be used now: a refused or lost connection,
+#: a timeout (connect, statement, read), no free pooled connection in time. Clients retry.
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def _response(exc: Exception) -> JSONResponse:
@@ -91,7 +97,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | None:
     """The response to ``exc`` raised outside a route (a middleware's check), if it has one."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, UNAVAILABLE):
         return _unavailable_response(method, path, exc)
     if any(isinstance(exc, cls) for cls, _ in STATUS):
         return _response(exc)
@@ -108,7 +114,7 @@ def install(app: FastAPI) -> None:
     """Map Frazil's exceptions to responses on ``app``."""
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    for unavailable in (OperationalError, InterfaceError):
+    for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _unavailable)
     for cls, _ in STATUS:
 

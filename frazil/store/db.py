@@ -26,13 +26,17 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from frazil.config import DatabaseTimeouts
 from frazil.errors import BadValue, StoreError
+from frazil.store import timeouts as bounds
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+DEFAULT_TIMEOUTS = DatabaseTimeouts()
 
 #: Backend error codes that mean "try the transaction again".
 _PG_RETRY = {"40001", "40P01", "55P03"}
@@ -82,13 +86,22 @@ def _transient(exc: DBAPIError) -> bool:
 
 
 class Database:
-    """A connection pool to one database, with its dialect's quirks handled."""
+    """A connection pool to one database, with its dialect's quirks handled.
 
-    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+    ``timeouts`` bound how long the database may take to connect, to run a statement and to
+    answer at all (``frazil.store.timeouts``); past them a call raises ``OperationalError``
+    (503 from the server) instead of hanging. None: no bounds.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int = 5, echo: bool = False,
+        timeouts: DatabaseTimeouts | None = DEFAULT_TIMEOUTS,
+    ) -> None:  # fmt: skip
         self.url = make_url(url)
         self.backend = self.url.get_backend_name()
         if self.backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
             raise StoreError(f"unsupported database {self.backend!r} in {self.url!r}")
+        self.timeouts = timeouts
         self.engine = self._create_engine(pool_size, echo)
         database = self.url.database or ""
         file_db = self.backend == "sqlite" and database not in ("", ":memory:")
@@ -119,21 +132,25 @@ class Database:
             for listener in self._ready_listeners:
                 listener()
 
-    def _create_engine(self, pool_size: int, echo: bool) -> Engine:
-        engine = self._new_engine(pool_size, echo)
+    def _create_engine(self, pool_size: int, echo: bool, *, bounded: bool = True) -> Engine:
+        engine = self._new_engine(pool_size, echo, bounded)
         event.listen(engine, "handle_error", _bad_value)
+        if bounded:
+            bounds.install(engine, self.backend, self.timeouts)
         return engine
 
-    def _new_engine(self, pool_size: int, echo: bool) -> Engine:
+    def _new_engine(self, pool_size: int, echo: bool, bounded: bool) -> Engine:
+        extra = bounds.engine_options(self.backend, self.url, self.timeouts, bounded=bounded)
         if self.backend == "sqlite":
             database = self.url.database or ""
             if database and database != ":memory:":
                 private_file(Path(database))
+            connect_args = {"timeout": 60, "check_same_thread": False}
             engine = create_engine(
                 self.url,
                 echo=echo,
                 poolclass=NullPool if database in ("", ":memory:") else None,
-                connect_args={"timeout": 60, "check_same_thread": False},
+                connect_args={**connect_args, **extra.pop("connect_args", {})},
             )
             event.listen(engine, "connect", _sqlite_connect)
             event.listen(engine, "begin", _sqlite_begin)
@@ -141,7 +158,7 @@ class Database:
         options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": pool_size, "echo": echo}
         if self.backend in ("mysql", "mariadb"):
             options["isolation_level"] = "READ COMMITTED"
-        return create_engine(self.url, **options)
+        return create_engine(self.url, **options, **extra)
 
     @property
     def skip_locked(self) -> bool:
@@ -149,26 +166,26 @@ class Database:
         return self.backend != "sqlite"
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A write transaction (committed on success, rolled back on error)."""
+    def _writers(self) -> Iterator[None]:
+        """SQLite: queue our writers on a kernel lock, which wakes the next one the moment the
+        lock is free, instead of SQLite's busy handler, which sleeps and retries."""
         if self._writer_lock is None:
-            with self.engine.begin() as conn:
-                conn.info.pop(READY, None)
-                yield conn
-                ready = conn.info.pop(READY, 0) > 0
-            self._committed(ready)
+            yield
             return
-        # SQLite: queue our writers on a kernel lock, which wakes the next one the moment the
-        # lock is free, instead of SQLite's busy handler, which sleeps and retries.
         fd = os.open(self._writer_lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            with self.engine.begin() as conn:
-                conn.info.pop(READY, None)
-                yield conn
-                ready = conn.info.pop(READY, 0) > 0
+            yield
         finally:
             os.close(fd)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction (committed on success, rolled back on error)."""
+        with self._writers(), self.engine.begin() as conn:
+            conn.info.pop(READY, None)
+            yield conn
+            ready = conn.info.pop(READY, 0) > 0
         self._committed(ready)
 
     @contextmanager
@@ -213,12 +230,16 @@ class Database:
         from alembic import command  # noqa: PLC0415 - only migrations need alembic
 
         cfg = self.alembic_config()
+        # no statement or read bound: an index over a large table takes the time it takes
+        engine = self._create_engine(1, False, bounded=False)
         try:
-            with self.begin() as conn:
+            with self._writers(), engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
         except OperationalError as exc:
             raise StoreError(f"cannot migrate {self.url!r}: {exc.orig}") from exc
+        finally:
+            engine.dispose()
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at, or None before ``migrate``."""
