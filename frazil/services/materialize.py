@@ -148,6 +148,7 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
         _task_values(t.static) if t.static is not None else None for t in templates
     ]
     failed = 0
+    traced = False
     for index in range(start, stop):
         failed_reason = ""
         values: list[tuple[Any, ...] | None] = static
@@ -168,8 +169,10 @@ def materialize_range(conn: Connection, dataset_id: int, stop: int, now: float, 
                     failed_reason = str(exc)
                     break
                 except Exception as exc:  # a user's values must not stop everyone's chunk
-                    log.warning("dataset %d job %d cannot be materialized", dataset_id, index,
-                                exc_info=True)  # fmt: skip
+                    if not traced:  # one traceback per chunk is enough to see why
+                        traced = True
+                        log.warning("dataset %d job %d cannot be materialized", dataset_id,
+                                    index, exc_info=True)  # fmt: skip
                     failed_reason = f"tasks[{t.index}]: cannot be resolved: {exc!r}"[:2000]
                     break
         n = len(templates)
