@@ -20,7 +20,7 @@ from frazil.model.policy import Policy, status_after_failure
 from frazil.model.records import FileRecord, Usage
 from frazil.model.spec import TASK_NAME
 from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
-from frazil.services import specs
+from frazil.services import sites, specs
 from frazil.services.claim import hash_passkey
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
@@ -435,7 +435,10 @@ def fail_current(
     )
     if new is TaskStatus.WAITING and row.deps_pending:
         new = TaskStatus.IDLE
-    values = _raised_requests(conn, row, usage, exhausted)
+    values: dict[str, Any] = _raised_requests(conn, row, usage, exhausted)
+    retries = counts and new in (TaskStatus.WAITING, TaskStatus.IDLE)
+    # a failure that may be the site's: the retry prefers another site, if one could take it
+    values["avoid_site"] = sites.site_to_avoid(conn, row.id, now) if retries else None
     done = change_task(
         conn, row, new, now, actor, values=values, failures_delta=int(counts), outcome=outcome,
         outcome_values={
