@@ -34,6 +34,8 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.IllegalTransition,
         errors.ExpressionError,
         errors.StoreError,
+        errors.JobSpecError,
+        errors.SiteSpecError,
     )
 }
 _RETRY_STATUS = {502, 503, 504}

@@ -9,6 +9,9 @@ The tree::
     │   ├── UnresolvedReference       a name that no scope defines (strict mode)
     │   ├── ExpressionCycleError      a parameter that refers back to itself; names the chain
     │   └── ExpressionLimitError      a depth, size or step bound was reached
+    ├── SpecError                 a task's spec cannot be resolved for its job (located)
+    │   ├── JobSpecError              whatever the site supplies: the task fails at once
+    │   └── SiteSpecError             with this site's values: another site may resolve it
     ├── IllegalTransition         a state change that the state tables do not allow
     ├── NotFound                  no dataset, job or task by that name or number
     ├── Rejected                  a request the current state refuses
@@ -125,6 +128,21 @@ class ExpressionCycleError(ExpressionError):
 
 class ExpressionLimitError(ExpressionError):
     """Evaluation reached a bound on depth, size or steps."""
+
+
+class SpecError(FrazilError):
+    """A task's spec cannot be resolved for its job; the message locates the failing value
+    (config path, expression, column)."""
+
+
+class JobSpecError(SpecError):
+    """The spec fails for this job whatever a site supplies (an expression that fails for
+    the job's own values): no site can run the task, so it fails at once, without retries."""
+
+
+class SiteSpecError(SpecError):
+    """The spec fails with the values of the site that asked (its ``$system()`` values): the
+    task may run elsewhere, so it retries like any failure, preferring another site."""
 
 
 class IllegalTransition(FrazilError):

@@ -6,16 +6,19 @@ PostgreSQL and MariaDB runs need ``FRAZIL_TEST_POSTGRES_URL`` / ``FRAZIL_TEST_MA
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 
+from frazil.model.spec import DatasetConfig
+from frazil.services.submit import config_json
 from frazil.store import Database
-from frazil.store.schema import metadata
+from frazil.store.schema import dataset_config, metadata
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "simulation.yaml"
@@ -85,3 +88,17 @@ def db(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path):
     yield database
     if kind == "sqlite":
         database.dispose()
+
+
+def store_unchecked(db: Database, dataset_id: int, config: DatasetConfig | dict) -> None:
+    """Store ``config`` as the dataset's config without validating it: how a job looks that
+    validation never checked (one beyond its sample of jobs, or an older validator's)."""
+    if isinstance(config, dict):
+        config = DatasetConfig.model_validate(config)
+    text = config_json(config)
+    with db.begin() as conn:
+        conn.execute(
+            update(dataset_config)
+            .where(dataset_config.c.dataset_id == dataset_id)
+            .values(config=text, hash=hashlib.sha256(text.encode()).hexdigest())
+        )

@@ -104,14 +104,15 @@ def policy_from_options(options: Mapping[str, Any]) -> tuple[Policy, list[Proble
     return policy, problems
 
 
-def status_after_failure(failures: int, policy: Policy) -> TaskStatus:
+def status_after_failure(failures: int, policy: Policy, *, final: bool = False) -> TaskStatus:
     """Where a task goes after a failure, given its failure count including this one.
 
     In debug mode every failure suspends the task so that a person can look at it; otherwise
-    the task is retried (``waiting``) until it has failed ``max_failures`` times.
+    the task is retried (``waiting``) until it has failed ``max_failures`` times, or fails at
+    once when the failure is ``final`` (no retry could end otherwise).
     """
     if policy.debug:
         return TaskStatus.SUSPENDED
-    if failures >= policy.max_failures:
+    if final or failures >= policy.max_failures:
         return TaskStatus.FAILED
     return TaskStatus.WAITING

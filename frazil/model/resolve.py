@@ -19,7 +19,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from frazil.errors import ConfigError, ExpressionError, Problem, UnresolvedReference
+from frazil.errors import (
+    ConfigError,
+    ExpressionError,
+    JobSpecError,
+    Problem,
+    SiteSpecError,
+    UnresolvedReference,
+)
 from frazil.model.dag import build_dag
 from frazil.model.expressions import Context, Evaluator, to_text
 from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range, shown
@@ -461,6 +468,36 @@ def resolve_task(
     """Resolve one task (by index or name) of one job; raises the first located error."""
     index = config.task_index(task) if isinstance(task, str) else task
     return Resolver(config, info or JobInfo()).task(index)
+
+
+def resolve_at_site(config: DatasetConfig, task: int, info: JobInfo) -> ResolvedTask:
+    """``resolve_task`` for a site (``info.system`` holds its values), its failure typed.
+
+    ``JobSpecError`` when the task fails for this job whatever a site supplies: resolved
+    again with every ``$system``/``$environ`` value left to the site, it still has an error
+    (both with the config's own ``system`` defaults and without them, which a site may
+    override). ``SiteSpecError`` otherwise: a site's value took part, another's may not fail.
+    """
+    try:
+        return resolve_task(config, task, info)
+    except ExpressionError as exc:
+        steering = config.steering.model_copy(update={"system": {}})
+        without_defaults = config.model_copy(update={"steering": steering})
+        anywhere = _fails_without_site(config, task, info) and _fails_without_site(
+            without_defaults, task, info
+        )
+        raise (JobSpecError if anywhere else SiteSpecError)(str(exc)) from exc
+
+
+def _fails_without_site(config: DatasetConfig, task: int, info: JobInfo) -> bool:
+    """Whether task ``task`` has an error when no site value is known (validation's mode)."""
+    problems: list[Problem] = []
+    site_free = replace(info, system={}, environ={}, defer_site_values=True)
+    try:
+        Resolver(config, site_free, problems).task(task)
+    except ExpressionError:
+        return True
+    return any(p.severity == "error" for p in problems)
 
 
 def resolve_job(config: DatasetConfig, info: JobInfo | None = None) -> list[ResolvedTask]:

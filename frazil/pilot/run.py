@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from frazil.client import PilotClient
-from frazil.errors import FrazilError, StaleAttempt, TooLarge, TransferError
+from frazil.errors import FrazilError, SpecError, StaleAttempt, TooLarge, TransferError
 from frazil.pilot.cache import Cache
 from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, module_environment
 from frazil.pilot.modules import UnpackTarball
@@ -145,6 +145,9 @@ class Pilot:
             self.client.start(socket.gethostname())
         except StaleAttempt as exc:
             log.warning("the attempt is no longer current: %s", exc)
+            return 1
+        except SpecError as exc:  # the server failed the attempt with it: nothing to report
+            log.error("nothing to run: %s", exc)
             return 1
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from frazil.errors import (
     IllegalTransition,
     NotFound,
     Rejected,
+    SpecError,
     StoreError,
     TooLarge,
 )
@@ -46,6 +47,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (IllegalTransition, 409),
     (ConfigError, 422),
     (ExpressionError, 422),
+    (SpecError, 422),
     (StoreError, 503),
     (FrazilError, 400),
     (ValueError, 400),

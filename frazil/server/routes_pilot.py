@@ -50,8 +50,9 @@ def _usage(body: UsageBody | None) -> Usage | None:
 
 @router.get("/spec")
 def spec(task_id: int, attempt: int, key: Passkey, app: State) -> dict[str, Any]:
-    """The resolved task: trays, modules with their argv, data, requirements."""
-    return attempts.spec(app.db, task_id, attempt, key)
+    """The resolved task: trays, modules with their argv, data, requirements (a spec that
+    cannot be resolved fails the attempt and answers 422 with the located error)."""
+    return attempts.spec(app.db, task_id, attempt, key, now=app.now())
 
 
 @router.post("/start")

@@ -15,12 +15,20 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from frazil.errors import BadPasskey, NotFound, Rejected, StaleAttempt, TooLarge
+from frazil.errors import (
+    BadPasskey,
+    JobSpecError,
+    NotFound,
+    Rejected,
+    SpecError,
+    StaleAttempt,
+    TooLarge,
+)
 from frazil.model.policy import Policy, status_after_failure
 from frazil.model.records import FileRecord, Usage
 from frazil.model.spec import TASK_NAME
 from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
-from frazil.services import specs
+from frazil.services import sites, specs
 from frazil.services.claim import hash_passkey
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
@@ -145,17 +153,42 @@ def spec(
     attempt: int,
     passkey: str,
     *,
+    now: float,
     system: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The resolved spec the attempt runs (stored with the attempt the first time)."""
+    """The resolved spec the attempt runs (stored with the attempt the first time).
+
+    A spec that cannot be resolved raises its ``SpecError`` after failing the attempt with
+    it (``fail_unresolvable``): the pilot has nothing to run and nothing to report.
+    """
 
     def run(conn: Connection) -> dict[str, Any]:
-        row, a = _authenticate(
-            conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
-        )
+        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
         return specs.spec_in(conn, row, a, system)
 
-    return db.transaction(run)
+    try:
+        return db.transaction(run)
+    except SpecError as exc:
+        error = exc
+
+    def unresolvable(conn: Connection) -> None:
+        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
+        fail_unresolvable(conn, row, a.id, error, now=now)
+
+    db.transaction(unresolvable)
+    raise error
+
+
+def fail_unresolvable(
+    conn: Connection, row: TaskRow, attempt_id: int, error: SpecError, *, now: float
+) -> TaskStatus:
+    """Fail the task's current attempt, whose spec cannot be resolved, with the located error:
+    at once when no site could resolve it (``JobSpecError``), else as any failure."""
+    return fail_current(
+        conn, row, now=now, error=f"the task's spec cannot be resolved: {error}",
+        actor="server", outcome="failed", attempt_id=attempt_id,
+        final=isinstance(error, JobSpecError),
+    )  # fmt: skip
 
 
 def heartbeat(
@@ -432,19 +465,27 @@ def fail_current(
     conn: Connection, row: TaskRow, *, now: float, error: str, usage: Usage | None = None,
     exhausted: Sequence[str] = (), exit_code: int | None = None,
     stats: Mapping[str, float] | None = None, actor: str, outcome: str, attempt_id: int | None,
-    counts: bool = True,
+    counts: bool = True, final: bool = False,
 ) -> TaskStatus:  # fmt: skip
     """End the task's current attempt unsuccessfully and move the task on.
 
     Shared by pilots' reports, sites' reports and the watchdog. A counted failure follows
-    the dataset's policy; an uncounted one (preemption) simply waits again.
+    the dataset's policy; an uncounted one (preemption) simply waits again; a ``final`` one
+    (no site could run the task) fails it at once, without its remaining retries.
     """
     error = error.replace("\0", "\ufffd")  # a program's output may hold NULs; PostgreSQL not
     policy = _policy(conn, row.dataset_id)
-    new = status_after_failure(row.failures + 1, policy) if counts else TaskStatus.WAITING
+    new = (
+        status_after_failure(row.failures + 1, policy, final=final)
+        if counts
+        else TaskStatus.WAITING
+    )
     if new is TaskStatus.WAITING and row.deps_pending:
         new = TaskStatus.IDLE
-    values = _raised_requests(conn, row, usage, exhausted)
+    values: dict[str, Any] = _raised_requests(conn, row, usage, exhausted)
+    retries = counts and new in (TaskStatus.WAITING, TaskStatus.IDLE)
+    # a failure that may be the site's: the retry prefers another site, if one could take it
+    values["avoid_site"] = sites.site_to_avoid(conn, row.id, now) if retries else None
     done = change_task(
         conn, row, new, now, actor, values=values, failures_delta=int(counts), outcome=outcome,
         outcome_values={

@@ -81,6 +81,9 @@ def request_passkey(request_id: str, task_id: int, number: int) -> str:
 
 #: A reservation that waits this long without its site claiming the task lapses.
 RESERVATION_TTL = 600.0
+#: A task that failed at a site while another live site fits it waits this long for another
+#: site to claim it before the same site may take it again.
+PREFER_OTHER_SITE = 300.0
 
 
 def fit_conditions(with_os: bool) -> list[Any]:
@@ -92,6 +95,11 @@ def fit_conditions(with_os: bool) -> list[Any]:
             task.c.reserved_for.is_(None),
             task.c.reserved_for == bindparam("p_site"),
             task.c.status_changed < bindparam("p_lapsed"),
+        ),
+        or_(
+            task.c.avoid_site.is_(None),
+            task.c.avoid_site != bindparam("p_site"),
+            task.c.status_changed < bindparam("p_avoid_lapsed"),
         ),
         task.c.cpu <= bindparam("p_cpu"),
         task.c.gpu <= bindparam("p_gpu"),
@@ -109,7 +117,8 @@ def fit_conditions(with_os: bool) -> list[Any]:
 def fit_params(site: SiteResources, now: float) -> dict[str, Any]:
     """The values ``fit_conditions`` are bound to for ``site`` at ``now``."""
     return {
-        "p_site": site.name, "p_lapsed": now - RESERVATION_TTL, "p_cpu": site.cpu,
+        "p_site": site.name, "p_lapsed": now - RESERVATION_TTL,
+        "p_avoid_lapsed": now - PREFER_OTHER_SITE, "p_cpu": site.cpu,
         "p_gpu": site.gpu, "p_memory": site.memory, "p_disk": site.disk, "p_time": site.time,
         "p_site_bar": f"|{site.name}|", "p_os_bar": f"|{site.os or ''}|",
     }  # fmt: skip
@@ -391,8 +400,8 @@ _ROW = (
 )  # fmt: skip
 
 
-def _row_fits(r: Any, site: SiteResources) -> bool:
-    """The SQL filter of ``fit_conditions``, for rows already read."""
+def row_fits(r: Any, site: SiteResources) -> bool:
+    """The SQL filter of ``fit_conditions`` (its requests), for rows already read."""
     return (
         r.cpu <= site.cpu and r.gpu <= site.gpu and r.memory <= site.memory
         and r.disk <= site.disk and r.time <= site.time
@@ -416,7 +425,7 @@ def _claim_job(
         and r.attempts == 0 and r.reserved_for is None
         for r in rows
     )  # fmt: skip
-    if len(rows) != n or not fresh or not all(_row_fits(r, site) for r in rows):
+    if len(rows) != n or not fresh or not all(row_fits(r, site) for r in rows):
         return None  # partly taken, already started, or some task cannot run here
     roots = [r for r in rows if r.status == TaskStatus.WAITING.value]
     handed = {c.task_id: c for c in _hand_out(conn, dataset_id, version, roots, site, now)}

@@ -20,14 +20,24 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
-from frazil.errors import BadPasskey, FrazilError, NotFound, Rejected, StaleAttempt, TooLarge
+from frazil.errors import (
+    BadPasskey,
+    FrazilError,
+    NotFound,
+    Rejected,
+    StaleAttempt,
+    StoreError,
+    TooLarge,
+)
 from frazil.model.records import Claim, FileRecord, SiteResources, Usage
 from frazil.model.states import TaskStatus, check_task_transition
 from frazil.services import attempts, batch_jobs, specs
@@ -47,6 +57,8 @@ from frazil.services.transitions import load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
+
+log = logging.getLogger(__name__)
 
 #: How many reports one exchange may carry.
 MAX_REPORTS = 1000
@@ -177,15 +189,22 @@ def exchange(
         check_request_id(request_id)
     skip_locked = db.skip_locked
 
-    def run(conn: Connection) -> tuple[list[str], list[dict[str, Any]]]:
+    def run(conn: Connection, limit: int) -> tuple[list[str], list[dict[str, Any]]]:
         p = _pilot(conn, pilot_id, key)
         results = [_report_one(conn, pilot_id, r, now, caps) for r in reports]
-        again = _again(conn, p, request_id) if limit and request_id else None
-        if again is not None:
-            tasks, handed = again, 0
-        else:
-            tasks = _take(conn, p, limit, time_left, now, host, skip_locked, request_id)
-            handed = len(tasks)
+        try:
+            again = _again(conn, p, request_id) if limit and request_id else None
+            if again is not None:
+                tasks, handed = again, 0
+            else:
+                tasks = _take(conn, p, limit, time_left, now, host, skip_locked, request_id)
+                handed = len(tasks)
+        except (StoreError, DBAPIError):
+            raise  # the database's trouble: the transaction retries or gives up whole
+        except Exception as exc:
+            if not reports:
+                raise
+            raise _HandOutFailed(str(exc)) from exc
         seen = prepared(
             "pilot_seen",
             lambda: (
@@ -203,7 +222,17 @@ def exchange(
         )
         return results, tasks
 
-    return db.transaction(run)
+    try:
+        return db.transaction(lambda conn: run(conn, limit))
+    except _HandOutFailed as exc:
+        # the reports must not be lost with it: apply them alone
+        log.error("pilot %d: handing out tasks failed, applying its reports alone: %s",
+                  pilot_id, exc)  # fmt: skip
+        return db.transaction(lambda conn: run(conn, 0))
+
+
+class _HandOutFailed(Exception):
+    """Handing out tasks failed after a pilot's reports were applied in the transaction."""
 
 
 def _again(conn: Connection, p: Any, request_id: str) -> list[dict[str, Any]] | None:
@@ -377,33 +406,49 @@ def _start_stmts() -> tuple[Any, Any, Any]:
 def _start(
     conn: Connection, claims: Sequence[Claim], now: float, host: str, site_name: str
 ) -> list[dict[str, Any]]:
-    """Start the claimed tasks at once (``queued`` → ``processing``), each with its spec."""
+    """Start the claimed tasks at once (``queued`` → ``processing``), each with its spec.
+
+    A task whose spec cannot be resolved is not handed out: it fails alone, with the located
+    error (at once when no site could resolve it), and the others start.
+    """
     if not claims:
         return []
     check_task_transition(TaskStatus.QUEUED, TaskStatus.PROCESSING)
-    ids = [c.task_id for c in claims]
     start_tasks, read_attempts, store_specs = prepared("start", _start_stmts)
-    started = conn.execute(start_tasks, {"p_ids": ids, "p_now": now}).rowcount
-    if started != len(ids):
-        raise FrazilError(f"started {started} of {len(ids)} tasks just handed out")
-    rows = {r.task_id: r for r in conn.execute(read_attempts, {"p_ids": ids})}
+    rows = {
+        r.task_id: r for r in conn.execute(read_attempts, {"p_ids": [c.task_id for c in claims]})
+    }
     targets = [
         specs.Target(c.task_id, c.attempt, c.dataset_id, c.job_index, c.task_index,
                      rows[c.task_id].config_version)
         for c in claims
     ]  # fmt: skip
     texts = specs.resolve_texts(conn, targets, specs.site_system(conn, site_name))
+    good: list[tuple[Claim, str]] = []
+    for c, text in zip(claims, texts, strict=True):
+        if isinstance(text, str):
+            good.append((c, text))
+            continue
+        row = load_task(conn, c.task_id)
+        assert row is not None  # claimed in this transaction
+        attempts.fail_unresolvable(conn, row, rows[c.task_id].id, text, now=now)
+    if not good:
+        return []
+    ids = [c.task_id for c, _ in good]
+    started = conn.execute(start_tasks, {"p_ids": ids, "p_now": now}).rowcount
+    if started != len(ids):
+        raise FrazilError(f"started {started} of {len(ids)} tasks just handed out")
     conn.execute(
         store_specs,
         [
             {"p_attempt": rows[c.task_id].id, "p_spec": text, "p_now": now,
              "p_host": host[:255] or None}
-            for c, text in zip(claims, texts, strict=True)
+            for c, text in good
         ],
     )  # fmt: skip
     return [
         {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey, "spec": json.loads(text)}
-        for c, text in zip(claims, texts, strict=True)
+        for c, text in good
     ]
 
 

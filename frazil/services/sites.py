@@ -11,9 +11,12 @@ from sqlalchemy import Connection, insert, select, update
 
 from frazil.errors import NotFound, Rejected
 from frazil.model.records import SiteResources
+from frazil.services.claim import row_fits
 from frazil.store.db import Database
-from frazil.store.schema import site
+from frazil.store.schema import site, task
 
+#: A site seen (registered, heartbeat) this recently counts as one that could take a task.
+ALIVE = 600.0
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 
 
@@ -90,3 +93,23 @@ def list_sites(db: Database) -> list[SiteView]:
     """Every registered site."""
     with db.read() as conn:
         return [_view(r) for r in conn.execute(select(site).order_by(site.c.name))]
+
+
+def site_to_avoid(conn: Connection, task_id: int, now: float) -> str | None:
+    """The site where the task's current attempt ran, if another site seen in the last
+    ``ALIVE`` seconds fits the task too: the retry of a failure that may be the site's
+    prefers another site. None when none other could take it (or the task ran nowhere)."""
+    t = conn.execute(
+        select(
+            task.c.site, task.c.cpu, task.c.gpu, task.c.memory, task.c.disk, task.c.time,
+            task.c.os, task.c.site_req, task.c.req_extra,
+        ).where(task.c.id == task_id)
+    ).first()  # fmt: skip
+    if t is None or t.site is None:
+        return None
+    others = conn.execute(
+        select(site.c.resources).where(site.c.name != t.site, site.c.last_seen >= now - ALIVE)
+    ).scalars()
+    if any(row_fits(t, SiteResources(**json.loads(text))) for text in others):
+        return str(t.site)
+    return None

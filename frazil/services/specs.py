@@ -12,7 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from frazil.model.resolve import JobInfo, resolve_task
+from frazil.errors import SpecError
+from frazil.model.resolve import JobInfo, resolve_at_site
 from frazil.services.materialize import config_of
 from frazil.services.transitions import TaskRow
 from frazil.store.prepared import prepared
@@ -49,6 +50,8 @@ def spec_in(
             row.id, row.attempts, row.dataset_id, row.job_index, row.task_index, a.config_version
         )
         (text,) = resolve_texts(conn, [target], values)
+        if isinstance(text, SpecError):
+            raise text
         conn.execute(update(task_attempt).where(task_attempt.c.id == a.id).values(spec=text))
     else:
         text = a.spec
@@ -58,8 +61,9 @@ def spec_in(
 
 def resolve_texts(
     conn: Connection, targets: Sequence[Target], system: Mapping[str, Any]
-) -> list[str]:
-    """The resolved specs of ``targets`` as the JSON text that is stored (not stored here)."""
+) -> list[str | SpecError]:
+    """The resolved specs of ``targets`` as the JSON text that is stored (not stored here);
+    a target whose spec cannot be resolved gets its typed, located ``SpecError`` instead."""
     datasets: dict[int, Any] = {}
     stmt = prepared(
         "dataset_seed",
@@ -67,7 +71,7 @@ def resolve_texts(
             dataset.c.id == bindparam("p")
         ),
     )
-    out = []
+    out: list[str | SpecError] = []
     for t in targets:
         d = datasets.get(t.dataset_id)
         if d is None:
@@ -77,7 +81,11 @@ def resolve_texts(
             dataset=t.dataset_id, job=t.job_index, jobs_submitted=d.jobs_submitted,
             dataset_seed=d.seed, system=system,
         )  # fmt: skip
-        resolved = resolve_task(config, t.task_index, info).to_dict()
+        try:
+            resolved = resolve_at_site(config, t.task_index, info).to_dict()
+        except SpecError as exc:
+            out.append(exc)
+            continue
         _known_checksums(conn, t.dataset_id, resolved["data"])
         resolved.update(
             task_id=t.task_id, attempt=t.attempt, dataset=t.dataset_id,

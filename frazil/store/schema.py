@@ -200,6 +200,8 @@ task = Table(
     # with which the task's own pilot may claim it once its dependencies are complete
     Column("reserved_for", Name, nullable=True),
     Column("reservation_hash", String(64), nullable=True),
+    # the site where it last failed, while another live site fits it: claims there wait
+    Column("avoid_site", Name, nullable=True),
     Column("phase", String(STATUS), nullable=True),
     Column("heartbeat_at", Double, nullable=True),
     Column("status_changed", Double, nullable=False),

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from frazil.batch.local_runner import pid_alive
 from frazil.client import PilotClient
 from frazil.store.schema import file, task_attempt
+from tests.conftest import store_unchecked
 from tests.e2e.conftest import ROOT, World, config, task
 
 
@@ -230,7 +231,27 @@ def test_suspending_a_dataset_cancels_its_batch_jobs(world: World):
     pid = _pilot_pid(world)
     world.client.act(d, "suspend", reason="stop it")
     world.wait(lambda: not Path(f"/proc/{pid}").exists(), 30, "the pilot to be stopped")
-    assert world.site is not None and world.site.running == {}
+    site = world.site
+    assert site is not None
+    # the pilot dies while the plugin's cancel still runs; the site forgets the job after it
+    world.wait(lambda: site.running == {}, 10, "the site to forget the batch job")
     (t,) = world.client.tasks(d)
     assert t["status"] == "suspended"
     assert world.client.task(t["id"])["attempts"][0]["outcome"] == "suspended"
+
+
+def test_a_spec_that_cannot_be_resolved_is_one_located_line_on_a_single_task_site(world: World):
+    d = world.client.submit(config(task("work", "--out w.txt")), jobs=3)
+    bad_args = "--out w.txt --value $eval(1/($args(job)-1))"
+    store_unchecked(world.db, d, config(task("work", bad_args)))
+    world.start_site()
+    world.wait(lambda: world.status(d)["dataset"]["jobs_complete"] == 2, 90, world.explain(d))
+    assert world.status(d)["dataset"]["jobs_failed"] == 1
+    (bad,) = world.client.tasks(d, job=1)
+    detail = world.client.task(bad["id"])
+    assert (detail["task"]["status"], detail["task"]["failures"]) == ("failed", 1)  # at once
+    (attempt,) = detail["attempts"]
+    assert attempt["error"] == (
+        "the task's spec cannot be resolved: tasks[0].trays[0].modules[0].args: division by "
+        "zero in '--out w.txt --value $eval(1/($args(job)-1))' at column 21"
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from frazil.site.config import Resources
 from frazil.store.schema import file, pilot, task_attempt
+from tests.conftest import store_unchecked
 from tests.e2e.conftest import World, config, task
 
 SLOT = Resources(cpu=2, gpu=1, memory=4.0, disk=5.0, time=1.0)
@@ -147,3 +148,34 @@ def test_a_long_lived_pilot_runs_each_tasks_module_code_as_it_is_now(sqlite_worl
         (t,) = world.client.tasks(d)
         logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
         assert f"version {version} says hello" in logs["stdout"]
+
+
+def test_a_task_whose_spec_fails_fails_alone_and_the_pilot_goes_on(world: World):
+    # one pilot of 3 cores: jobs 0-2 run first; the exchange that reports them would hand
+    # out job 5, whose spec divides by zero (a job validation did not check)
+    work = task("work", "--out w.txt --sleep 0.5")
+    d = world.client.submit(config(work), jobs=9)
+    poison = task("work", "--out w.txt --sleep 0.5 --value $eval(1/($args(job)-5))")
+    store_unchecked(world.db, d, config(poison))
+    world.start_site(resources=Resources(cpu=3, memory=6.0, disk=5.0, time=1.0),
+                     pilot="multi", pilot_idle=2.0, max_queued=1)  # fmt: skip
+    world.wait(lambda: world.status(d)["dataset"]["jobs_complete"] == 8, 90, world.explain(d))
+    view = world.status(d)["dataset"]
+    assert (view["status"], view["jobs_failed"]) == ("errors", 1)
+    (bad,) = world.client.tasks(d, job=5)
+    detail = world.client.task(bad["id"])
+    assert (detail["task"]["status"], detail["task"]["failures"]) == ("failed", 1)
+    (attempt,) = detail["attempts"]
+    assert attempt["error"] == (
+        "the task's spec cannot be resolved: tasks[0].trays[0].modules[0].args: division by "
+        "zero in '--out w.txt --sleep 0.5 --value $eval(1/($args(job)-5))' at column 33"
+    )
+    # the dataset's audit trail says why
+    events = world.client.request("GET", f"/datasets/{d}/events")
+    (failed,) = [e for e in events if e["object_id"] == str(bad["id"])]
+    assert (failed["action"], failed["new_status"]) == ("failed", "failed")
+    assert failed["reason"] == attempt["error"]
+    # every other task ran once, its completion kept: nothing ran twice
+    with world.db.read() as conn:
+        outcomes = conn.execute(select(task_attempt.c.outcome)).scalars().all()
+    assert sorted(outcomes) == ["complete"] * 8 + ["failed"]

@@ -1,8 +1,21 @@
 import pytest
 
-from frazil.errors import ConfigError, ExpressionError, UnresolvedReference
+from frazil.errors import (
+    ConfigError,
+    ExpressionError,
+    JobSpecError,
+    SiteSpecError,
+    UnresolvedReference,
+)
 from frazil.loader import load_config
-from frazil.model.resolve import JobInfo, Resolver, args_to_argv, resolve_job, resolve_task
+from frazil.model.resolve import (
+    JobInfo,
+    Resolver,
+    args_to_argv,
+    resolve_at_site,
+    resolve_job,
+    resolve_task,
+)
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
 from tests.conftest import EXAMPLE
@@ -160,3 +173,39 @@ def test_resolved_requirements_are_range_checked_against_their_columns(requireme
     with pytest.raises(ExpressionError) as info:
         Resolver(cfg, JobInfo()).requirements(0)
     assert str(info.value) == f"tasks[0].requirements.{message}"
+
+
+def _one_module(args, system=None, **steering):
+    return DatasetConfig.model_validate(
+        {"steering": {"parameters": steering, "system": system or {}},
+         "tasks": [{"name": "t", "trays": [{"modules": [{"src": "run.sh", "args": args}]}]}]}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "job", "system", "error", "message"),
+    [
+        # the job's own values fail wherever it runs
+        ("$eval(1/($args(job)-5))", 5, {}, JobSpecError, "division by zero"),
+        ("$steering(files)[$args(job)]", 2, {}, JobSpecError, "index 2 out of range"),
+        # a site value takes part: another site may resolve it
+        ("$eval(1/$system(n))", 0, {"n": 0}, SiteSpecError, "division by zero"),
+        ("$system(where)", 0, {}, SiteSpecError, "no system value 'where'"),
+        ("$eval(2/$(p))", 0, {"n": 0}, SiteSpecError, "division by zero"),
+        # ... and so does a config default that a site may override
+        ("$eval(1/$system(d))", 0, {}, SiteSpecError, "division by zero"),
+    ],
+)
+def test_a_spec_that_cannot_be_resolved_says_whether_a_site_could(
+    args, job, system, error, message
+):
+    config = _one_module(args, {"d": 0}, files=["a", "b"], p="$system(n)")
+    info = JobInfo(job=job, jobs_submitted=10, system=system)
+    with pytest.raises(error, match=message) as caught:
+        resolve_at_site(config, 0, info)
+    assert str(caught.value).startswith("tasks[0].trays[0].modules[0].args: ")
+    assert "\n" not in str(caught.value)
+    ok = resolve_at_site(
+        config, 0, JobInfo(job=1, jobs_submitted=10, system={"n": 1, "d": 1, "where": "x"})
+    )
+    assert ok.trays[0].modules[0].argv

@@ -1,12 +1,15 @@
 import pytest
+from sqlalchemy import select
 
-from frazil.errors import BadPasskey, IllegalTransition, NotFound, StaleAttempt
+from frazil.errors import BadPasskey, IllegalTransition, JobSpecError, NotFound, StaleAttempt
 from frazil.model.records import FileRecord, SiteResources, Usage
 from frazil.model.states import TaskPhase, TaskStatus
-from frazil.services import attempts, batch_jobs, queries
-from frazil.services.claim import claim
+from frazil.services import attempts, batch_jobs, queries, sites
+from frazil.services.claim import PREFER_OTHER_SITE, claim
 from frazil.services.control import Scope, reset
 from frazil.services.submit import submit
+from frazil.store.schema import task
+from tests.conftest import store_unchecked
 from tests.services.conftest import make_config
 
 NOW = 3_000_000.0
@@ -178,12 +181,12 @@ def test_spec_is_resolved_once_and_stored(db):
     d = submit(db, make_config("flat", 1), jobs=3, now=NOW)
     claims = claim(db, SITE, 3, NOW)
     c = next(c for c in claims if c.job_index == 2)
-    spec = attempts.spec(db, c.task_id, c.attempt, c.passkey, system={"site": "x"})
+    spec = attempts.spec(db, c.task_id, c.attempt, c.passkey, now=NOW, system={"site": "x"})
     assert spec["trays"][0]["modules"][0]["argv"] == ["2"]
     assert (spec["task_id"], spec["attempt"], spec["dataset"]) == (c.task_id, 1, d)
-    assert attempts.spec(db, c.task_id, c.attempt, c.passkey) == spec
+    assert attempts.spec(db, c.task_id, c.attempt, c.passkey, now=NOW) == spec
     with pytest.raises(BadPasskey):
-        attempts.spec(db, c.task_id, c.attempt, "wrong")
+        attempts.spec(db, c.task_id, c.attempt, "wrong", now=NOW)
 
 
 def test_a_queued_task_can_fail_before_starting(db):
@@ -280,3 +283,56 @@ def test_a_site_learns_the_attempts_it_claimed_and_never_submitted(db):
     assert batch_jobs.unsubmitted(db, "site-a", [submitted.task_id]) == [
         (claims[2].task_id, claims[2].attempt)
     ]
+
+
+def test_a_spec_that_cannot_be_resolved_fails_the_attempt_with_one_located_line(db):
+    d = submit(db, make_config("flat", 1), jobs=2, now=NOW)
+    bad = [{"modules": [{"src": "run.sh", "args": "$eval(1/$args(job))"}]}]
+    store_unchecked(db, d, make_config("flat", 1, trays=bad))
+    claims = {c.job_index: c for c in claim(db, SITE, 2, NOW)}
+    c = claims[0]
+    with pytest.raises(
+        JobSpecError, match=r"^tasks\[0\]\.trays\[0\]\.modules\[0\]\.args: division"
+    ):
+        attempts.spec(db, c.task_id, c.attempt, c.passkey, now=NOW + 1)
+    detail = queries.task_detail(db, c.task_id)
+    assert (detail.task.status, detail.task.failures) == ("failed", 1)  # max_failures is 3
+    (a,) = detail.attempts
+    assert a.outcome == "failed" and a.error is not None and "\n" not in a.error
+    assert a.error.startswith("the task's spec cannot be resolved: tasks[0].trays[0]")
+    # the other job is unaffected
+    ok = claims[1]
+    assert attempts.spec(db, ok.task_id, ok.attempt, ok.passkey, now=NOW)["job"] == 1
+    assert queries.dataset_status(db, d).dataset.jobs_failed == 1
+
+
+def test_a_failed_task_prefers_another_live_site_that_fits_it(db):
+    d = submit(db, make_config("flat", 2), jobs=1, now=NOW)
+    site_b = SiteResources("site-b", memory=16)
+    for s, seen in ((SITE, NOW), (site_b, NOW - 60),
+                    (SiteResources("site-old", memory=16), NOW - 3600)):  # fmt: skip
+        sites.register(db, s, now=seen)
+    first, second = claim(db, SITE, 2, NOW)
+    attempts.fail(db, first.task_id, 1, first.passkey, now=NOW + 1, error="input missing here")
+    # site-a waits while site-b, alive and fitting, may take it; site-b does
+    assert claim(db, SITE, 2, NOW + 2) == []
+    (again,) = claim(db, site_b, 2, NOW + 2)
+    assert (again.task_id, again.attempt) == (first.task_id, 2)
+    # it fails at site-b too: now site-a is the other site
+    attempts.fail(db, again.task_id, 2, again.passkey, now=NOW + 3, error="broken here too")
+    assert claim(db, site_b, 2, NOW + 4) == []
+    # nobody else claims it: after a while the same site may take it again
+    (late,) = claim(db, site_b, 2, NOW + 4 + PREFER_OTHER_SITE)
+    assert (late.task_id, late.attempt) == (first.task_id, 3)
+    assert queries.task_detail(db, first.task_id).task.failures == 2
+
+    # a site long unseen, or one the task does not fit, is no reason to wait
+    sites.register(db, site_b, now=NOW - 5000)
+    sites.register(db, SiteResources("site-small", memory=0.5), now=NOW + 6000)
+    attempts.fail(db, second.task_id, 1, second.passkey, now=NOW + 6000, error="x")
+    with db.read() as conn:
+        avoid = conn.execute(select(task.c.avoid_site).where(task.c.id == second.task_id))
+        assert avoid.scalar_one() is None
+    (retry,) = claim(db, SITE, 2, NOW + 6001)
+    assert (retry.task_id, retry.attempt) == (second.task_id, 2)
+    assert queries.dataset_status(db, d).dataset.status == "processing"

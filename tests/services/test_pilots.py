@@ -8,6 +8,7 @@ from frazil.model.states import TaskStatus
 from frazil.services import attempts, pilots, queries, sites
 from frazil.services.claim import claim
 from frazil.services.submit import submit
+from tests.conftest import store_unchecked
 from tests.services.conftest import make_config
 
 NOW = 3_000_000.0
@@ -153,3 +154,70 @@ def test_a_repeated_exchange_gets_the_tasks_the_lost_answer_held(db):
         == []
     )
     assert len(pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW + 4)) == 2
+
+
+POISON = "$eval(1/($args(job)-5))"  # fails for job 5 alone, wherever it runs
+
+
+def test_a_task_whose_spec_fails_fails_alone_while_the_reports_stand(db):
+    d, pilot_id, key = _setup(db, n=1, jobs=8, slot=pilots.PilotSlot(cpu=3, memory=8.0))
+    store_unchecked(
+        db, d, make_config("flat", 1, trays=[{"modules": [{"src": "run.sh", "args": POISON}]}])
+    )
+    running = pilots.take(db, pilot_id, key, limit=3, time_left=None, now=NOW)
+    assert sorted(t["spec"]["job"] for t in running) == [0, 1, 2]
+    # three completions, and the next three tasks handed out include job 5's
+    results, handed = pilots.exchange(
+        db, pilot_id, key, [_done(t) for t in running], limit=3, time_left=None, now=NOW + 1
+    )
+    assert results == ["ok"] * 3
+    for t in running:
+        assert queries.task_detail(db, t["task_id"]).task.status == "complete"
+    assert sorted(t["spec"]["job"] for t in handed) == [3, 4]
+    (bad,) = queries.list_tasks(db, d, job=5)
+    detail = queries.task_detail(db, bad.id)
+    # failed at once (max_failures is 3), with the located error and no traceback
+    assert (detail.task.status, detail.task.failures, detail.task.attempts) == ("failed", 1, 1)
+    (a,) = detail.attempts
+    assert a.outcome == "failed" and a.error == (
+        "the task's spec cannot be resolved: tasks[0].trays[0].modules[0].args: division by "
+        f"zero in {POISON!r} at column 1"
+    )
+    # the rest of the dataset goes on
+    results, more = pilots.exchange(
+        db, pilot_id, key, [_done(t) for t in handed], limit=3, time_left=None, now=NOW + 2
+    )
+    assert results == ["ok", "ok"] and sorted(t["spec"]["job"] for t in more) == [6, 7]
+    pilots.report(db, pilot_id, key, [_done(t) for t in more], now=NOW + 3)
+    view = queries.dataset_status(db, d)
+    assert (view.dataset.jobs_complete, view.dataset.jobs_failed) == (7, 1)
+
+
+def test_a_spec_that_fails_with_this_sites_values_retries(db):
+    d, pilot_id, key = _setup(db, n=1, jobs=1)
+    bad = make_config(
+        "flat", 1, trays=[{"modules": [{"src": "run.sh", "args": "$system(missing)"}]}]
+    )
+    store_unchecked(db, d, bad)
+    assert pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW) == []
+    (t,) = queries.list_tasks(db, d)
+    detail = queries.task_detail(db, t.id)
+    assert (detail.task.status, detail.task.failures) == ("waiting", 1)
+    assert "no system value 'missing'" in (detail.attempts[0].error or "")
+
+
+def test_reports_stand_when_handing_out_fails_unexpectedly(db, monkeypatch):
+    _d, pilot_id, key = _setup(db, n=1, jobs=3)
+    (t,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in handing out")
+
+    monkeypatch.setattr(pilots.specs, "resolve_texts", broken)
+    results, tasks = pilots.exchange(
+        db, pilot_id, key, [_done(t)], limit=2, time_left=None, now=NOW + 1
+    )
+    assert (results, tasks) == (["ok"], [])
+    assert queries.task_detail(db, t["task_id"]).task.status == "complete"
+    with pytest.raises(RuntimeError):  # with no reports to save, the error is the answer
+        pilots.take(db, pilot_id, key, limit=2, time_left=None, now=NOW + 2)
