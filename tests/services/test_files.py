@@ -28,7 +28,7 @@ def run_all(db, now, report):
     """Run every ready task as a pilot does (spec, start, finish), reporting ``report(job)``."""
     while claims := claim(db, SITE, 10, now):
         for c in claims:
-            attempts.spec(db, c.task_id, c.attempt, c.passkey)
+            attempts.spec(db, c.task_id, c.attempt, c.passkey, now=now)
             attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
             files = [
                 FileRecord(url=url, movement="output", type=kind)
@@ -44,7 +44,7 @@ def test_collector_deletes_declared_temporary_files_of_complete_jobs(db, tmp_pat
     config = make_config("chain", 2, data=[temp(f"file://{root}/$args(task)-$args(job).tmp")])
     submit(db, config, jobs=2, now=now)
     (c,) = claim(db, SITE, 1, now)  # job 0's first task
-    attempts.spec(db, c.task_id, c.attempt, c.passkey)
+    attempts.spec(db, c.task_id, c.attempt, c.passkey, now=now)
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
     early = root / "t0-0.tmp"
     early.write_text("x")
