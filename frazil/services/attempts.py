@@ -186,7 +186,7 @@ def fail_unresolvable(
     at once when no site could resolve it (``JobSpecError``), else as any failure."""
     return fail_current(
         conn, row, now=now, error=f"the task's spec cannot be resolved: {error}",
-        actor="server", outcome="failed", attempt_id=attempt_id,
+        actor="pilot", outcome="failed", attempt_id=attempt_id,
         final=isinstance(error, JobSpecError),
     )  # fmt: skip
 
