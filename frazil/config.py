@@ -16,6 +16,17 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     notify_after = 5              # crashes in a row before the administrator hears of it
     max_body_bytes = 16777216     # larger request bodies are refused (413)
 
+    [validation]                  # the budget of one config's check (submit, edit, set-jobs)
+    cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
+    memory_mb = 512               # memory the check may add
+    wall_seconds = 30             # the check is killed after this long, whatever its CPU time
+    jobs_seconds = 2              # of the CPU time: checking the jobs between the first and
+                                  # the last (then a random sample of them)
+    max_tasks = 1000              # per config
+    max_modules = 5000
+    max_expressions = 50000
+    concurrent = 2                # checks at once; more wait for their turn
+
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
     token = "frz_..."
@@ -46,12 +57,27 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class ValidationSettings:
+    """What checking one config may cost; each check runs in a child process of its own."""
+
+    cpu_seconds: float = 10.0
+    memory_mb: int = 512
+    wall_seconds: float = 30.0
+    jobs_seconds: float = 2.0
+    max_tasks: int = 1000
+    max_modules: int = 5000
+    max_expressions: int = 50_000
+    concurrent: int = 2
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings."""
 
     home: Path
     db_url: str
     server: ServerSettings = field(default_factory=ServerSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
     url: str | None = None  # a server to talk to instead of the database
     token: str | None = None
 
@@ -98,6 +124,25 @@ def _server(values: Mapping[str, Any], path: Path) -> ServerSettings:
     )
 
 
+def _positive(table: Mapping[str, Any], key: str, default: Any, section: str, path: Path) -> Any:
+    """A positive number from ``table`` (an integer where ``default`` is one)."""
+    value = table.get(key, default)
+    kinds = (int,) if isinstance(default, int) else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        what = "a positive integer" if isinstance(default, int) else "a positive number"
+        raise SettingsError(f"{path}: {section}.{key} must be {what}")
+    return value
+
+
+def _validation(values: Mapping[str, Any], path: Path) -> ValidationSettings:
+    defaults = ValidationSettings()
+    known = set(ValidationSettings.__dataclass_fields__)
+    t = _table(values, "validation", known, path)
+    return ValidationSettings(
+        **{k: _positive(t, k, getattr(defaults, k), "validation", path) for k in sorted(known)}
+    )
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve the settings from ``environ`` (the process environment by default)."""
     env = os.environ if environ is None else environ
@@ -109,7 +154,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from exc
-        unknown = set(values) - {"db_url", "server", "client"}
+        unknown = set(values) - {"db_url", "server", "validation", "client"}
         if unknown:
             raise SettingsError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
     db_url = env.get("FRAZIL_DB_URL") or values.get("db_url") or default_db_url(home)
@@ -120,6 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=home,
         db_url=db_url,
         server=_server(values, path),
+        validation=_validation(values, path),
         url=env.get("FRAZIL_URL") or client.get("url"),
         token=env.get("FRAZIL_TOKEN") or client.get("token"),
     )

@@ -9,6 +9,7 @@ The tree::
     │   ├── UnresolvedReference       a name that no scope defines (strict mode)
     │   ├── ExpressionCycleError      a parameter that refers back to itself; names the chain
     │   └── ExpressionLimitError      a depth, size or step bound was reached
+    ├── BudgetExceeded            validating a config took more than its budget; names it
     ├── IllegalTransition         a state change that the state tables do not allow
     ├── NotFound                  no dataset, job or task by that name or number
     ├── Rejected                  a request the current state refuses
@@ -124,6 +125,21 @@ class ExpressionCycleError(ExpressionError):
 
 class ExpressionLimitError(ExpressionError):
     """Evaluation reached a bound on depth, size or steps."""
+
+
+class BudgetExceeded(FrazilError):
+    """Checking a config used up its budget (CPU time or memory); names the budget and where.
+
+    ``path`` is where in the config the check was when the budget ran out ("" for the whole
+    document, e.g. while it was being read).
+    """
+
+    def __init__(self, budget: str, path: str = "", doing: str = "") -> None:
+        self.budget = budget
+        self.path = path
+        self.doing = doing
+        where = f" while {doing}" if doing else ""
+        super().__init__(f"the check of this config used up its budget of {budget}{where}")
 
 
 class IllegalTransition(FrazilError):

@@ -37,3 +37,24 @@ def test_bad_settings_files(tmp_path, text, message):
 def test_home_defaults_to_dot_frazil(monkeypatch, tmp_path):
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     assert load_settings({}).home == tmp_path / ".frazil"
+
+
+def test_the_validation_budget_is_read_from_the_settings_file(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).validation.cpu_seconds == 10
+    (tmp_path / "frazil.toml").write_text("[validation]\ncpu_seconds = 2.5\nmax_modules = 10\n")
+    validation = load_settings({"FRAZIL_HOME": str(tmp_path)}).validation
+    assert (validation.cpu_seconds, validation.max_modules, validation.memory_mb) == (2.5, 10, 512)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[validation]\ncpu_seconds = 0\n", "validation.cpu_seconds must be a positive number"),
+        ("[validation]\nmax_tasks = 1.5\n", "validation.max_tasks must be a positive integer"),
+        ("[validation]\ncpu = 1\n", "unknown setting"),
+    ],
+)
+def test_bad_validation_settings(tmp_path, text, message):
+    (tmp_path / "frazil.toml").write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})

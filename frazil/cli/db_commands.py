@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.table import Table
 
 from frazil.config import load_settings
-from frazil.loader import load_config
 from frazil.services import queries
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
 from frazil.services.materialize import materialize_step
 from frazil.services.stats import dataset_stats
-from frazil.services.submit import set_jobs, submit, truncate
+from frazil.services.submit import set_jobs, submit_dataset, truncate
+from frazil.services.validation import ConfigText
 from frazil.store import Database
 
 out = Console(highlight=False)
@@ -90,19 +90,20 @@ def submit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a dataset: check it, store it, and create its jobs."""
-    cfg = load_config(config)
     db = open_db()
-    dataset_id = submit(
-        db, cfg, jobs=jobs, now=time.time(), actor=actor(), owner=actor().removeprefix("user:"),
-        group=group, alias=name, priority=priority, seed=seed,
+    done = submit_dataset(
+        db, ConfigText.read(config), jobs=jobs, now=time.time(), actor=actor(),
+        owner=actor().removeprefix("user:"), group=group, alias=name, priority=priority,
+        seed=seed, limits=load_settings().validation,
     )  # fmt: skip
     if as_json:
-        _json({"dataset": dataset_id})
+        _json({"dataset": done.id, "checked": done.jobs})
         return
-    view = queries.dataset_status(db, dataset_id).dataset
+    view = queries.dataset_status(db, done.id).dataset
     out.print(
-        f"submitted dataset {dataset_id}{f' ({name})' if name else ''}: {jobs} jobs of "
-        f"{view.tasks_per_job} tasks, {view.jobs_materialized} created now"
+        f"submitted dataset {done.id}{f' ({name})' if name else ''}: {jobs} jobs of "
+        f"{view.tasks_per_job} tasks, {view.jobs_materialized} created now; "
+        f"{done.jobs.describe()}"
     )
 
 

@@ -70,7 +70,7 @@ def server(
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
     )
-    serve(open_db(), server_settings)
+    serve(open_db(), server_settings, validation=settings.validation)
 
 
 def register(app: typer.Typer) -> None:

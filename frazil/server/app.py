@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from frazil import __version__
+from frazil.config import ValidationSettings
 from frazil.server import (
     errors,
     metrics,
@@ -29,17 +30,25 @@ def create_app(
     clock: Callable[[], float] = time.time,
     token_ttl: float = TOKEN_CACHE_SECONDS,
     max_body_bytes: int = MAX_BODY_BYTES,
+    validation: ValidationSettings | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
-    Request bodies are JSON of at most ``max_body_bytes``.
+    Request bodies are JSON of at most ``max_body_bytes``; a config's check has the budget of
+    ``validation``.
     """
     app = FastAPI(
         title="Frazil",
         version=__version__,
         description="A lightweight distributed production system for scientific datasets.",
     )
-    state = AppState(db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl)
+    state = AppState(
+        db=db,
+        clock=clock,
+        metrics=metrics.Metrics(db),
+        token_ttl=token_ttl,
+        validation=validation or ValidationSettings(),
+    )
     db.on_ready(state.waker.wake)
     app.state.frazil = state
     errors.install(app)

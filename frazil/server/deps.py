@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from frazil.config import ValidationSettings
 from frazil.errors import AuthError
 from frazil.server.waker import Waker
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
@@ -33,6 +34,7 @@ class AppState:
     metrics: Any = None
     waker: Waker = field(default_factory=Waker)
     token_ttl: float = TOKEN_CACHE_SECONDS
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

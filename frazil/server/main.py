@@ -15,10 +15,11 @@ from collections.abc import Callable
 import httpx
 import uvicorn
 
-from frazil.config import ServerSettings
+from frazil.config import ServerSettings, ValidationSettings
 from frazil.server.app import create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
+from frazil.services import validation as check_configs
 from frazil.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,16 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         settings: ServerSettings | None = None,
+        validation: ValidationSettings | None = None,
         fast_daemons: bool = False,
         clock: Callable[[], float] = time.time,
         log_level: str = "warning",
     ) -> None:
         self.db = db
         self.settings = settings or ServerSettings()
-        self.app = create_app(db, clock=clock, max_body_bytes=self.settings.max_body_bytes)
+        self.app = create_app(
+            db, clock=clock, max_body_bytes=self.settings.max_body_bytes, validation=validation
+        )
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
         )
@@ -104,8 +108,15 @@ class ServerThread:
             t.join(timeout=10)
 
 
-def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False) -> None:
+def serve(
+    db: Database,
+    settings: ServerSettings,
+    *,
+    validation: ValidationSettings | None = None,
+    fast_daemons: bool = False,
+) -> None:
     """Run the API and the daemons until interrupted."""
+    check_configs.warm_up()  # the config checks' fork server, before any thread starts
     stop = threading.Event()
     supervisor = Supervisor(
         server_daemons(db, fast=fast_daemons),
@@ -118,7 +129,7 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
     daemons.start()
     log.info("frazil server on http://%s:%d", settings.host, settings.port)
     try:
-        app = create_app(db, max_body_bytes=settings.max_body_bytes)
+        app = create_app(db, max_body_bytes=settings.max_body_bytes, validation=validation)
         # no access log: a line per request costs more than a pilot's whole exchange
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     finally:

@@ -1,9 +1,11 @@
 """Submitting datasets and editing their configs.
 
-``submit`` checks the config (job 0 and the last job), then in one transaction creates the
-dataset, its first config version, the searchable rows of that version, the DAG that every
-job shares, and the first chunk of jobs. A rejected submission writes nothing. The rest of
-the jobs are made by ``materialize_step`` in the background.
+``submit`` checks the config within its budget (``validation``: in a child process, outside
+any transaction), then in one transaction creates the dataset, its first config version, the
+searchable rows of that version, the DAG that every job shares, and the first chunk of jobs.
+A rejected submission writes nothing. The rest of the jobs are made by ``materialize_step``
+in the background. A config edit is checked the same way before its transaction, which
+writes only if the dataset did not change in between.
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ import hashlib
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from frazil.errors import ConfigError, NotFound, Rejected
+from frazil.config import ValidationSettings
+from frazil.errors import NotFound, Problem, Rejected
 from frazil.model.expressions import to_text
 from frazil.model.policy import policy_from_options
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus
-from frazil.model.validate import check_config
+from frazil.model.validate import JobsChecked
+from frazil.services import validation
 from frazil.services.materialize import CHUNK_JOBS, materialize_range
 from frazil.services.transitions import record_event, refresh_dataset
+from frazil.services.validation import ConfigText
 from frazil.store.db import Database
 from frazil.store.schema import (
     config_module,
@@ -38,6 +44,7 @@ from frazil.store.schema import (
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 MAX_JOBS = 100_000_000
+DEFAULT_VALIDATION = ValidationSettings()
 
 
 def config_json(config: DatasetConfig) -> str:
@@ -45,13 +52,21 @@ def config_json(config: DatasetConfig) -> str:
     return config.model_dump_json(by_alias=True, exclude_unset=True)
 
 
-def _check(config: DatasetConfig, jobs: int) -> None:
-    problems = list(check_config(config).errors)
-    if jobs > 1:
-        last = check_config(config, job=jobs - 1, jobs_submitted=jobs).errors
-        problems += [p for p in last if p not in problems]
-    if problems:
-        raise ConfigError(problems)
+@dataclass(frozen=True)
+class Submitted:
+    """A new dataset, and what the check of its config looked at."""
+
+    id: int
+    jobs: JobsChecked
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Edited:
+    """A new config version, and what its check looked at."""
+
+    version: int
+    jobs: JobsChecked
 
 
 def _new_id(result: Any) -> int:
@@ -155,9 +170,14 @@ def _add_version(
     index_config(conn, config_id, config)
 
 
-def submit(
+def submit(db: Database, config: DatasetConfig | ConfigText, **options: Any) -> int:
+    """``submit_dataset``, for callers that need only the new dataset's id."""
+    return submit_dataset(db, config, **options).id
+
+
+def submit_dataset(
     db: Database,
-    config: DatasetConfig,
+    config: DatasetConfig | ConfigText,
     *,
     jobs: int,
     now: float,
@@ -171,8 +191,12 @@ def submit(
     debug: bool | None = None,
     always_active: bool = False,
     sync_jobs: int = CHUNK_JOBS,
-) -> int:
-    """Create a dataset with ``jobs`` jobs; returns its id. Nothing is written on error."""
+    limits: ValidationSettings = DEFAULT_VALIDATION,
+) -> Submitted:
+    """Create a dataset with ``jobs`` jobs. Nothing is written on error.
+
+    Every job is checked if the time for checking jobs allows, else the first, the last and
+    a random sample (``Submitted.jobs`` says which)."""
     if not 0 <= jobs <= MAX_JOBS:
         raise Rejected(f"jobs must be between 0 and {MAX_JOBS}, got {jobs}")
     if alias is not None and not ALIAS.match(alias):
@@ -181,7 +205,8 @@ def submit(
         )
     if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
         raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
-    _check(config, jobs)
+    checked = validation.check(config, limits, jobs=range(jobs))
+    config = checked.config
     policy, _ = policy_from_options(config.options)
 
     def run(conn: Connection) -> int:
@@ -237,7 +262,7 @@ def submit(
         return dataset_id
 
     try:
-        return db.transaction(run)
+        return Submitted(db.transaction(run), checked.jobs, checked.warnings)
     except IntegrityError as exc:
         if alias is not None and "alias" in str(exc.orig).lower():
             raise Rejected(f"the alias {alias!r} is taken") from exc
@@ -259,35 +284,58 @@ def find_dataset(conn: Connection, ref: int | str) -> int:
     return int(row.id)
 
 
+def _current(conn: Connection, dataset_id: int) -> Any:
+    """What a config check of a dataset depends on (and its transaction compares)."""
+    return conn.execute(
+        select(
+            dataset.c.config_version, dataset.c.jobs_submitted, dataset.c.truncated,
+            dataset.c.owner, dataset.c.tasks_per_job, dataset_config.c.config,
+        )
+        .join(
+            dataset_config,
+            (dataset_config.c.dataset_id == dataset.c.id)
+            & (dataset_config.c.version == dataset.c.config_version),
+        )
+        .where(dataset.c.id == dataset_id)
+    ).one()  # fmt: skip
+
+
+def _unchanged(conn: Connection, dataset_id: int, seen: Any) -> None:
+    """Refuse to write if the dataset changed while its config was being checked."""
+    now = conn.execute(
+        select(dataset.c.config_version, dataset.c.jobs_submitted).where(dataset.c.id == dataset_id)
+    ).one()
+    if (now.config_version, now.jobs_submitted) != (seen.config_version, seen.jobs_submitted):
+        raise Rejected(
+            "the dataset changed while its config was being checked (another edit or "
+            "set-jobs); nothing was written: try again"
+        )
+
+
 def edit_config(
-    db: Database, ref: int | str, config: DatasetConfig, *, now: float, actor: str = "user",
-    comment: str = "",
-) -> int:  # fmt: skip
-    """Store a new version of a dataset's config; returns its number.
+    db: Database, ref: int | str, config: DatasetConfig | ConfigText, *, now: float,
+    actor: str = "user", comment: str = "", limits: ValidationSettings = DEFAULT_VALIDATION,
+) -> Edited:  # fmt: skip
+    """Store a new version of a dataset's config.
 
     The tasks and their dependencies must stay the same (the DAG is shared by jobs that
     already exist); everything else may change, and the next attempts run the new version.
+    The new version is checked for the dataset's jobs before the write, outside it.
     """
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        seen = _current(conn, dataset_id)
+    jobs = max(int(seen.jobs_submitted), 1)
+    checked = validation.check(config, limits, jobs=range(jobs))
+    config = checked.config
+    before = DatasetConfig.model_validate_json(seen.config)
+    shape = [(t.name, sorted(map(str, t.depends))) for t in before.tasks]
+    if shape != [(t.name, sorted(map(str, t.depends))) for t in config.tasks]:
+        raise Rejected("a new config version must keep the task names and their dependencies")
 
     def run(conn: Connection) -> int:
-        dataset_id = find_dataset(conn, ref)
-        d = conn.execute(
-            select(dataset.c.config_version, dataset.c.jobs_submitted).where(
-                dataset.c.id == dataset_id
-            )
-        ).one()
-        _check(config, max(d.jobs_submitted, 1))
-        old = conn.execute(
-            select(dataset_config.c.config).where(
-                dataset_config.c.dataset_id == dataset_id,
-                dataset_config.c.version == d.config_version,
-            )
-        ).scalar_one()
-        before = DatasetConfig.model_validate_json(old)
-        shape = [(t.name, sorted(map(str, t.depends))) for t in before.tasks]
-        if shape != [(t.name, sorted(map(str, t.depends))) for t in config.tasks]:
-            raise Rejected("a new config version must keep the task names and their dependencies")
-        version = int(d.config_version) + 1
+        _unchanged(conn, dataset_id, seen)
+        version = int(seen.config_version) + 1
         _add_version(conn, dataset_id, version, config, now, comment)
         conn.execute(
             update(dataset)
@@ -300,7 +348,7 @@ def edit_config(
         )  # fmt: skip
         return version
 
-    return db.transaction(run)
+    return Edited(db.transaction(run), checked.jobs)
 
 
 def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user") -> None:

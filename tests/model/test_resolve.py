@@ -137,3 +137,29 @@ def test_resolve_job_refuses_a_cyclic_config():
     )
     with pytest.raises(ConfigError, match="dependency cycle"):
         resolve_job(cfg)
+
+
+def _modules(n, args):
+    return DatasetConfig.model_validate(
+        {"tasks": [{"name": "t", "trays": [{"modules": [{"src": "x", "args": args}] * n}]}]}
+    )
+
+
+def test_one_step_budget_bounds_a_whole_job():
+    # each module alone is cheap; a resolver's evaluators share one budget, so many are not
+    config = _modules(40, "$eval(len([" + ", ".join(["1"] * 60) + "]))")  # ~60 steps each
+    assert len(Resolver(config, JobInfo(), max_steps=10**6).task(0).trays[0].modules) == 40
+    with pytest.raises(ExpressionError, match="more than 1000 steps"):
+        Resolver(config, JobInfo(), max_steps=1000).task(0)
+
+
+def test_walking_a_large_value_costs_steps():
+    config = DatasetConfig.model_validate(
+        {
+            "steering": {"parameters": {"files": [f"f{i}" for i in range(20_000)]}},
+            "tasks": [{"name": "t", "trays": [{"modules": [{"src": "$steering(files)[0]"}] * 30}]}],
+        }
+    )
+    # each module's evaluator walks the list once: 30 walks of 20,000 items
+    with pytest.raises(ExpressionError, match="more than 500000 steps"):
+        Resolver(config, JobInfo(), max_steps=500_000).task(0)

@@ -1,6 +1,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from frazil.config import ValidationSettings
 from frazil.errors import ConfigError, NotFound, Rejected
 from frazil.loader import load_config
 from frazil.model.rng import job_seed
@@ -8,6 +9,7 @@ from frazil.model.spec import DatasetConfig
 from frazil.services import queries
 from frazil.services.materialize import materialize_step
 from frazil.services.submit import edit_config, set_jobs, submit, truncate
+from frazil.services.validation import check
 from frazil.store.schema import dataset, dataset_config, event, job, task, task_dependency
 from tests.conftest import EXAMPLE
 from tests.services.conftest import make_config
@@ -74,11 +76,9 @@ def test_errors_that_only_the_last_job_hits_are_found():
             ],
         }
     )
-    from frazil.services.submit import _check
-
-    _check(config, 3)
-    with pytest.raises(ConfigError, match="out of range"):
-        _check(config, 4)
+    check(config, ValidationSettings(), jobs=range(3))
+    with pytest.raises(ConfigError, match=r"out of range.*\(job 3\)"):
+        check(config, ValidationSettings(), jobs=range(4))
 
 
 def test_alias_rules(db):
@@ -157,7 +157,7 @@ def test_searchable_config_rows(db):
 def test_edit_config_makes_a_new_version(db):
     d = submit(db, make_config("chain", 2), jobs=1, now=NOW)
     changed = make_config("chain", 2, parameters={"x": 1})
-    assert edit_config(db, d, changed, now=NOW, comment="add x") == 2
+    assert edit_config(db, d, changed, now=NOW, comment="add x").version == 2
     assert queries.dataset_config_text(db, d)["tasks"][0]["parameters"] == {"x": 1}
     assert "parameters" not in queries.dataset_config_text(db, d, 1)["tasks"][0]
     with pytest.raises(Rejected, match="keep the task names"):
