@@ -141,7 +141,10 @@ class Client(_Base):
     # -- datasets ---------------------------------------------------------------------------
 
     def submit(self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any) -> int:
-        """Submit a dataset (config as data or YAML/JSON text); returns its id."""
+        """Submit a dataset (config as data or YAML/JSON text); returns its id.
+
+        The server checks the config first: every job, or, when the time for that does not
+        allow it, the first, the last and a random sample (``POST /datasets`` says which)."""
         body = {"config": config, "jobs": jobs, **options}
         return int(self.request("POST", "/datasets", json=body)["id"])
 

@@ -275,9 +275,10 @@ def set_jobs_cmd(
     dataset: DatasetArg,
     jobs: Annotated[int, typer.Argument(help="New number of jobs (only more).", min=0)],
 ) -> None:
-    """Raise a dataset's number of jobs."""
-    set_jobs(open_db(), dataset, jobs, now=time.time(), actor=actor())
-    out.print(f"dataset {dataset}: {jobs} jobs")
+    """Raise a dataset's number of jobs (the new jobs are checked first)."""
+    limits = load_settings().validation
+    checked = set_jobs(open_db(), dataset, jobs, now=time.time(), actor=actor(), limits=limits)
+    out.print(f"dataset {dataset}: {jobs} jobs" + (f"; {checked.describe()}" if checked else ""))
 
 
 def truncate_cmd(dataset: DatasetArg) -> None:

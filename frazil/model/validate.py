@@ -204,10 +204,11 @@ class _Checker:
         budget = self.plan.budget
         order: range | list[int] = others
         allowance = math.inf
+        seconds_per_job = max(seconds_per_job, 1e-6)  # a coarse clock may have seen nothing
         if budget is not None:
             # half of what is left at most: the check must end inside its budget
             allowance = min(self.plan.sweep_seconds, budget.left() / 2)
-            fits = int(allowance / max(seconds_per_job, 1e-6))
+            fits = int(allowance / seconds_per_job)
             if fits < len(others):  # in a random order until the time is spent
                 rng = self.plan.rng or random.Random()  # noqa: S311 - a sample, not a secret
                 order = rng.sample(others, min(len(others), 2 * fits + 10, MAX_SAMPLE))

@@ -98,10 +98,12 @@ def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[st
 
 
 @router.put("/{ref}/jobs")
-def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, int]:
-    """Raise the number of jobs."""
-    submit.set_jobs(app.db, ref, body.jobs, now=app.now(), actor=actor(who))
-    return {"jobs": body.jobs}
+def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, Any]:
+    """Raise the number of jobs (the new ones are checked first)."""
+    jobs = submit.set_jobs(
+        app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation
+    )
+    return {"jobs": body.jobs, "checked": None if jobs is None else checked(jobs)}
 
 
 @router.post("/{ref}/truncate")

@@ -351,20 +351,30 @@ def edit_config(
     return Edited(db.transaction(run), checked.jobs)
 
 
-def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user") -> None:
-    """Raise ``jobs_submitted``; the materializer makes the new jobs."""
+def set_jobs(
+    db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user",
+    limits: ValidationSettings = DEFAULT_VALIDATION,
+) -> JobsChecked | None:  # fmt: skip
+    """Raise ``jobs_submitted``; the materializer makes the new jobs.
+
+    The new jobs are checked against the current config first (every one if the time for
+    checking jobs allows, else the first, the last and a random sample); what was checked is
+    returned (None when no job is added)."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        seen = _current(conn, dataset_id)
+    _can_set_jobs(seen, jobs)
+    checked = None
+    if jobs > seen.jobs_submitted:
+        text = ConfigText(seen.config, f"dataset {dataset_id} (version {seen.config_version})")
+        checked = validation.check(
+            text, limits, jobs=range(seen.jobs_submitted, jobs), jobs_submitted=jobs
+        ).jobs
 
     def run(conn: Connection) -> None:
-        dataset_id = find_dataset(conn, ref)
-        d = conn.execute(
-            select(dataset.c.jobs_submitted, dataset.c.truncated).where(dataset.c.id == dataset_id)
-        ).one()
-        if jobs < d.jobs_submitted:
-            raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
-        if d.truncated:
-            raise Rejected("the dataset is truncated: it takes no more jobs")
-        if jobs > MAX_JOBS:
-            raise Rejected(f"at most {MAX_JOBS} jobs")
+        _unchanged(conn, dataset_id, seen)
+        d = _current(conn, dataset_id)
+        _can_set_jobs(d, jobs)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)
@@ -378,6 +388,16 @@ def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str 
         refresh_dataset(conn, dataset_id, now, actor)
 
     db.transaction(run)
+    return checked
+
+
+def _can_set_jobs(d: Any, jobs: int) -> None:
+    if jobs < d.jobs_submitted:
+        raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
+    if d.truncated:
+        raise Rejected("the dataset is truncated: it takes no more jobs")
+    if jobs > MAX_JOBS:
+        raise Rejected(f"at most {MAX_JOBS} jobs")
 
 
 def truncate(db: Database, ref: int | str, *, now: float, actor: str = "user") -> None:

@@ -134,7 +134,9 @@ def _check_in_child(
     settings: ValidationSettings,
 ) -> None:
     """The child: check ``config`` within ``settings`` and send the outcome to ``conn``."""
-    budget = Budget(settings.cpu_seconds, time.process_time, cpu_budget_name(settings))
+    # the thread's CPU clock: once RLIMIT_CPU is set, Linux reads the process's CPU clock in
+    # scheduler ticks (the same 0.0 before and after a job's check); the check is one thread
+    budget = Budget(settings.cpu_seconds, time.thread_time, cpu_budget_name(settings))
     answer: tuple[Any, ...]
     try:
         _limit_self(settings)

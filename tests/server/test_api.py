@@ -78,6 +78,25 @@ def test_submit_and_inspect(live):
         user.submit(EXAMPLE.read_text(), alias="sim")
 
 
+def test_submit_and_set_jobs_check_every_job_and_say_so(live):
+    user = live.client(live.user)
+    module = {"src": "run.sh", "args": "$eval(1 / abs($args(job) - 2500))"}  # job 2500 fails
+    config = {"tasks": [{"name": "t", "trays": [{"modules": [module]}]}]}
+    answer = user.request("POST", "/datasets", json={"config": config, "jobs": 2000})
+    assert answer["checked"] == {
+        "jobs": 2000,
+        "of": 2000,
+        "sampled": False,
+        "summary": "checked every job (2000)",
+    }
+    with pytest.raises(ConfigError) as info:
+        user.set_jobs(answer["id"], 4000)
+    (problem,) = info.value.problems
+    assert problem.path == "tasks[0].trays[0].modules[0].args"
+    assert problem.message.endswith("(job 2500)")
+    assert user.dataset(answer["id"])["dataset"]["jobs_submitted"] == 2000
+
+
 def test_config_errors_come_back_located(live):
     bad = EXAMPLE.read_text().replace("$steering(nevents) / 4000)", "$steering(nevent) / 4000)")
     with pytest.raises(ConfigError) as info:
