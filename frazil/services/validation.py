@@ -5,11 +5,12 @@ jobs) runs in a process of its own, outside any database transaction, so that no
 hold the server's interpreter or a write lock while it is being checked. The child is forked
 from a fork server that has this module loaded (the server is threaded: it is never forked
 itself) and limits itself before it starts: ``RLIMIT_CPU`` a little past the CPU budget
-(``SIGXCPU`` ends the check there, ``SIGKILL`` a moment later if that did not) and
-``RLIMIT_AS`` at the memory budget above what it holds when it starts. The check spends its
-CPU budget cooperatively too, between the values it evaluates, so that a config over budget
-is usually rejected at the place where the budget ran out. The parent waits without holding
-anything and kills the child at the wall-clock limit. At most ``concurrent`` checks run at
+(``SIGXCPU`` ends the check there, ``SIGKILL`` a moment later if that did not), and
+``RLIMIT_AS`` a few times the memory budget above what it holds, against a sudden burst. The
+check spends its CPU budget cooperatively too, between the values it evaluates, so that a
+config over budget is usually rejected at the place where the budget ran out. The parent
+waits without holding anything, watches the child's resident memory (killing it past the
+memory budget) and kills it at the wall-clock limit. At most ``concurrent`` checks run at
 once; the others wait their turn.
 
 The answer is a ``Checked`` config, or ``ConfigError`` with every problem, located; a config
@@ -18,6 +19,7 @@ over budget gets one problem that names the budget and the setting that sets it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.forkserver
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 
 #: CPU seconds past the budget at which the kernel ends the child (SIGXCPU, then SIGKILL).
 _GRACE = 1
+#: The child's address space may grow by this many times its memory budget (RLIMIT_AS).
+_BACKSTOP = 4
+#: How often the parent looks at the child's memory, in seconds.
+_WATCH = 0.1
 
 
 @dataclass(frozen=True)
@@ -109,20 +115,24 @@ def _on_sigxcpu(_signum: int, _frame: FrameType | None) -> None:
     raise _OutOfCPU
 
 
-def _address_space() -> int:
-    """Bytes of address space this process holds now."""
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+def _memory(pid: int | str = "self") -> tuple[int, int]:
+    """Bytes of address space and of resident memory of a process (0, 0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as f:
+            size, resident = f.read().split()[:2]
+    except (OSError, ValueError):
+        return 0, 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(size) * page, int(resident) * page
 
 
 def _limit_self(settings: ValidationSettings) -> None:
     cpu = int(settings.cpu_seconds) + _GRACE
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + _GRACE))
     signal.signal(signal.SIGXCPU, _on_sigxcpu)
-    try:
-        memory = _address_space() + settings.memory_mb * 1024 * 1024
-    except (OSError, ValueError):  # no /proc: the budget alone
-        memory = settings.memory_mb * 1024 * 1024
+    # the parent watches the resident memory; this is only the backstop for a sudden burst
+    # (a process that meets RLIMIT_AS can thrash in the kernel for seconds before it ends)
+    memory = _memory()[0] + _BACKSTOP * settings.memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
@@ -140,6 +150,7 @@ def _check_in_child(
     answer: tuple[Any, ...]
     try:
         _limit_self(settings)
+        conn.send(("started", _memory()[1]))
         limits = Limits(settings.max_tasks, settings.max_modules, settings.max_expressions)
         plan = Plan(
             jobs=jobs,
@@ -158,10 +169,9 @@ def _check_in_child(
     except MemoryError:
         what = f"{settings.memory_mb} MB of memory ([validation] memory_mb)"
         answer = ("over", _over(settings, what, budget.doing, budget.path))
-    try:
+    with contextlib.suppress(OSError):  # the parent may have stopped waiting (and kills us)
         conn.send(answer)
-    finally:
-        conn.close()
+    conn.close()
 
 
 # -- the parent ------------------------------------------------------------------------------
@@ -233,6 +243,9 @@ def _run(
         daemon=True,
     )
     deadline = time.monotonic() + settings.wall_seconds
+    memory = settings.memory_mb * 1024 * 1024
+    started: int | None = None  # the child's resident bytes when it began
+    answered = False
     child.start()
     sender.close()
     try:
@@ -242,15 +255,22 @@ def _run(
                 log.warning("a config check ran past %.0f s and was killed", settings.wall_seconds)
                 what = f"{settings.wall_seconds:g} s of wall-clock time ([validation] wall_seconds)"
                 return ("over", _over(settings, what, ""))
-            if receiver.poll(min(left, 1.0)):
+            if started is not None and _memory(child.pid)[1] - started > memory:
+                what = f"{settings.memory_mb} MB of memory ([validation] memory_mb)"
+                return ("over", _over(settings, what, ""))
+            if receiver.poll(min(left, _WATCH)):
                 try:
                     answer: tuple[Any, ...] = receiver.recv()
                 except EOFError:  # the child died without a word: the kernel ended it
                     return ("over", _ended(child, settings))
+                if answer[0] == "started":
+                    started = answer[1]
+                    continue
+                answered = True
                 return answer
     finally:
         receiver.close()
-        child.join(timeout=0 if time.monotonic() >= deadline else 5)
+        child.join(timeout=5 if answered else 0)  # it ends by itself once it has answered
         if child.is_alive():
             child.kill()
             child.join(timeout=10)
@@ -259,7 +279,7 @@ def _run(
 def _ended(child: Any, settings: ValidationSettings) -> Problem:
     child.join(timeout=5)
     code = child.exitcode
-    if code in (-signal.SIGKILL, -signal.SIGXCPU):
+    if code in (-signal.SIGKILL, -signal.SIGXCPU):  # RLIMIT_CPU (or RLIMIT_AS, then CPU)
         return _over(settings, cpu_budget_name(settings), "")
     log.error("a config check ended with exit code %s", code)
     return Problem("", f"the check of this config failed (its process ended with code {code})")

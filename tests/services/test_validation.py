@@ -59,7 +59,7 @@ def test_memory_over_the_budget_is_refused():
     text = f"steering:\n  parameters:\n    table:\n{rows}\n" + modules(1, "$args(job)")
     check(ConfigText(text, "x.yaml"), ValidationSettings())  # fine with the default 512 MB
     problem = problem_of(text, ValidationSettings(memory_mb=16))
-    assert "used up its budget of 16 MB of memory ([validation] memory_mb)" in problem
+    assert "used up its budget of 16 MB of memory ([validation] memory_mb)" in problem, problem
 
 
 def test_a_check_past_its_wall_time_is_killed():
