@@ -28,6 +28,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.Rejected,
         errors.StaleAttempt,
         errors.BadPasskey,
+        errors.QuotaExceeded,
         errors.AuthError,
         errors.IllegalTransition,
         errors.ExpressionError,
@@ -291,6 +292,17 @@ class Client(_Base):
     def create_token(self, name: str, role: str) -> dict[str, Any]:
         """A new token (shown once)."""
         result: dict[str, Any] = self.request("POST", "/tokens", json={"name": name, "role": role})
+        return result
+
+    def quota(self, submitter: str) -> dict[str, Any]:
+        """A submitter's caps and what they hold (administrators)."""
+        result: dict[str, Any] = self.request("GET", f"/quotas/{submitter}")
+        return result
+
+    def set_quota(self, submitter: str, **caps: int | None) -> dict[str, Any]:
+        """Set some caps of a submitter (``dataset_jobs``, ``dataset_tasks``, ``jobs``,
+        ``tasks``; None: back to the default) (administrators)."""
+        result: dict[str, Any] = self.request("PUT", f"/quotas/{submitter}", json=caps)
         return result
 
     def health(self) -> dict[str, Any]:

@@ -27,6 +27,13 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_expressions = 50000
     concurrent = 2                # checks at once; more wait for their turn
 
+    [quota]                       # caps on what one submitter may ask for (the owner of a
+                                  # dataset: its token's name); `frazil quota set` overrides
+    dataset_jobs = 1000000        # jobs of one dataset
+    dataset_tasks = 5000000       # tasks of one dataset (jobs x tasks per job)
+    jobs = 2000000                # jobs not yet complete, all of a submitter's datasets
+    tasks = 10000000              # tasks of those jobs
+
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
     token = "frz_..."
@@ -39,9 +46,11 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from frazil.errors import SettingsError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,16 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class QuotaSettings:
+    """The caps every submitter has unless an administrator set others for them."""
+
+    dataset_jobs: int = 1_000_000
+    dataset_tasks: int = 5_000_000
+    jobs: int = 2_000_000
+    tasks: int = 10_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings."""
 
@@ -78,6 +97,7 @@ class Settings:
     db_url: str
     server: ServerSettings = field(default_factory=ServerSettings)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     url: str | None = None  # a server to talk to instead of the database
     token: str | None = None
 
@@ -134,13 +154,12 @@ def _positive(table: Mapping[str, Any], key: str, default: Any, section: str, pa
     return value
 
 
-def _validation(values: Mapping[str, Any], path: Path) -> ValidationSettings:
-    defaults = ValidationSettings()
-    known = set(ValidationSettings.__dataclass_fields__)
-    t = _table(values, "validation", known, path)
-    return ValidationSettings(
-        **{k: _positive(t, k, getattr(defaults, k), "validation", path) for k in sorted(known)}
-    )
+def _positives(values: Mapping[str, Any], section: str, kind: type[T], path: Path) -> T:
+    """A ``[section]`` of positive numbers, read into the dataclass ``kind``."""
+    defaults = kind()
+    known = set(kind.__dataclass_fields__)  # type: ignore[attr-defined]
+    t = _table(values, section, known, path)
+    return kind(**{k: _positive(t, k, getattr(defaults, k), section, path) for k in sorted(known)})
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,7 +173,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from exc
-        unknown = set(values) - {"db_url", "server", "validation", "client"}
+        unknown = set(values) - {"db_url", "server", "validation", "quota", "client"}
         if unknown:
             raise SettingsError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
     db_url = env.get("FRAZIL_DB_URL") or values.get("db_url") or default_db_url(home)
@@ -165,7 +184,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         home=home,
         db_url=db_url,
         server=_server(values, path),
-        validation=_validation(values, path),
+        validation=_positives(values, "validation", ValidationSettings, path),
+        quota=_positives(values, "quota", QuotaSettings, path),
         url=env.get("FRAZIL_URL") or client.get("url"),
         token=env.get("FRAZIL_TOKEN") or client.get("token"),
     )

@@ -14,7 +14,8 @@ The tree::
     ├── NotFound                  no dataset, job or task by that name or number
     ├── Rejected                  a request the current state refuses
     │   ├── StaleAttempt              a report from an attempt that is no longer current
-    │   └── BadPasskey                a report whose passkey does not match its attempt
+    │   ├── BadPasskey                a report whose passkey does not match its attempt
+    │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
     ├── StoreError                the database is unreachable, misconfigured or not migrated
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
@@ -166,6 +167,10 @@ class StaleAttempt(Rejected):
 
 class BadPasskey(Rejected):
     """A report whose passkey does not match its attempt."""
+
+
+class QuotaExceeded(Rejected):
+    """A submission or set-jobs that would take a submitter past a cap of their quota."""
 
 
 class StoreError(FrazilError):

@@ -58,3 +58,13 @@ def test_bad_validation_settings(tmp_path, text, message):
     (tmp_path / "frazil.toml").write_text(text)
     with pytest.raises(SettingsError, match=message):
         load_settings({"FRAZIL_HOME": str(tmp_path)})
+
+
+def test_quota_defaults_are_read_from_the_settings_file(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).quota.dataset_jobs == 1_000_000
+    (tmp_path / "frazil.toml").write_text("[quota]\njobs = 50\n")
+    quota = load_settings({"FRAZIL_HOME": str(tmp_path)}).quota
+    assert (quota.jobs, quota.tasks) == (50, 10_000_000)
+    (tmp_path / "frazil.toml").write_text("[quota]\njobs = -1\n")
+    with pytest.raises(SettingsError, match=r"quota\.jobs must be a positive integer"):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})

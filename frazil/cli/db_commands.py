@@ -91,10 +91,11 @@ def submit_cmd(
 ) -> None:
     """Submit a dataset: check it, store it, and create its jobs."""
     db = open_db()
+    settings = load_settings()
     done = submit_dataset(
         db, ConfigText.read(config), jobs=jobs, now=time.time(), actor=actor(),
         owner=actor().removeprefix("user:"), group=group, alias=name, priority=priority,
-        seed=seed, limits=load_settings().validation,
+        seed=seed, limits=settings.validation, quotas=settings.quota,
     )  # fmt: skip
     if as_json:
         _json({"dataset": done.id, "checked": done.jobs})
@@ -276,8 +277,11 @@ def set_jobs_cmd(
     jobs: Annotated[int, typer.Argument(help="New number of jobs (only more).", min=0)],
 ) -> None:
     """Raise a dataset's number of jobs (the new jobs are checked first)."""
-    limits = load_settings().validation
-    checked = set_jobs(open_db(), dataset, jobs, now=time.time(), actor=actor(), limits=limits)
+    settings = load_settings()
+    checked = set_jobs(
+        open_db(), dataset, jobs, now=time.time(), actor=actor(), limits=settings.validation,
+        quotas=settings.quota,
+    )  # fmt: skip
     out.print(f"dataset {dataset}: {jobs} jobs" + (f"; {checked.describe()}" if checked else ""))
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from frazil import __version__
-from frazil.config import ValidationSettings
+from frazil.config import QuotaSettings, ValidationSettings
 from frazil.server import (
     errors,
     metrics,
@@ -16,6 +16,7 @@ from frazil.server import (
     routes_datasets,
     routes_pilot,
     routes_pilots,
+    routes_quotas,
     routes_sites,
     routes_tasks,
 )
@@ -31,11 +32,12 @@ def create_app(
     token_ttl: float = TOKEN_CACHE_SECONDS,
     max_body_bytes: int = MAX_BODY_BYTES,
     validation: ValidationSettings | None = None,
+    quota: QuotaSettings | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
     Request bodies are JSON of at most ``max_body_bytes``; a config's check has the budget of
-    ``validation``.
+    ``validation``; submitters have the caps of ``quota`` unless an administrator set others.
     """
     app = FastAPI(
         title="Frazil",
@@ -48,6 +50,7 @@ def create_app(
         metrics=metrics.Metrics(db),
         token_ttl=token_ttl,
         validation=validation or ValidationSettings(),
+        quota=quota or QuotaSettings(),
     )
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -60,6 +63,7 @@ def create_app(
         routes_pilot,
         routes_pilots,
         routes_admin,
+        routes_quotas,
         metrics,
     ):
         app.include_router(module.router)

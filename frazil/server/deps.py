@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from frazil.config import ValidationSettings
+from frazil.config import QuotaSettings, ValidationSettings
 from frazil.errors import AuthError
 from frazil.server.waker import Waker
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
@@ -35,6 +35,7 @@ class AppState:
     waker: Waker = field(default_factory=Waker)
     token_ttl: float = TOKEN_CACHE_SECONDS
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

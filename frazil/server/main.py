@@ -15,7 +15,7 @@ from collections.abc import Callable
 import httpx
 import uvicorn
 
-from frazil.config import ServerSettings, ValidationSettings
+from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
 from frazil.server.app import create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
@@ -54,6 +54,7 @@ class ServerThread:
         port: int = 0,
         settings: ServerSettings | None = None,
         validation: ValidationSettings | None = None,
+        quota: QuotaSettings | None = None,
         fast_daemons: bool = False,
         clock: Callable[[], float] = time.time,
         log_level: str = "warning",
@@ -61,8 +62,9 @@ class ServerThread:
         self.db = db
         self.settings = settings or ServerSettings()
         self.app = create_app(
-            db, clock=clock, max_body_bytes=self.settings.max_body_bytes, validation=validation
-        )
+            db, clock=clock, max_body_bytes=self.settings.max_body_bytes, validation=validation,
+            quota=quota,
+        )  # fmt: skip
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host=host, port=port, log_level=log_level, access_log=False)
         )
@@ -113,6 +115,7 @@ def serve(
     settings: ServerSettings,
     *,
     validation: ValidationSettings | None = None,
+    quota: QuotaSettings | None = None,
     fast_daemons: bool = False,
 ) -> None:
     """Run the API and the daemons until interrupted."""
@@ -129,7 +132,9 @@ def serve(
     daemons.start()
     log.info("frazil server on http://%s:%d", settings.host, settings.port)
     try:
-        app = create_app(db, max_body_bytes=settings.max_body_bytes, validation=validation)
+        app = create_app(
+            db, max_body_bytes=settings.max_body_bytes, validation=validation, quota=quota
+        )
         # no access log: a line per request costs more than a pilot's whole exchange
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     finally:

@@ -47,7 +47,7 @@ def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, Any]:
     done = submit.submit_dataset(
         app.db, config_text(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
         owner=who.name, group=body.group, alias=body.alias, description=body.description,
-        priority=body.priority, seed=body.seed, limits=app.validation,
+        priority=body.priority, seed=body.seed, limits=app.validation, quotas=app.quota,
     )  # fmt: skip
     return {"id": done.id, "checked": checked(done.jobs)}
 
@@ -101,8 +101,9 @@ def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[st
 def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, Any]:
     """Raise the number of jobs (the new ones are checked first)."""
     jobs = submit.set_jobs(
-        app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation
-    )
+        app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation,
+        quotas=app.quota,
+    )  # fmt: skip
     return {"jobs": body.jobs, "checked": None if jobs is None else checked(jobs)}
 
 

@@ -20,14 +20,14 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from frazil.config import ValidationSettings
+from frazil.config import QuotaSettings, ValidationSettings
 from frazil.errors import NotFound, Problem, Rejected
 from frazil.model.expressions import to_text
 from frazil.model.policy import policy_from_options
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus
 from frazil.model.validate import JobsChecked
-from frazil.services import validation
+from frazil.services import quota, validation
 from frazil.services.materialize import CHUNK_JOBS, materialize_range
 from frazil.services.transitions import record_event, refresh_dataset
 from frazil.services.validation import ConfigText
@@ -45,6 +45,7 @@ from frazil.store.schema import (
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 MAX_JOBS = 100_000_000
 DEFAULT_VALIDATION = ValidationSettings()
+DEFAULT_QUOTA = QuotaSettings()
 
 
 def config_json(config: DatasetConfig) -> str:
@@ -192,6 +193,7 @@ def submit_dataset(
     always_active: bool = False,
     sync_jobs: int = CHUNK_JOBS,
     limits: ValidationSettings = DEFAULT_VALIDATION,
+    quotas: QuotaSettings = DEFAULT_QUOTA,
 ) -> Submitted:
     """Create a dataset with ``jobs`` jobs. Nothing is written on error.
 
@@ -205,11 +207,15 @@ def submit_dataset(
         )
     if not 0 <= priority < math.inf:  # NaN compares false: it could never be shared
         raise Rejected(f"priority must be a finite number of at least 0, got {priority}")
+    with db.read() as conn:  # before the config's check spends time: the jobs alone
+        quota.check(conn, owner, quotas, jobs=jobs, tasks_per_job=0, adding=jobs)
     checked = validation.check(config, limits, jobs=range(jobs))
     config = checked.config
     policy, _ = policy_from_options(config.options)
+    tasks = len(config.tasks)
 
     def run(conn: Connection) -> int:
+        quota.check(conn, owner, quotas, jobs=jobs, tasks_per_job=tasks, adding=jobs)
         dataset_id = _new_id(
             conn.execute(
                 insert(dataset).values(
@@ -353,7 +359,7 @@ def edit_config(
 
 def set_jobs(
     db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user",
-    limits: ValidationSettings = DEFAULT_VALIDATION,
+    limits: ValidationSettings = DEFAULT_VALIDATION, quotas: QuotaSettings = DEFAULT_QUOTA,
 ) -> JobsChecked | None:  # fmt: skip
     """Raise ``jobs_submitted``; the materializer makes the new jobs.
 
@@ -363,7 +369,7 @@ def set_jobs(
     with db.read() as conn:
         dataset_id = find_dataset(conn, ref)
         seen = _current(conn, dataset_id)
-    _can_set_jobs(seen, jobs)
+        _can_set_jobs(conn, seen, jobs, quotas)
     checked = None
     if jobs > seen.jobs_submitted:
         text = ConfigText(seen.config, f"dataset {dataset_id} (version {seen.config_version})")
@@ -374,7 +380,7 @@ def set_jobs(
     def run(conn: Connection) -> None:
         _unchanged(conn, dataset_id, seen)
         d = _current(conn, dataset_id)
-        _can_set_jobs(d, jobs)
+        _can_set_jobs(conn, d, jobs, quotas)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)
@@ -391,13 +397,15 @@ def set_jobs(
     return checked
 
 
-def _can_set_jobs(d: Any, jobs: int) -> None:
+def _can_set_jobs(conn: Connection, d: Any, jobs: int, quotas: QuotaSettings) -> None:
     if jobs < d.jobs_submitted:
         raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
     if d.truncated:
         raise Rejected("the dataset is truncated: it takes no more jobs")
     if jobs > MAX_JOBS:
         raise Rejected(f"at most {MAX_JOBS} jobs")
+    adding = jobs - int(d.jobs_submitted)
+    quota.check(conn, d.owner, quotas, jobs=jobs, tasks_per_job=d.tasks_per_job, adding=adding)
 
 
 def truncate(db: Database, ref: int | str, *, now: float, actor: str = "user") -> None:

@@ -95,3 +95,19 @@ def test_settings_file_names_the_database(frazil, tmp_path):
     (home / "frazil.toml").write_text("db_ur = 1\n")
     result = frazil("datasets", ok=False)
     assert "unknown setting(s): db_ur" in result.stderr
+
+
+def test_quotas_from_the_command_line(frazil):
+    frazil("init")
+    result = frazil("submit", EXAMPLE, "--jobs", 100_000_000, ok=False)
+    assert "at most 1000000 jobs in one dataset" in result.stderr
+    assert "Traceback" not in result.stderr
+    frazil("quota", "set", "carol", "--dataset-jobs", 10, "--tasks", 30)
+    (carol,) = json.loads(frazil("quota", "show", "carol", "--json").stdout)
+    assert (carol["dataset_jobs"], carol["tasks"], carol["jobs"]) == (10, 30, 2_000_000)
+    assert carol["overridden"] == ["dataset_jobs", "tasks"]
+    assert [q["submitter"] for q in json.loads(frazil("quota", "show", "--json").stdout)] == [
+        "carol"
+    ]
+    frazil("quota", "clear", "carol")
+    assert json.loads(frazil("quota", "show", "--json").stdout) == []

@@ -8,7 +8,15 @@ import httpx
 import pytest
 
 from frazil.client import Client, PilotClient
-from frazil.errors import AuthError, BadPasskey, ConfigError, NotFound, Rejected, StaleAttempt
+from frazil.errors import (
+    AuthError,
+    BadPasskey,
+    ConfigError,
+    NotFound,
+    QuotaExceeded,
+    Rejected,
+    StaleAttempt,
+)
 from tests.conftest import EXAMPLE
 
 SLOT = {"cpu": 4, "gpu": 1, "memory": 16.0, "disk": 50.0, "time": 24.0}
@@ -95,6 +103,29 @@ def test_submit_and_set_jobs_check_every_job_and_say_so(live):
     assert problem.path == "tasks[0].trays[0].modules[0].args"
     assert problem.message.endswith("(job 2500)")
     assert user.dataset(answer["id"])["dataset"]["jobs_submitted"] == 2000
+
+
+def test_quotas_are_set_by_administrators_and_refuse_with_the_cap_named(live):
+    user, admin = live.client(live.user), live.client()
+    with pytest.raises(AuthError, match="needs a admin token"):
+        user.set_quota("alice", jobs=10**9)
+    with pytest.raises(AuthError, match="needs a admin token"):
+        user.quota("alice")
+    with pytest.raises(QuotaExceeded, match="at most 1000000 jobs in one dataset"):
+        user.submit(EXAMPLE.read_text(), jobs=100_000_000)
+    assert admin.set_quota("alice", jobs=5)["overridden"] == ["jobs"]
+    d = user.submit(EXAMPLE.read_text(), jobs=3)
+    with pytest.raises(QuotaExceeded, match=r"at most 5 jobs not yet complete; 3 now, and this "
+                       r"would add 3 .*frazil quota set alice --jobs N"):  # fmt: skip
+        user.set_jobs(d, 6)
+    held = admin.quota("alice")
+    assert (held["jobs"], held["dataset_jobs"], held["usage"]) == (
+        5,
+        10**6,
+        {"jobs": 3, "tasks": 18},
+    )
+    assert admin.set_quota("alice", jobs=None)["overridden"] == []
+    user.set_jobs(d, 6)
 
 
 def test_config_errors_come_back_located(live):
