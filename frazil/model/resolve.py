@@ -173,6 +173,7 @@ class Resolver:
         self.budget = budget
         self._steps = [max_steps]  # shared by every evaluator of this resolver
         self._max_steps = max_steps
+        self._shared: dict[str, Any] = {}  # values that are the same at every level of the job
         #: False: a tray's first and last iterations stand for all (validation, like jobs)
         self.every_iteration = every_iteration
         seed = job_seed(info.dataset_seed, info.job)
@@ -199,7 +200,7 @@ class Resolver:
             strict=info.strict,
             defer_site_values=info.defer_site_values,
         )
-        self.dataset = Evaluator(self._base, self._steps, max_steps)
+        self.dataset = Evaluator(self._base, self._steps, max_steps, self._shared)
 
     # -- evaluators per level ---------------------------------------------------------------
 
@@ -207,7 +208,7 @@ class Resolver:
         self, scopes: tuple[tuple[str, Mapping[str, Any]], ...], **options: Any
     ) -> Evaluator:
         context = replace(self._base, scopes=scopes, options={**self._options, **options})
-        return Evaluator(context, self._steps, self._max_steps)
+        return Evaluator(context, self._steps, self._max_steps, self._shared)
 
     def task_evaluator(self, t: int) -> Evaluator:
         task = self.config.tasks[t]

@@ -75,6 +75,19 @@ class Context:
     max_size: int = 1_000_000
 
 
+#: Job options that differ between the levels of one job.
+LEVEL_OPTIONS = frozenset(
+    {"task", "task_index", "tray", "tray_index", "iter", "module", "module_index"}
+)
+
+
+def _same_at_every_level(label: str) -> bool:
+    """Labels that name one value for the whole job (``module.x`` names one per module)."""
+    if label.startswith(("steering(", "system(")):
+        return True
+    return label.startswith("args(") and label[5:-1] not in LEVEL_OPTIONS
+
+
 @lru_cache(maxsize=8192)
 def _parsed(text: str) -> Template:
     return parse(text)
@@ -110,13 +123,25 @@ class Evaluator:
     """Evaluates values in one context, remembering each parameter it has resolved."""
 
     def __init__(
-        self, context: Context, budget: list[int] | None = None, limit: int | None = None
+        self,
+        context: Context,
+        budget: list[int] | None = None,
+        limit: int | None = None,
+        shared: dict[str, tuple[Any, tuple[str, ...]]] | None = None,
     ) -> None:
         """``budget`` (``[steps left]`` of ``limit``) may be shared by several evaluators: a
-        resolver gives one to every evaluator of a job, so that the whole job is bounded."""
+        resolver gives one to every evaluator of a job, so that the whole job is bounded.
+
+        ``shared`` remembers, across the evaluators of one job (one per task, tray and
+        module), the steering, system and job values whose evaluation read nothing of the
+        level it ran at (no ``$(name)``, no ``$args(task)``, ``$args(iter)``, ...): they are
+        the same at every level, and are evaluated once per job."""
         self.context = context
         self.deferred: list[str] = []  # site values that were stood in for
-        self._memo: dict[str, Any] = {}
+        #: label -> (value, whether it read the level, the site values it stood in for)
+        self._memo: dict[str, tuple[Any, bool, tuple[str, ...]]] = {}
+        self._shared = shared
+        self._level_reads = 0  # reads of what differs between levels, so far
         self._active: list[str] = []
         self._texts: list[str] = []
         self._budget = [context.max_steps] if budget is None else budget
@@ -292,10 +317,13 @@ class Evaluator:
         if kind in ("environ", "metadata"):
             return table[key]  # literal values: never evaluated again
         label = "args" if kind == "options" else kind
+        if label == "args" and key in LEVEL_OPTIONS:
+            self._level_reads += 1
         return self._resolve(f"{label}({key})", table[key], node)
 
     def _scoped(self, key: str, node: Call) -> Any:
         ctx = self.context
+        self._level_reads += 1  # the innermost scope that has the name wins: it is the level's
         for label, params in ctx.scopes:
             if key in params:
                 return self._resolve(f"{label}.{key}", params[key], node)
@@ -307,8 +335,16 @@ class Evaluator:
         raise self._error(UnresolvedReference, f"no parameter {key!r} in {', '.join(where)}", node)
 
     def _resolve(self, label: str, raw: Any, node: Node) -> Any:
-        if label in self._memo:
-            return self._memo[label]
+        known = self._memo.get(label)
+        if known is not None:
+            value, level, deferred = known
+            self._level_reads += level
+            self.deferred.extend(deferred)  # what it stood in for still stands in the answer
+            return value
+        if self._shared is not None and label in self._shared:
+            value, deferred = self._shared[label]
+            self.deferred.extend(deferred)
+            return value
         if label in self._active:
             chain = [*self._active[self._active.index(label) :], label]
             raise self._error(ExpressionCycleError, "reference cycle: " + " -> ".join(chain), node)
@@ -320,6 +356,7 @@ class Evaluator:
                 node,
             )
         self._active.append(label)
+        reads, stood_in = self._level_reads, len(self.deferred)
         try:
             value = self.evaluate(raw)
         except ExpressionError as exc:
@@ -328,7 +365,11 @@ class Evaluator:
             raise
         finally:
             self._active.pop()
-        self._memo[label] = value
+        level = self._level_reads != reads
+        deferred = tuple(self.deferred[stood_in:])
+        self._memo[label] = (value, level, deferred)
+        if self._shared is not None and not level and _same_at_every_level(label):
+            self._shared[label] = (value, deferred)
         return value
 
     def _eval(self, node: Call) -> Any:
