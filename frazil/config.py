@@ -20,7 +20,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
     memory_mb = 512               # memory the check may add
     wall_seconds = 30             # the check is killed after this long, whatever its CPU time
-    jobs_seconds = 2              # of the CPU time: checking the jobs between the first and
+    jobs_seconds = 1              # of the CPU time: checking the jobs between the first and
                                   # the last (then a random sample of them)
     max_tasks = 1000              # per config
     max_modules = 5000
@@ -72,7 +72,7 @@ class ValidationSettings:
     cpu_seconds: float = 10.0
     memory_mb: int = 512
     wall_seconds: float = 30.0
-    jobs_seconds: float = 2.0
+    jobs_seconds: float = 1.0
     max_tasks: int = 1000
     max_modules: int = 5000
     max_expressions: int = 50_000
