@@ -96,7 +96,7 @@ def cpu_budget_name(settings: ValidationSettings) -> str:
     return f"{settings.cpu_seconds:g} s of CPU time ([validation] cpu_seconds)"
 
 
-def _over(settings: ValidationSettings, what: str, doing: str, path: str = "") -> Problem:
+def _over(what: str, doing: str, path: str = "") -> Problem:
     where = f" while {doing}" if doing else ""
     return Problem(path, f"the check of this config used up its budget of {what}{where}")
 
@@ -165,10 +165,10 @@ def _check_in_child(
         text = None if checked is None or not report.ok else ConfigText.of(checked).text
         answer = ("done", report.problems, text, report.jobs, budget.used())
     except _OutOfCPU:
-        answer = ("over", _over(settings, budget.name, budget.doing, budget.path))
+        answer = ("over", _over(budget.name, budget.doing, budget.path))
     except MemoryError:
         what = f"{settings.memory_mb} MB of memory ([validation] memory_mb)"
-        answer = ("over", _over(settings, what, budget.doing, budget.path))
+        answer = ("over", _over(what, budget.doing, budget.path))
     with contextlib.suppress(OSError):  # the parent may have stopped waiting (and kills us)
         conn.send(answer)
     conn.close()
@@ -254,10 +254,10 @@ def _run(
             if left <= 0:
                 log.warning("a config check ran past %.0f s and was killed", settings.wall_seconds)
                 what = f"{settings.wall_seconds:g} s of wall-clock time ([validation] wall_seconds)"
-                return ("over", _over(settings, what, ""))
+                return ("over", _over(what, ""))
             if started is not None and _memory(child.pid)[1] - started > memory:
                 what = f"{settings.memory_mb} MB of memory ([validation] memory_mb)"
-                return ("over", _over(settings, what, ""))
+                return ("over", _over(what, ""))
             if receiver.poll(min(left, _WATCH)):
                 try:
                     answer: tuple[Any, ...] = receiver.recv()
@@ -280,6 +280,6 @@ def _ended(child: Any, settings: ValidationSettings) -> Problem:
     child.join(timeout=5)
     code = child.exitcode
     if code in (-signal.SIGKILL, -signal.SIGXCPU):  # RLIMIT_CPU (or RLIMIT_AS, then CPU)
-        return _over(settings, cpu_budget_name(settings), "")
+        return _over(cpu_budget_name(settings), "")
     log.error("a config check ended with exit code %s", code)
     return Problem("", f"the check of this config failed (its process ended with code {code})")
