@@ -30,6 +30,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.StaleAttempt,
         errors.BadPasskey,
         errors.TooLarge,
+        errors.QuotaExceeded,
         errors.AuthError,
         errors.IllegalTransition,
         errors.ExpressionError,
@@ -151,7 +152,10 @@ class Client(_Base):
     # -- datasets ---------------------------------------------------------------------------
 
     def submit(self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any) -> int:
-        """Submit a dataset (config as data or YAML/JSON text); returns its id."""
+        """Submit a dataset (config as data or YAML/JSON text); returns its id.
+
+        The server checks the config first: every job, or, when the time for that does not
+        allow it, the first, the last and a random sample (``POST /datasets`` says which)."""
         body = {"config": config, "jobs": jobs, **options}
         return int(self.request("POST", "/datasets", json=body)["id"])
 
@@ -316,6 +320,17 @@ class Client(_Base):
     def create_token(self, name: str, role: str) -> dict[str, Any]:
         """A new token (shown once)."""
         result: dict[str, Any] = self.request("POST", "/tokens", json={"name": name, "role": role})
+        return result
+
+    def quota(self, submitter: str) -> dict[str, Any]:
+        """A submitter's caps and what they hold (administrators)."""
+        result: dict[str, Any] = self.request("GET", f"/quotas/{submitter}")
+        return result
+
+    def set_quota(self, submitter: str, **caps: int | None) -> dict[str, Any]:
+        """Set some caps of a submitter (``dataset_jobs``, ``dataset_tasks``, ``jobs``,
+        ``tasks``; None: back to the default) (administrators)."""
+        result: dict[str, Any] = self.request("PUT", f"/quotas/{submitter}", json=caps)
         return result
 
     def health(self) -> dict[str, Any]:

@@ -28,6 +28,24 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
     max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
 
+    [validation]                  # the budget of one config's check (submit, edit, set-jobs)
+    cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
+    memory_mb = 512               # memory the check may add
+    wall_seconds = 30             # the check is killed after this long, whatever its CPU time
+    jobs_seconds = 1              # of the CPU time: checking the jobs between the first and
+                                  # the last (then a random sample of them)
+    max_tasks = 1000              # per config
+    max_modules = 5000
+    max_expressions = 50000
+    concurrent = 2                # checks at once; more wait for their turn
+
+    [quota]                       # caps on what one submitter may ask for (the owner of a
+                                  # dataset: its token's name); `frazil quota set` overrides
+    dataset_jobs = 1000000        # jobs of one dataset
+    dataset_tasks = 5000000       # tasks of one dataset (jobs x tasks per job)
+    jobs = 2000000                # jobs not yet complete, all of a submitter's datasets
+    tasks = 10000000              # tasks of those jobs
+
     [client]                      # where the CLI sends its requests (else: the database)
     url = "http://frazil.example.org:8800"
     token = "frz_..."
@@ -41,9 +59,11 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from frazil.errors import SettingsError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,30 @@ class DatabaseTimeouts:
 
 
 @dataclass(frozen=True)
+class ValidationSettings:
+    """What checking one config may cost; each check runs in a child process of its own."""
+
+    cpu_seconds: float = 10.0
+    memory_mb: int = 512
+    wall_seconds: float = 30.0
+    jobs_seconds: float = 1.0
+    max_tasks: int = 1000
+    max_modules: int = 5000
+    max_expressions: int = 50_000
+    concurrent: int = 2
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    """The caps every submitter has unless an administrator set others for them."""
+
+    dataset_jobs: int = 1_000_000
+    dataset_tasks: int = 5_000_000
+    jobs: int = 2_000_000
+    tasks: int = 10_000_000
+
+
+@dataclass(frozen=True)
 class Settings:
     """Resolved settings."""
 
@@ -86,6 +130,8 @@ class Settings:
     db_url: str
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     url: str | None = None  # a server to talk to instead of the database
     token: str | None = None
 
@@ -165,22 +211,41 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         notify_webhook=t.get("notify_webhook"),
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
-        max_body_bytes=_positive(t, "max_body_bytes", ServerSettings.max_body_bytes, path),
-        max_key_body_bytes=_positive(
-            t, "max_key_body_bytes", ServerSettings.max_key_body_bytes, path
+        max_body_bytes=_positive(
+            t, "max_body_bytes", ServerSettings.max_body_bytes, "server", path
         ),
-        max_concurrency=_positive(t, "max_concurrency", ServerSettings.max_concurrency, path),
+        max_key_body_bytes=_positive(
+            t, "max_key_body_bytes", ServerSettings.max_key_body_bytes, "server", path
+        ),
+        max_concurrency=_positive(
+            t, "max_concurrency", ServerSettings.max_concurrency, "server", path
+        ),
         storage_roots=_storage_roots(t.get("storage_roots", []), path, keep_out),
-        max_report_stats=_positive(t, "max_report_stats", ServerSettings.max_report_stats, path),
-        max_report_files=_positive(t, "max_report_files", ServerSettings.max_report_files, path),
+        max_report_stats=_positive(
+            t, "max_report_stats", ServerSettings.max_report_stats, "server", path
+        ),
+        max_report_files=_positive(
+            t, "max_report_files", ServerSettings.max_report_files, "server", path
+        ),
     )
 
 
-def _positive(table: Mapping[str, Any], key: str, default: int, path: Path) -> int:
+def _positive(table: Mapping[str, Any], key: str, default: Any, section: str, path: Path) -> Any:
+    """A positive number from ``table`` (an integer where ``default`` is one)."""
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SettingsError(f"{path}: server.{key} must be a positive integer, not {value!r}")
+    kinds = (int,) if isinstance(default, int) else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        what = "a positive integer" if isinstance(default, int) else "a positive number"
+        raise SettingsError(f"{path}: {section}.{key} must be {what}, not {value!r}")
     return value
+
+
+def _positives(values: Mapping[str, Any], section: str, kind: type[T], path: Path) -> T:
+    """A ``[section]`` of positive numbers, read into the dataclass ``kind``."""
+    defaults = kind()
+    known = set(kind.__dataclass_fields__)  # type: ignore[attr-defined]
+    t = _table(values, section, known, path)
+    return kind(**{k: _positive(t, k, getattr(defaults, k), section, path) for k in sorted(known)})
 
 
 def _database(values: Mapping[str, Any], path: Path) -> DatabaseTimeouts:
@@ -217,7 +282,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"{path}: {exc}") from exc
-        unknown = set(values) - {"db_url", "server", "client", "database"}
+        unknown = set(values) - {"db_url", "server", "database", "validation", "quota", "client"}
         if unknown:
             raise SettingsError(f"{path}: unknown setting(s): {', '.join(sorted(unknown))}")
     db_url = env.get("FRAZIL_DB_URL") or values.get("db_url") or default_db_url(home)
@@ -230,6 +295,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         db_url=db_url,
         server=_server(values, path, keep_out),
         database=_database(values, path),
+        validation=_positives(values, "validation", ValidationSettings, path),
+        quota=_positives(values, "quota", QuotaSettings, path),
         url=env.get("FRAZIL_URL") or client.get("url"),
         token=env.get("FRAZIL_TOKEN") or client.get("token"),
     )

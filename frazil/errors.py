@@ -12,12 +12,14 @@ The tree::
     ├── SpecError                 a task's spec cannot be resolved for its job (located)
     │   ├── JobSpecError              whatever the site supplies: the task fails at once
     │   └── SiteSpecError             with this site's values: another site may resolve it
+    ├── BudgetExceeded            validating a config took more than its budget; names it
     ├── IllegalTransition         a state change that the state tables do not allow
     ├── NotFound                  no dataset, job or task by that name or number
     ├── Rejected                  a request the current state refuses
     │   ├── StaleAttempt              a report from an attempt that is no longer current
     │   ├── BadPasskey                a report whose passkey does not match its attempt
-    │   └── TooLarge                  a request past one of the server's caps (it names it)
+    │   ├── TooLarge                  a request past one of the server's caps (it names it)
+    │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
     ├── StoreError                the database is unreachable, misconfigured or not migrated
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
@@ -145,6 +147,21 @@ class SiteSpecError(SpecError):
     task may run elsewhere, so it retries like any failure, preferring another site."""
 
 
+class BudgetExceeded(FrazilError):
+    """Checking a config used up its budget (CPU time or memory); names the budget and where.
+
+    ``path`` is where in the config the check was when the budget ran out ("" for the whole
+    document, e.g. while it was being read).
+    """
+
+    def __init__(self, budget: str, path: str = "", doing: str = "") -> None:
+        self.budget = budget
+        self.path = path
+        self.doing = doing
+        where = f" while {doing}" if doing else ""
+        super().__init__(f"the check of this config used up its budget of {budget}{where}")
+
+
 class IllegalTransition(FrazilError):
     """A state change the transition tables do not allow."""
 
@@ -173,6 +190,10 @@ class BadPasskey(Rejected):
 
 class TooLarge(Rejected):
     """A request past one of the server's caps; the message names the cap and its setting."""
+
+
+class QuotaExceeded(Rejected):
+    """A submission or set-jobs that would take a submitter past a cap of their quota."""
 
 
 class StoreError(FrazilError):

@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from frazil.errors import ConfigError, Problem
+from frazil.errors import BudgetExceeded, ConfigError, Problem
 from frazil.model.paths import format_path
 from frazil.model.spec import MODEL_FOR_KEY, DatasetConfig
-from frazil.model.validate import Report, check_config
+from frazil.model.validate import Plan, Report, check_config
 
 #: Refuse configs larger than this (a config is a description, not data).
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -249,9 +249,19 @@ def _line(lines: _LineMap, path: str) -> int | None:
 
 
 def inspect_text(
-    text: str, source: str = "<config>", fmt: str | None = None, *, job: int = 0
+    text: str,
+    source: str = "<config>",
+    fmt: str | None = None,
+    *,
+    job: int = 0,
+    plan: Plan | None = None,
 ) -> Inspection:
-    """Parse and check a config; every problem carries its path and, where known, its line."""
+    """Parse and check a config; every problem carries its path and, where known, its line.
+
+    ``plan`` says which jobs to check and with what budget (job ``job`` by default); a check
+    that uses up its budget is reported as a problem where it stopped.
+    """
+    plan = plan or Plan(jobs=range(job, job + 1))
     fmt = fmt or ("json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml")
     data, node, problems = _parse(text, fmt)  # problems here: the text could not be read
     lines = _LineMap()
@@ -273,7 +283,12 @@ def inspect_text(
     report = Report(tuple(problems))
     checkable = config if config is not None else _pruned(data, problems) if readable else None
     if checkable is not None:
-        checked = check_config(checkable, job=job)
+        try:
+            if plan.budget is not None:
+                plan.budget.spend("", "reading the config")
+            checked = check_config(checkable, plan=plan)
+        except BudgetExceeded as exc:  # one problem: where the check stopped
+            checked = Report((Problem(exc.path, str(exc)),))
         merged = list(problems)
         merged += [p for p in checked.problems if p not in merged]
         report = replace(checked, problems=tuple(merged))

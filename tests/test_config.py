@@ -83,3 +83,34 @@ def test_database_timeouts(tmp_path):
     assert load_settings({"FRAZIL_HOME": str(tmp_path)}).database == DatabaseTimeouts(10, 30, 45)
     (tmp_path / "frazil.toml").write_text("[database]\nstatement_timeout = 5\nread_timeout = 8.5\n")
     assert load_settings({"FRAZIL_HOME": str(tmp_path)}).database == DatabaseTimeouts(10, 5, 8.5)
+
+
+def test_the_validation_budget_is_read_from_the_settings_file(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).validation.cpu_seconds == 10
+    (tmp_path / "frazil.toml").write_text("[validation]\ncpu_seconds = 2.5\nmax_modules = 10\n")
+    validation = load_settings({"FRAZIL_HOME": str(tmp_path)}).validation
+    assert (validation.cpu_seconds, validation.max_modules, validation.memory_mb) == (2.5, 10, 512)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[validation]\ncpu_seconds = 0\n", "validation.cpu_seconds must be a positive number"),
+        ("[validation]\nmax_tasks = 1.5\n", "validation.max_tasks must be a positive integer"),
+        ("[validation]\ncpu = 1\n", "unknown setting"),
+    ],
+)
+def test_bad_validation_settings(tmp_path, text, message):
+    (tmp_path / "frazil.toml").write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})
+
+
+def test_quota_defaults_are_read_from_the_settings_file(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).quota.dataset_jobs == 1_000_000
+    (tmp_path / "frazil.toml").write_text("[quota]\njobs = 50\n")
+    quota = load_settings({"FRAZIL_HOME": str(tmp_path)}).quota
+    assert (quota.jobs, quota.tasks) == (50, 10_000_000)
+    (tmp_path / "frazil.toml").write_text("[quota]\njobs = -1\n")
+    with pytest.raises(SettingsError, match=r"quota\.jobs must be a positive integer"):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})

@@ -21,13 +21,13 @@ from rich.table import Table
 
 from frazil.cli.text import console, shown
 from frazil.config import load_settings
-from frazil.loader import load_config
 from frazil.model.limits import PRIORITY, SEED
 from frazil.services import queries
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
 from frazil.services.materialize import materialize_step
 from frazil.services.stats import MAX_PAGE, PAGE, dataset_stats
-from frazil.services.submit import set_jobs, submit, truncate
+from frazil.services.submit import set_jobs, submit_dataset, truncate
+from frazil.services.validation import ConfigText
 from frazil.store import Database
 
 out = console()
@@ -115,19 +115,21 @@ def submit_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Submit a dataset: check it, store it, and create its jobs."""
-    cfg = load_config(config)
     db = open_db()
-    dataset_id = submit(
-        db, cfg, jobs=jobs, now=time.time(), actor=actor(), owner=actor().removeprefix("user:"),
-        group=group, alias=name, priority=priority, seed=seed,
+    settings = load_settings()
+    done = submit_dataset(
+        db, ConfigText.read(config), jobs=jobs, now=time.time(), actor=actor(),
+        owner=actor().removeprefix("user:"), group=group, alias=name, priority=priority,
+        seed=seed, limits=settings.validation, quotas=settings.quota,
     )  # fmt: skip
     if as_json:
-        _json({"dataset": dataset_id})
+        _json({"dataset": done.id, "checked": done.jobs})
         return
-    view = queries.dataset_status(db, dataset_id).dataset
+    view = queries.dataset_status(db, done.id).dataset
     out.print(
-        f"submitted dataset {dataset_id}{f' ({shown(name)})' if name else ''}: {jobs} jobs of "
-        f"{view.tasks_per_job} tasks, {view.jobs_materialized} created now"
+        f"submitted dataset {done.id}{f' ({shown(name)})' if name else ''}: {jobs} jobs of "
+        f"{view.tasks_per_job} tasks, {view.jobs_materialized} created now; "
+        f"{done.jobs.describe()}"
     )
 
 
@@ -308,9 +310,15 @@ def set_jobs_cmd(
     dataset: DatasetArg,
     jobs: Annotated[int, typer.Argument(help="New number of jobs (only more).", min=0)],
 ) -> None:
-    """Raise a dataset's number of jobs."""
-    set_jobs(open_db(), dataset, jobs, now=time.time(), actor=actor())
-    out.print(f"dataset {shown(dataset)}: {jobs} jobs")
+    """Raise a dataset's number of jobs (the new jobs are checked first)."""
+    settings = load_settings()
+    checked = set_jobs(
+        open_db(), dataset, jobs, now=time.time(), actor=actor(), limits=settings.validation,
+        quotas=settings.quota,
+    )  # fmt: skip
+    out.print(
+        f"dataset {shown(dataset)}: {jobs} jobs" + (f"; {checked.describe()}" if checked else "")
+    )
 
 
 def truncate_cmd(dataset: DatasetArg) -> None:

@@ -1,4 +1,4 @@
-"""Commands for running the service: ``frazil server`` and ``frazil token``."""
+"""Commands for running the service: ``frazil server``, ``frazil token``, ``frazil quota``."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from frazil.cli.db_commands import open_db
+from frazil.cli.db_commands import actor, open_db
 from frazil.cli.text import console, shown
 from frazil.config import load_settings
-from frazil.services import tokens
+from frazil.services import quota, tokens
 
 out = console()
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -57,6 +57,78 @@ def revoke(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> 
     out.print(f"token {token_id} revoked")
 
 
+quota_app = typer.Typer(
+    help="Show and set submitters' quotas (defaults: \\[quota] in frazil.toml).",
+    no_args_is_help=True,
+)
+
+
+def _cap(what: str) -> Any:
+    return typer.Option(min=0, max=10**12, help=what)
+
+
+def _print_quotas(rows: list[quota.Quota], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(q) for q in rows], indent=2))
+        return
+    table = Table("submitter", "jobs/dataset", "tasks/dataset", "jobs open", "tasks open")
+    for q in rows:
+
+        def cap(name: str, q: quota.Quota = q) -> str:
+            mark = "*" if name in q.overridden else ""
+            return f"{getattr(q, name):,}{mark}"
+
+        table.add_row(
+            shown(q.submitter), cap("dataset_jobs"), cap("dataset_tasks"),
+            f"{q.usage.jobs:,} of {cap('jobs')}", f"{q.usage.tasks:,} of {cap('tasks')}",
+        )  # fmt: skip
+    out.print(table)
+    out.print("* set for this submitter; the others are the defaults (\\[quota] in frazil.toml)")
+
+
+@quota_app.command("show")
+def quota_show(
+    submitter: Annotated[
+        str | None, typer.Argument(help="One submitter (default: all set).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A submitter's caps and what they hold (or every submitter with caps of their own)."""
+    defaults = load_settings().quota
+    db = open_db()
+    if submitter is None:
+        rows = quota.list_quotas(db, defaults)
+    else:
+        rows = [quota.get_quota(db, submitter, defaults)]
+    _print_quotas(rows, as_json)
+
+
+@quota_app.command("set")
+def quota_set(
+    submitter: Annotated[str, typer.Argument(help="The dataset owner (a token's name).")],
+    dataset_jobs: Annotated[int | None, _cap("Jobs in one dataset.")] = None,
+    dataset_tasks: Annotated[int | None, _cap("Tasks in one dataset.")] = None,
+    jobs: Annotated[int | None, _cap("Jobs not yet complete, all datasets.")] = None,
+    tasks: Annotated[int | None, _cap("Tasks of those jobs.")] = None,
+) -> None:
+    """Set a submitter's caps (the ones given; the others stay)."""
+    given = {"dataset_jobs": dataset_jobs, "dataset_tasks": dataset_tasks, "jobs": jobs,
+             "tasks": tasks}  # fmt: skip
+    caps = {k: v for k, v in given.items() if v is not None}
+    if not caps:
+        raise typer.BadParameter("give at least one of --dataset-jobs, --dataset-tasks, ...")
+    q = quota.set_quota(
+        open_db(), submitter, load_settings().quota, now=time.time(), actor=actor(), **caps
+    )
+    _print_quotas([q], as_json=False)
+
+
+@quota_app.command("clear")
+def quota_clear(submitter: Annotated[str, typer.Argument(help="The dataset owner.")]) -> None:
+    """Give a submitter the default caps again."""
+    _print_quotas([quota.clear_quota(open_db(), submitter, load_settings().quota)], False)
+
+
 def server(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
@@ -70,12 +142,13 @@ def server(
         host=host or settings.server.host,
         port=settings.server.port if port is None else port,
     )
-    serve(open_db(), server_settings)
+    serve(open_db(), server_settings, validation=settings.validation, quota=settings.quota)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
     app.add_typer(token_app, name="token")
+    app.add_typer(quota_app, name="quota")
     app.command()(server)
 
 

@@ -27,6 +27,7 @@ from frazil.errors import (
     SiteSpecError,
     UnresolvedReference,
 )
+from frazil.model.budget import Budget
 from frazil.model.dag import build_dag
 from frazil.model.expressions import Context, Evaluator, to_text
 from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range, shown
@@ -34,6 +35,10 @@ from frazil.model.paths import join_path
 from frazil.model.rng import job_seed
 from frazil.model.spec import NAME_LENGTH, Data, DatasetConfig, DataType, Movement
 
+#: Evaluation steps for everything one resolver evaluates (a job's tasks when a config is
+#: checked, one task when a pilot asks for its spec): the bound on one job as a whole, where
+#: each expression alone is bounded by ``Context.max_steps``.
+RESOLVE_STEPS = 2_000_000
 #: Where a pilot fetches an external module's code from (plain http could be tampered with).
 MODULE_URL_SCHEMES = ("https", "file", "")
 
@@ -165,10 +170,17 @@ class Resolver:
         problems: list[Problem] | None = None,
         *,
         every_iteration: bool = True,
+        budget: Budget | None = None,
+        max_steps: int = RESOLVE_STEPS,
     ) -> None:
         self.config = config
         self.info = info
         self.problems = problems
+        #: a check's time budget, looked at before each value (``BudgetExceeded`` past it)
+        self.budget = budget
+        self._steps = [max_steps]  # shared by every evaluator of this resolver
+        self._max_steps = max_steps
+        self._shared: dict[str, Any] = {}  # values that are the same at every level of the job
         #: False: a tray's first and last iterations stand for all (validation, like jobs)
         self.every_iteration = every_iteration
         seed = job_seed(info.dataset_seed, info.job)
@@ -195,14 +207,15 @@ class Resolver:
             strict=info.strict,
             defer_site_values=info.defer_site_values,
         )
-        self.dataset = Evaluator(self._base)
+        self.dataset = Evaluator(self._base, self._steps, max_steps, self._shared)
 
     # -- evaluators per level ---------------------------------------------------------------
 
     def _level(
         self, scopes: tuple[tuple[str, Mapping[str, Any]], ...], **options: Any
     ) -> Evaluator:
-        return Evaluator(replace(self._base, scopes=scopes, options={**self._options, **options}))
+        context = replace(self._base, scopes=scopes, options={**self._options, **options})
+        return Evaluator(context, self._steps, self._max_steps, self._shared)
 
     def task_evaluator(self, t: int) -> Evaluator:
         task = self.config.tasks[t]
@@ -245,6 +258,8 @@ class Resolver:
         unresolved name in them is a warning; so is any error that follows from a site value
         that only the site will supply.
         """
+        if self.budget is not None:
+            self.budget.spend(path, f"checking job {self.info.job}")
         if isinstance(raw, Mapping):
             return {
                 self._key(ev, k, path, soft): self.value(ev, v, join_path(path, k), soft=soft)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from frazil import __version__
+from frazil.config import QuotaSettings, ValidationSettings
 from frazil.server import (
     errors,
     metrics,
@@ -15,6 +16,7 @@ from frazil.server import (
     routes_datasets,
     routes_pilot,
     routes_pilots,
+    routes_quotas,
     routes_sites,
     routes_tasks,
 )
@@ -32,12 +34,16 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     max_key_body_bytes: int = MAX_KEY_BODY_BYTES,
     report_caps: ReportCaps = DEFAULT_CAPS,
+    validation: ValidationSettings | None = None,
+    quota: QuotaSettings | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
     Request bodies are JSON of at most ``max_body_bytes`` from a token's holder (checked
     before the body is read), ``max_key_body_bytes`` with a pilot's key (see ``limits``);
-    a pilot's report carries at most ``report_caps`` statistics and files.
+    a pilot's report carries at most ``report_caps`` statistics and files. A config's check
+    has the budget of ``validation``; submitters have the caps of ``quota`` unless an
+    administrator set others.
     """
     app = FastAPI(
         title="Frazil",
@@ -46,7 +52,8 @@ def create_app(
     )
     state = AppState(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
-        report_caps=report_caps,
+        report_caps=report_caps, validation=validation or ValidationSettings(),
+        quota=quota or QuotaSettings(),
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -62,6 +69,7 @@ def create_app(
         routes_pilot,
         routes_pilots,
         routes_admin,
+        routes_quotas,
         metrics,
     ):
         app.include_router(module.router)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from frazil.config import QuotaSettings, ValidationSettings
 from frazil.errors import AuthError
 from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
@@ -35,6 +36,8 @@ class AppState:
     waker: Waker = field(default_factory=Waker)
     token_ttl: float = TOKEN_CACHE_SECONDS
     report_caps: ReportCaps = DEFAULT_CAPS
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -16,10 +16,11 @@ from collections.abc import Callable
 import httpx
 import uvicorn
 
-from frazil.config import ServerSettings
+from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
 from frazil.server.app import create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
+from frazil.services import validation as check_configs
 from frazil.services.attempts import ReportCaps
 from frazil.store.db import Database
 
@@ -84,6 +85,8 @@ class ServerThread:
         host: str = "127.0.0.1",
         port: int = 0,
         settings: ServerSettings | None = None,
+        validation: ValidationSettings | None = None,
+        quota: QuotaSettings | None = None,
         fast_daemons: bool = False,
         clock: Callable[[], float] = time.time,
         log_level: str = "warning",
@@ -93,7 +96,7 @@ class ServerThread:
         self.app = create_app(
             db, clock=clock, max_body_bytes=self.settings.max_body_bytes,
             max_key_body_bytes=self.settings.max_key_body_bytes,
-            report_caps=report_caps(self.settings),
+            report_caps=report_caps(self.settings), validation=validation, quota=quota,
         )  # fmt: skip
         config = uvicorn.Config(
             self.app, host=host, port=port, log_level=log_level, access_log=False,
@@ -142,8 +145,16 @@ class ServerThread:
             t.join(timeout=10)
 
 
-def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False) -> None:
+def serve(
+    db: Database,
+    settings: ServerSettings,
+    *,
+    validation: ValidationSettings | None = None,
+    quota: QuotaSettings | None = None,
+    fast_daemons: bool = False,
+) -> None:
     """Run the API and the daemons until interrupted."""
+    check_configs.warm_up()  # the config checks' fork server, before any thread starts
     stop = threading.Event()
     supervisor = Supervisor(
         server_daemons(db, fast=fast_daemons, storage_roots=settings.storage_roots),
@@ -160,6 +171,7 @@ def serve(db: Database, settings: ServerSettings, *, fast_daemons: bool = False)
         app = create_app(
             db, max_body_bytes=settings.max_body_bytes,
             max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
+            validation=validation, quota=quota,
         )  # fmt: skip
         # no access log: a line per request costs more than a pilot's whole exchange; and
         # no log config of uvicorn's own, so that its records (tracebacks of unhandled

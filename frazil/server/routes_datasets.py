@@ -7,12 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from frazil.errors import ConfigError
-from frazil.loader import inspect_text
-from frazil.model.spec import DatasetConfig
+from frazil.model.validate import JobsChecked
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
 from frazil.services import control, queries, stats, submit
+from frazil.services.validation import ConfigText
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -24,26 +23,33 @@ ACTIONS = {
 }
 
 
-def parse_config(value: dict[str, Any] | str) -> DatasetConfig:
-    """A config from an object or YAML/JSON text; ``ConfigError`` with every problem."""
-    text = json.dumps(value) if isinstance(value, dict) else value
-    inspection = inspect_text(
-        text, "<submitted config>", "json" if isinstance(value, dict) else None
-    )
-    if inspection.config is None or not inspection.report.ok:
-        raise ConfigError(list(inspection.report.errors), "<submitted config>")
-    return inspection.config
+SUBMITTED = "<submitted config>"
+
+
+def config_text(value: dict[str, Any] | str) -> ConfigText:
+    """A submitted config as text: an object as JSON, text as it came (YAML or JSON)."""
+    if isinstance(value, dict):
+        return ConfigText(json.dumps(value), SUBMITTED, "json")
+    return ConfigText(value, SUBMITTED)
+
+
+def checked(jobs: JobsChecked) -> dict[str, Any]:
+    """Which jobs a config's check looked at, for an answer."""
+    return {
+        "jobs": jobs.checked, "of": jobs.total, "sampled": jobs.sampled,
+        "summary": jobs.describe(),
+    }  # fmt: skip
 
 
 @router.post("", status_code=201)
-def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, int]:
-    """Submit a dataset; returns its id."""
-    dataset_id = submit.submit(
-        app.db, parse_config(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
+def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, Any]:
+    """Submit a dataset; returns its id and which jobs its config was checked for."""
+    done = submit.submit_dataset(
+        app.db, config_text(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
         owner=who.name, group=body.group, alias=body.alias, description=body.description,
-        priority=body.priority, seed=body.seed,
+        priority=body.priority, seed=body.seed, limits=app.validation, quotas=app.quota,
     )  # fmt: skip
-    return {"id": dataset_id}
+    return {"id": done.id, "checked": checked(done.jobs)}
 
 
 @router.get("")
@@ -65,17 +71,13 @@ def dataset_config(ref: str, app: State, _: Reader, version: int | None = None) 
 
 
 @router.put("/{ref}/config")
-def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> dict[str, int]:
+def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> dict[str, Any]:
     """Store a new version of the config; returns its number."""
-    version = submit.edit_config(
-        app.db,
-        ref,
-        parse_config(body.config),
-        now=app.now(),
-        actor=actor(who),
-        comment=body.comment,
-    )
-    return {"version": version}
+    edited = submit.edit_config(
+        app.db, ref, config_text(body.config), now=app.now(), actor=actor(who),
+        comment=body.comment, limits=app.validation,
+    )  # fmt: skip
+    return {"version": edited.version, "checked": checked(edited.jobs)}
 
 
 @router.post("/{ref}/actions/{action}")
@@ -96,10 +98,13 @@ def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[st
 
 
 @router.put("/{ref}/jobs")
-def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, int]:
-    """Raise the number of jobs."""
-    submit.set_jobs(app.db, ref, body.jobs, now=app.now(), actor=actor(who))
-    return {"jobs": body.jobs}
+def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, Any]:
+    """Raise the number of jobs (the new ones are checked first)."""
+    jobs = submit.set_jobs(
+        app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation,
+        quotas=app.quota,
+    )  # fmt: skip
+    return {"jobs": body.jobs, "checked": None if jobs is None else checked(jobs)}
 
 
 @router.post("/{ref}/truncate")

@@ -48,6 +48,15 @@ class ConfigBody(_Body):
     comment: str = Field("", max_length=2000)
 
 
+class QuotaBody(_Body):
+    """Caps of a submitter's quota; a cap left out stays, null goes back to the default."""
+
+    dataset_jobs: int | None = Field(None, ge=0, le=10**12)
+    dataset_tasks: int | None = Field(None, ge=0, le=10**12)
+    jobs: int | None = Field(None, ge=0, le=10**12)
+    tasks: int | None = Field(None, ge=0, le=10**12)
+
+
 class TokenBody(_Body):
     name: str
     role: str

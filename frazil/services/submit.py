@@ -1,9 +1,11 @@
 """Submitting datasets and editing their configs.
 
-``submit`` checks the config (job 0 and the last job), then in one transaction creates the
-dataset, its first config version, the searchable rows of that version, the DAG that every
-job shares, and the first chunk of jobs. A rejected submission writes nothing. The rest of
-the jobs are made by ``materialize_step`` in the background.
+``submit`` checks the config within its budget (``validation``: in a child process, outside
+any transaction), then in one transaction creates the dataset, its first config version, the
+searchable rows of that version, the DAG that every job shares, and the first chunk of jobs.
+A rejected submission writes nothing. The rest of the jobs are made by ``materialize_step``
+in the background. A config edit is checked the same way before its transaction, which
+writes only if the dataset did not change in between.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from frazil.errors import ConfigError, NotFound, Rejected
+from frazil.config import QuotaSettings, ValidationSettings
+from frazil.errors import NotFound, Problem, Rejected
 from frazil.model.expressions import to_text
 from frazil.model.limits import PRIORITY, SEED
 from frazil.model.policy import policy_from_options
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus
-from frazil.model.validate import check_config
+from frazil.model.validate import JobsChecked
+from frazil.services import quota, validation
 from frazil.services.materialize import CHUNK_JOBS, materialize_range
 from frazil.services.transitions import record_event, refresh_dataset
+from frazil.services.validation import ConfigText
 from frazil.store.db import Database
 from frazil.store.schema import (
     config_module,
@@ -38,6 +44,8 @@ from frazil.store.schema import (
 
 ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
 MAX_JOBS = 100_000_000
+DEFAULT_VALIDATION = ValidationSettings()
+DEFAULT_QUOTA = QuotaSettings()
 
 
 def config_json(config: DatasetConfig) -> str:
@@ -45,13 +53,21 @@ def config_json(config: DatasetConfig) -> str:
     return config.model_dump_json(by_alias=True, exclude_unset=True)
 
 
-def _check(config: DatasetConfig, jobs: int) -> None:
-    problems = list(check_config(config).errors)
-    if jobs > 1:
-        last = check_config(config, job=jobs - 1, jobs_submitted=jobs).errors
-        problems += [p for p in last if p not in problems]
-    if problems:
-        raise ConfigError(problems)
+@dataclass(frozen=True)
+class Submitted:
+    """A new dataset, and what the check of its config looked at."""
+
+    id: int
+    jobs: JobsChecked
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Edited:
+    """A new config version, and what its check looked at."""
+
+    version: int
+    jobs: JobsChecked
 
 
 def _new_id(result: Any) -> int:
@@ -155,9 +171,14 @@ def _add_version(
     index_config(conn, config_id, config)
 
 
-def submit(
+def submit(db: Database, config: DatasetConfig | ConfigText, **options: Any) -> int:
+    """``submit_dataset``, for callers that need only the new dataset's id."""
+    return submit_dataset(db, config, **options).id
+
+
+def submit_dataset(
     db: Database,
-    config: DatasetConfig,
+    config: DatasetConfig | ConfigText,
     *,
     jobs: int,
     now: float,
@@ -171,8 +192,13 @@ def submit(
     debug: bool | None = None,
     always_active: bool = False,
     sync_jobs: int = CHUNK_JOBS,
-) -> int:
-    """Create a dataset with ``jobs`` jobs; returns its id. Nothing is written on error."""
+    limits: ValidationSettings = DEFAULT_VALIDATION,
+    quotas: QuotaSettings = DEFAULT_QUOTA,
+) -> Submitted:
+    """Create a dataset with ``jobs`` jobs. Nothing is written on error.
+
+    Every job is checked if the time for checking jobs allows, else the first, the last and
+    a random sample (``Submitted.jobs`` says which)."""
     if not 0 <= jobs <= MAX_JOBS:
         raise Rejected(f"jobs must be between 0 and {MAX_JOBS}, got {jobs}")
     if alias is not None and not ALIAS.match(alias):
@@ -183,10 +209,15 @@ def submit(
         problem = None if value is None else bounds.problem(value)
         if problem is not None:
             raise Rejected(f"{what} {problem}")
-    _check(config, jobs)
+    with db.read() as conn:  # before the config's check spends time: the jobs alone
+        quota.check(conn, owner, quotas, jobs=jobs, tasks_per_job=0, adding=jobs)
+    checked = validation.check(config, limits, jobs=range(jobs))
+    config = checked.config
     policy, _ = policy_from_options(config.options)
+    tasks = len(config.tasks)
 
     def run(conn: Connection) -> int:
+        quota.check(conn, owner, quotas, jobs=jobs, tasks_per_job=tasks, adding=jobs)
         dataset_id = _new_id(
             conn.execute(
                 insert(dataset).values(
@@ -239,7 +270,7 @@ def submit(
         return dataset_id
 
     try:
-        return db.transaction(run)
+        return Submitted(db.transaction(run), checked.jobs, checked.warnings)
     except IntegrityError as exc:
         if alias is not None and "alias" in str(exc.orig).lower():
             raise Rejected(f"the alias {alias!r} is taken") from exc
@@ -261,35 +292,58 @@ def find_dataset(conn: Connection, ref: int | str) -> int:
     return int(row.id)
 
 
+def _current(conn: Connection, dataset_id: int) -> Any:
+    """What a config check of a dataset depends on (and its transaction compares)."""
+    return conn.execute(
+        select(
+            dataset.c.config_version, dataset.c.jobs_submitted, dataset.c.truncated,
+            dataset.c.owner, dataset.c.tasks_per_job, dataset_config.c.config,
+        )
+        .join(
+            dataset_config,
+            (dataset_config.c.dataset_id == dataset.c.id)
+            & (dataset_config.c.version == dataset.c.config_version),
+        )
+        .where(dataset.c.id == dataset_id)
+    ).one()  # fmt: skip
+
+
+def _unchanged(conn: Connection, dataset_id: int, seen: Any) -> None:
+    """Refuse to write if the dataset changed while its config was being checked."""
+    now = conn.execute(
+        select(dataset.c.config_version, dataset.c.jobs_submitted).where(dataset.c.id == dataset_id)
+    ).one()
+    if (now.config_version, now.jobs_submitted) != (seen.config_version, seen.jobs_submitted):
+        raise Rejected(
+            "the dataset changed while its config was being checked (another edit or "
+            "set-jobs); nothing was written: try again"
+        )
+
+
 def edit_config(
-    db: Database, ref: int | str, config: DatasetConfig, *, now: float, actor: str = "user",
-    comment: str = "",
-) -> int:  # fmt: skip
-    """Store a new version of a dataset's config; returns its number.
+    db: Database, ref: int | str, config: DatasetConfig | ConfigText, *, now: float,
+    actor: str = "user", comment: str = "", limits: ValidationSettings = DEFAULT_VALIDATION,
+) -> Edited:  # fmt: skip
+    """Store a new version of a dataset's config.
 
     The tasks and their dependencies must stay the same (the DAG is shared by jobs that
     already exist); everything else may change, and the next attempts run the new version.
+    The new version is checked for the dataset's jobs before the write, outside it.
     """
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        seen = _current(conn, dataset_id)
+    jobs = max(int(seen.jobs_submitted), 1)
+    checked = validation.check(config, limits, jobs=range(jobs))
+    config = checked.config
+    before = DatasetConfig.model_validate_json(seen.config)
+    shape = [(t.name, sorted(map(str, t.depends))) for t in before.tasks]
+    if shape != [(t.name, sorted(map(str, t.depends))) for t in config.tasks]:
+        raise Rejected("a new config version must keep the task names and their dependencies")
 
     def run(conn: Connection) -> int:
-        dataset_id = find_dataset(conn, ref)
-        d = conn.execute(
-            select(dataset.c.config_version, dataset.c.jobs_submitted).where(
-                dataset.c.id == dataset_id
-            )
-        ).one()
-        _check(config, max(d.jobs_submitted, 1))
-        old = conn.execute(
-            select(dataset_config.c.config).where(
-                dataset_config.c.dataset_id == dataset_id,
-                dataset_config.c.version == d.config_version,
-            )
-        ).scalar_one()
-        before = DatasetConfig.model_validate_json(old)
-        shape = [(t.name, sorted(map(str, t.depends))) for t in before.tasks]
-        if shape != [(t.name, sorted(map(str, t.depends))) for t in config.tasks]:
-            raise Rejected("a new config version must keep the task names and their dependencies")
-        version = int(d.config_version) + 1
+        _unchanged(conn, dataset_id, seen)
+        version = int(seen.config_version) + 1
         _add_version(conn, dataset_id, version, config, now, comment)
         conn.execute(
             update(dataset)
@@ -302,23 +356,33 @@ def edit_config(
         )  # fmt: skip
         return version
 
-    return db.transaction(run)
+    return Edited(db.transaction(run), checked.jobs)
 
 
-def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user") -> None:
-    """Raise ``jobs_submitted``; the materializer makes the new jobs."""
+def set_jobs(
+    db: Database, ref: int | str, jobs: int, *, now: float, actor: str = "user",
+    limits: ValidationSettings = DEFAULT_VALIDATION, quotas: QuotaSettings = DEFAULT_QUOTA,
+) -> JobsChecked | None:  # fmt: skip
+    """Raise ``jobs_submitted``; the materializer makes the new jobs.
+
+    The new jobs are checked against the current config first (every one if the time for
+    checking jobs allows, else the first, the last and a random sample); what was checked is
+    returned (None when no job is added)."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        seen = _current(conn, dataset_id)
+        _can_set_jobs(conn, seen, jobs, quotas)
+    checked = None
+    if jobs > seen.jobs_submitted:
+        text = ConfigText(seen.config, f"dataset {dataset_id} (version {seen.config_version})")
+        checked = validation.check(
+            text, limits, jobs=range(seen.jobs_submitted, jobs), jobs_submitted=jobs
+        ).jobs
 
     def run(conn: Connection) -> None:
-        dataset_id = find_dataset(conn, ref)
-        d = conn.execute(
-            select(dataset.c.jobs_submitted, dataset.c.truncated).where(dataset.c.id == dataset_id)
-        ).one()
-        if jobs < d.jobs_submitted:
-            raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
-        if d.truncated:
-            raise Rejected("the dataset is truncated: it takes no more jobs")
-        if jobs > MAX_JOBS:
-            raise Rejected(f"at most {MAX_JOBS} jobs")
+        _unchanged(conn, dataset_id, seen)
+        d = _current(conn, dataset_id)
+        _can_set_jobs(conn, d, jobs, quotas)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)
@@ -332,6 +396,18 @@ def set_jobs(db: Database, ref: int | str, jobs: int, *, now: float, actor: str 
         refresh_dataset(conn, dataset_id, now, actor)
 
     db.transaction(run)
+    return checked
+
+
+def _can_set_jobs(conn: Connection, d: Any, jobs: int, quotas: QuotaSettings) -> None:
+    if jobs < d.jobs_submitted:
+        raise Rejected(f"jobs can only grow ({d.jobs_submitted} -> {jobs}); truncate instead")
+    if d.truncated:
+        raise Rejected("the dataset is truncated: it takes no more jobs")
+    if jobs > MAX_JOBS:
+        raise Rejected(f"at most {MAX_JOBS} jobs")
+    adding = jobs - int(d.jobs_submitted)
+    quota.check(conn, d.owner, quotas, jobs=jobs, tasks_per_job=d.tasks_per_job, adding=adding)
 
 
 def truncate(db: Database, ref: int | str, *, now: float, actor: str = "user") -> None:

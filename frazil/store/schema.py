@@ -9,8 +9,8 @@ Three groups, as in the seeds' database:
 - the work: ``job`` (keyed by dataset and index), ``task``, ``task_attempt`` (one row per try),
   ``file``, ``task_stat``, ``run``;
 - the audit trail: ``event``;
-- the service itself: ``token`` (hashes of API tokens), ``site``, ``pilot`` (multi-task
-  pilots), ``task_log``.
+- the service itself: ``token`` (hashes of API tokens), ``quota`` (per-submitter caps),
+  ``site``, ``pilot`` (multi-task pilots), ``task_log``.
 
 Times are UTC seconds since the epoch (``now`` is passed in by the caller). Job and dataset
 rows carry counters of their children's states, kept in the same transactions as the
@@ -313,6 +313,20 @@ token = Table(
     Column("created_at", Double, nullable=False),
     Column("last_used_at", Double, nullable=True),
     Column("revoked_at", Double, nullable=True),
+)
+
+#: Per-submitter caps that an administrator set; a null column keeps the default of
+#: ``[quota]`` in ``frazil.toml``.
+quota = Table(
+    "quota",
+    metadata,
+    Column("submitter", Name, primary_key=True),  # a dataset's owner
+    Column("dataset_jobs", BigInteger, nullable=True),
+    Column("dataset_tasks", BigInteger, nullable=True),
+    Column("jobs", BigInteger, nullable=True),
+    Column("tasks", BigInteger, nullable=True),
+    Column("updated_at", Double, nullable=False),
+    Column("updated_by", Name, nullable=False),
 )
 
 site = Table(

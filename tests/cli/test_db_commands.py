@@ -188,3 +188,19 @@ def test_hostile_text_is_printed_as_text(frazil, tmp_path):
         assert "\x1b" not in result.stdout and "\u202e" not in result.stdout
         for text in expected:
             assert text.replace("\\[", "[") in result.stdout, (args, text, result.stdout)
+
+
+def test_quotas_from_the_command_line(frazil):
+    frazil("init")
+    result = frazil("submit", EXAMPLE, "--jobs", 100_000_000, ok=False)
+    assert "at most 1000000 jobs in one dataset" in result.stderr
+    assert "Traceback" not in result.stderr
+    frazil("quota", "set", "carol", "--dataset-jobs", 10, "--tasks", 30)
+    (carol,) = json.loads(frazil("quota", "show", "carol", "--json").stdout)
+    assert (carol["dataset_jobs"], carol["tasks"], carol["jobs"]) == (10, 30, 2_000_000)
+    assert carol["overridden"] == ["dataset_jobs", "tasks"]
+    assert [q["submitter"] for q in json.loads(frazil("quota", "show", "--json").stdout)] == [
+        "carol"
+    ]
+    frazil("quota", "clear", "carol")
+    assert json.loads(frazil("quota", "show", "--json").stdout) == []

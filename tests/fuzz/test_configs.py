@@ -1,7 +1,8 @@
 """Bad dataset configs: every entry point answers with located problems, and soon.
 
-The entry points are ``frazil.loader`` (``inspect_text``, ``load_config``), the server's
-``parse_config`` and ``frazil.model.validate.check_config``. Whatever the input, they either
+The entry points are ``frazil.loader`` (``inspect_text``, ``load_config``), the check that
+the server and the CLI run in a child process (``frazil.services.validation.check``) and
+``frazil.model.validate.check_config``. Whatever the input, they either
 accept it or report each problem with a path or a line; nothing else escapes them, and
 nothing takes long (each example has a deadline far above what a config takes).
 """
@@ -16,11 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from frazil.config import ValidationSettings
 from frazil.errors import ConfigError, Problem
 from frazil.loader import MAX_NESTING, inspect_file, inspect_text, load_config
 from frazil.model.spec import DatasetConfig
 from frazil.model.validate import check_config
-from frazil.server.routes_datasets import parse_config
+from frazil.server.routes_datasets import config_text
+from frazil.services.validation import check
 from tests.conftest import EXAMPLE
 from tests.fuzz.strategies import config_texts, configs, to_json, to_yaml
 
@@ -70,12 +73,12 @@ def test_broken_text_is_reported_not_raised(text):
 def test_the_server_raises_only_located_config_errors(config):
     for value in (config, to_yaml(config)):
         try:
-            parsed = parse_config(value)
+            checked = check(config_text(value), ValidationSettings())
         except ConfigError as exc:
             assert exc.problems and all(p.severity == "error" for p in exc.problems)
             _located(exc.problems, value if isinstance(value, str) else to_json(value))
         else:
-            assert isinstance(parsed, DatasetConfig)
+            assert isinstance(checked.config, DatasetConfig)
 
 
 @CHECK

@@ -209,3 +209,71 @@ def test_a_spec_that_cannot_be_resolved_says_whether_a_site_could(
         config, 0, JobInfo(job=1, jobs_submitted=10, system={"n": 1, "d": 1, "where": "x"})
     )
     assert ok.trays[0].modules[0].argv
+
+
+def _modules(n, args):
+    return DatasetConfig.model_validate(
+        {"tasks": [{"name": "t", "trays": [{"modules": [{"src": "x", "args": args}] * n}]}]}
+    )
+
+
+def test_one_step_budget_bounds_a_whole_job():
+    # each module alone is cheap; a resolver's evaluators share one budget, so many are not
+    config = _modules(40, "$eval(len([" + ", ".join(["1"] * 60) + "]))")  # ~60 steps each
+    assert len(Resolver(config, JobInfo(), max_steps=10**6).task(0).trays[0].modules) == 40
+    with pytest.raises(ExpressionError, match="more than 1000 steps"):
+        Resolver(config, JobInfo(), max_steps=1000).task(0)
+
+
+def test_walking_a_large_value_costs_steps():
+    tray = {
+        "parameters": {"files": [f"f{i}" for i in range(20_000)]},
+        "modules": [{"src": "$(files)[0]"}] * 30,
+    }
+    config = DatasetConfig.model_validate({"tasks": [{"name": "t", "trays": [tray]}]})
+    # each module's evaluator walks the tray's list once: 30 walks of 20,000 items
+    with pytest.raises(ExpressionError, match="more than 500000 steps"):
+        Resolver(config, JobInfo(), max_steps=500_000).task(0)
+
+
+def test_values_that_are_the_same_at_every_level_are_evaluated_once_per_job():
+    config = DatasetConfig.model_validate(
+        {
+            "steering": {
+                "parameters": {
+                    "files": [f"f{i}" for i in range(20_000)],
+                    "tag": "$sprintf('%06d', $args(job))",
+                    "where": "$args(task)/$steering(tag)",  # differs per task
+                }
+            },
+            "tasks": [
+                {
+                    "name": n,
+                    "trays": [{"modules": [{"src": "$steering(files)[$args(job)]",
+                                            "args": "$steering(where)"}] * 30}],
+                }
+                for n in ("a", "b")
+            ],
+        }
+    )  # fmt: skip
+    resolver = Resolver(config, JobInfo(job=7), max_steps=100_000)
+    a, b = resolver.task(0), resolver.task(1)  # 60 modules: the list is walked once
+    assert [m.src for m in a.trays[0].modules] == ["f7"] * 30
+    assert {m.argv for m in a.trays[0].modules} == {("a/000007",)}
+    assert {m.argv for m in b.trays[0].modules} == {("b/000007",)}
+
+
+def test_site_values_reached_through_a_remembered_parameter_still_make_warnings():
+    # the second use of $steering(cores) finds the value remembered from the first
+    args = {"j": "$steering(cores)", "n": "$eval($steering(cores) + 1)"}
+    config = DatasetConfig.model_validate(
+        {
+            "steering": {"parameters": {"cores": "$system(cores)"}},
+            "tasks": [{"name": "t", "trays": [{"modules": [{"src": "x", "args": args}]}]}],
+        }
+    )
+    problems = []
+    Resolver(config, JobInfo(defer_site_values=True), problems).task(0)
+    assert [(p.path, p.severity) for p in problems] == [
+        ("tasks[0].trays[0].modules[0].args.n", "warning")
+    ]

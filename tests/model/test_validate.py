@@ -1,5 +1,9 @@
+import pytest
+
+from frazil.loader import inspect_text
+from frazil.model.budget import Budget
 from frazil.model.spec import DatasetConfig
-from frazil.model.validate import check_config
+from frazil.model.validate import Limits, Plan, check_config
 
 
 def cfg(steering=None, module=None, task=None):
@@ -92,3 +96,53 @@ def test_a_class_name_that_is_neither_built_in_nor_a_dotted_path_is_an_error():
     report = check_config(classy(**{"class": "CopyFile"}))
     assert [p.path for p in report.errors] == ["tasks[0].trays[0].modules[0].class"]
     assert "not a built-in (CopyFiles, " in report.errors[0].message
+
+
+def _ticking(step):
+    """A clock that moves ``step`` seconds each time it is read."""
+    now = [0.0]
+
+    def clock():
+        now[0] += step
+        return now[0]
+
+    return clock
+
+
+def test_a_check_over_budget_stops_where_it_was_with_the_budget_named():
+    text = "tasks:\n  - name: t\n    trays:\n      - modules:\n" + "".join(
+        f"          - {{src: x, args: '$eval({i} + 1)'}}\n" for i in range(50)
+    )
+    budget = Budget(5.0, _ticking(0.1), "5 s of CPU time ([validation] cpu_seconds)")
+    report = inspect_text(text, "many.yaml", plan=Plan(budget=budget)).report
+    (problem,) = report.errors
+    assert "used up its budget of 5 s of CPU time ([validation] cpu_seconds)" in problem.message
+    assert "while checking job 0" in problem.message
+    assert problem.path.startswith("tasks[0].trays[0].modules[")
+    module = int(problem.path.split("modules[")[1].split("]")[0])
+    assert problem.line == 5 + module  # the module's own line
+
+
+@pytest.mark.parametrize(
+    ("limits", "what"),
+    [
+        (Limits(tasks=2), "3 tasks; a config may have at most 2 ([validation] max_tasks)"),
+        (Limits(modules=5), "6 modules; a config may have at most 5 ([validation] max_modules)"),
+        (
+            Limits(expressions=3),
+            "6 expressions; a config may have at most 3 ([validation] max_expressions)",
+        ),
+    ],
+)
+def test_configs_larger_than_the_limits_are_refused_before_they_are_evaluated(limits, what):
+    config = DatasetConfig.model_validate(
+        {
+            "tasks": [
+                {"name": n, "trays": [{"modules": [{"src": "x", "args": "$args(job)"}] * 2}]}
+                for n in "abc"
+            ]
+        }
+    )
+    assert check_config(config).ok
+    report = check_config(config, plan=Plan(limits=limits))
+    assert [p.message for p in report.errors] == [what]

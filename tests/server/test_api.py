@@ -13,6 +13,7 @@ from frazil.errors import (
     BadPasskey,
     ConfigError,
     NotFound,
+    QuotaExceeded,
     Rejected,
     StaleAttempt,
     TooLarge,
@@ -84,6 +85,48 @@ def test_submit_and_inspect(live):
         user.dataset("nope")
     with pytest.raises(Rejected, match="taken"):
         user.submit(EXAMPLE.read_text(), alias="sim")
+
+
+def test_submit_and_set_jobs_check_every_job_and_say_so(live):
+    user = live.client(live.user)
+    module = {"src": "run.sh", "args": "$eval(1 / abs($args(job) - 2500))"}  # job 2500 fails
+    config = {"tasks": [{"name": "t", "trays": [{"modules": [module]}]}]}
+    answer = user.request("POST", "/datasets", json={"config": config, "jobs": 2000})
+    assert answer["checked"] == {
+        "jobs": 2000,
+        "of": 2000,
+        "sampled": False,
+        "summary": "checked every job (2000)",
+    }
+    with pytest.raises(ConfigError) as info:
+        user.set_jobs(answer["id"], 4000)
+    (problem,) = info.value.problems
+    assert problem.path == "tasks[0].trays[0].modules[0].args"
+    assert problem.message.endswith("(job 2500)")
+    assert user.dataset(answer["id"])["dataset"]["jobs_submitted"] == 2000
+
+
+def test_quotas_are_set_by_administrators_and_refuse_with_the_cap_named(live):
+    user, admin = live.client(live.user), live.client()
+    with pytest.raises(AuthError, match="needs a admin token"):
+        user.set_quota("alice", jobs=10**9)
+    with pytest.raises(AuthError, match="needs a admin token"):
+        user.quota("alice")
+    with pytest.raises(QuotaExceeded, match="at most 1000000 jobs in one dataset"):
+        user.submit(EXAMPLE.read_text(), jobs=100_000_000)
+    assert admin.set_quota("alice", jobs=5)["overridden"] == ["jobs"]
+    d = user.submit(EXAMPLE.read_text(), jobs=3)
+    with pytest.raises(QuotaExceeded, match=r"at most 5 jobs not yet complete; 3 now, and this "
+                       r"would add 3 .*frazil quota set alice --jobs N"):  # fmt: skip
+        user.set_jobs(d, 6)
+    held = admin.quota("alice")
+    assert (held["jobs"], held["dataset_jobs"], held["usage"]) == (
+        5,
+        10**6,
+        {"jobs": 3, "tasks": 18},
+    )
+    assert admin.set_quota("alice", jobs=None)["overridden"] == []
+    user.set_jobs(d, 6)
 
 
 def test_config_errors_come_back_located(live):

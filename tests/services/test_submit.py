@@ -1,13 +1,15 @@
 import pytest
 from sqlalchemy import func, select
 
+from frazil.config import ValidationSettings
 from frazil.errors import ConfigError, NotFound, Rejected
 from frazil.loader import load_config
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
 from frazil.services import queries
 from frazil.services.materialize import materialize_step
-from frazil.services.submit import edit_config, set_jobs, submit, truncate
+from frazil.services.submit import edit_config, set_jobs, submit, submit_dataset, truncate
+from frazil.services.validation import check
 from frazil.store.schema import dataset, dataset_config, event, job, task, task_dependency
 from tests.conftest import EXAMPLE
 from tests.services.conftest import make_config
@@ -74,11 +76,9 @@ def test_errors_that_only_the_last_job_hits_are_found():
             ],
         }
     )
-    from frazil.services.submit import _check
-
-    _check(config, 3)
-    with pytest.raises(ConfigError, match="out of range"):
-        _check(config, 4)
+    check(config, ValidationSettings(), jobs=range(3))
+    with pytest.raises(ConfigError, match=r"out of range.*\(job 3\)"):
+        check(config, ValidationSettings(), jobs=range(4))
 
 
 def test_alias_rules(db):
@@ -127,17 +127,53 @@ def test_job_specific_requirements_evaluate_per_job(db):
 
 
 def test_a_job_whose_requirements_fail_is_created_failed(db):
-    config = make_config("flat", 1, requirements={"memory": "$eval(10 / abs(2 - $args(job)))"})
-    # job 0 and the last job (1) validate; a later job cannot: raise jobs afterwards
+    config = make_config("flat", 1, requirements={"memory": "$eval(10 / abs(5 - $args(job)))"})
     d = submit(db, config, jobs=2, now=NOW)
-    set_jobs(db, d, 4, now=NOW)
+    # no time to check the jobs between the first (2) and the last (9) new ones: job 5 passes
+    checked = set_jobs(db, d, 10, now=NOW, limits=ValidationSettings(jobs_seconds=1e-9))
+    assert checked is not None and (checked.checked, checked.sampled) == (2, True)
     materialize_step(db, NOW)
     status = {t.job_index: t.status for t in queries.list_tasks(db, d)}
-    assert status == {0: "waiting", 1: "waiting", 2: "failed", 3: "waiting"}
+    assert status == {j: "failed" if j == 5 else "waiting" for j in range(10)}
     view = queries.dataset_status(db, d)
     assert view.dataset.jobs_failed == 1 and view.dataset.status == "errors"
     reasons = [e.reason for e in queries.events(db, d) if e.action == "materialize"]
     assert reasons and "division by zero" in reasons[0]
+
+
+#: Job 2500 of 4000 divides by zero; job 0 and the last job are fine.
+POISONED = make_config("flat", 1, requirements={"memory": "$eval(1 / abs($args(job) - 2500))"})
+
+
+def test_a_job_that_fails_among_4000_is_found_at_submit(db):
+    with pytest.raises(ConfigError) as info:
+        submit(db, POISONED, jobs=4000, now=NOW)
+    (problem,) = info.value.problems
+    assert problem.path == "tasks[0].requirements.memory"
+    assert "division by zero" in problem.message and problem.message.endswith("(job 2500)")
+    assert count(db, dataset) == 0
+
+
+def test_a_job_that_fails_among_4000_is_found_at_set_jobs(db):
+    d = submit(db, POISONED, jobs=2000, now=NOW)
+    with pytest.raises(ConfigError, match=r"division by zero.*\(job 2500\)"):
+        set_jobs(db, d, 4000, now=NOW)
+    assert queries.dataset_status(db, d).dataset.jobs_submitted == 2000
+    assert set_jobs(db, d, 2500, now=NOW).describe() == "checked every job (500)"
+
+
+def test_without_the_time_for_every_job_the_answer_says_which_were_checked(db):
+    config = make_config("flat", 1)
+    done = submit_dataset(db, config, jobs=100, now=NOW, limits=ValidationSettings())
+    assert (done.jobs.checked, done.jobs.total, done.jobs.sampled) == (100, 100, False)
+    done = submit_dataset(
+        db, config, jobs=10**6, now=NOW, sync_jobs=0, limits=ValidationSettings(jobs_seconds=0.05)
+    )
+    assert done.jobs.sampled and 2 <= done.jobs.checked < 10**6
+    assert done.jobs.describe().startswith(
+        f"checked {done.jobs.checked} of 1000000 jobs: the first (0), the last (999999) and a "
+        f"random sample of {done.jobs.checked - 2} of the 999998 others"
+    )
 
 
 def test_searchable_config_rows(db):
@@ -157,7 +193,7 @@ def test_searchable_config_rows(db):
 def test_edit_config_makes_a_new_version(db):
     d = submit(db, make_config("chain", 2), jobs=1, now=NOW)
     changed = make_config("chain", 2, parameters={"x": 1})
-    assert edit_config(db, d, changed, now=NOW, comment="add x") == 2
+    assert edit_config(db, d, changed, now=NOW, comment="add x").version == 2
     assert queries.dataset_config_text(db, d)["tasks"][0]["parameters"] == {"x": 1}
     assert "parameters" not in queries.dataset_config_text(db, d, 1)["tasks"][0]
     with pytest.raises(Rejected, match="keep the task names"):

@@ -7,9 +7,16 @@ comparisons (``== != < <= > >= in``, ``not in``), ``and``/``or``, ``x if c else 
 functions ``min max abs round int float str len``. Names are only the variables passed in.
 
 Everything else (attributes, subscripts, lambdas, comprehensions, keyword arguments, other
-functions, bit operators, ``%`` on strings) is rejected before anything is evaluated. Integers
-are bounded to ``MAX_INT_BITS``, strings and lists to ``MAX_LEN``, and exponents are checked
-before they are computed, so that no input can hang or exhaust memory.
+functions, bit operators, ``%`` on strings) is rejected before anything is evaluated.
+
+No input can hang or exhaust memory, and no single operation can hold the interpreter for
+long: integers are bounded to ``MAX_INT_BITS`` and exponents are checked before they are
+computed; every value is bounded to ``MAX_SIZE`` items in total, nested items counted (a
+string counts its characters), and ``*`` and ``+`` are refused before they build anything
+larger; and the work that Python does in one operation on whole values (comparing,
+``in``, concatenating, repeating, ``str``, ``min``/``max``) is charged to the step budget,
+one step per ``ITEMS_PER_STEP`` items, so that ``[[[1]*n]*n]*n == [[[1]*n]*n]*n`` is refused
+instead of making n³ comparisons.
 """
 
 from __future__ import annotations
@@ -20,15 +27,24 @@ import math
 import operator
 import warnings
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from frazil.errors import ExpressionError, ExpressionLimitError, ExpressionSyntaxError
 
 MAX_SOURCE = 10_000
 MAX_INT_BITS = 4096
-MAX_LEN = 100_000
+#: Items in one value, nested items counted: a list counts 1 plus the sizes of its items,
+#: a string its characters, anything else 1.
+MAX_SIZE = 100_000
+#: Items that one ``$eval`` may build in all (the top-level items of every list and string
+#: that ``*``, ``+``, ``str`` and list literals make): bounds its memory.
+MAX_BUILT = 10 * MAX_SIZE
 MAX_DEPTH = 100
 MAX_NDIGITS = 100
+#: Items that Python handles in one step's worth of time when it compares, copies or
+#: renders whole values (about a microsecond).
+ITEMS_PER_STEP = 32
 
 Value = Any
 
@@ -60,14 +76,50 @@ def _check_int(value: int) -> int:
     return value
 
 
-def _check_size(value: Value) -> Value:
-    if isinstance(value, bool):
+def _too_big(size: int) -> ExpressionLimitError:
+    return ExpressionLimitError(
+        f"value longer than {MAX_SIZE} items, nested items counted ({size} or more)"
+    )
+
+
+class _Sizes:
+    """Sizes of values, nested items counted, remembered per container.
+
+    A list that holds the same inner list N times is measured once for the inner list and
+    N times a lookup. Measuring stops as soon as a value is larger than ``MAX_SIZE``.
+    """
+
+    def __init__(self) -> None:
+        #: id -> (the container, kept alive so that its id stays its own; its size)
+        self._known: dict[int, tuple[object, int]] = {}
+        #: items looked at, for the step budget (the walk is Python work too)
+        self.walked = 0
+
+    def of(self, value: Value) -> int:
+        if isinstance(value, str):
+            return max(len(value), 1)
+        if not isinstance(value, list | tuple | dict):
+            return 1
+        known = self._known.get(id(value))
+        if known is not None:
+            return known[1]
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        self.walked += len(items)
+        total = 1
+        for item in items:
+            total += self.of(item)
+            if total > MAX_SIZE:
+                raise _too_big(total)
+        self._known[id(value)] = (value, total)
+        return total
+
+    def made(self, value: Value, size: int) -> Value:
+        """Record the size of a value built from measured parts (refused if too large)."""
+        if size > MAX_SIZE:
+            raise _too_big(size)
+        if isinstance(value, list):
+            self._known[id(value)] = (value, size)
         return value
-    if isinstance(value, int):
-        return _check_int(value)
-    if isinstance(value, str | list) and len(value) > MAX_LEN:
-        raise ExpressionLimitError(f"result longer than {MAX_LEN} items")
-    return value
 
 
 def _is_number(v: Value) -> bool:
@@ -80,25 +132,7 @@ def _require_numbers(op: str, *values: Value) -> None:
             raise ExpressionError(f"'{op}' needs numbers, got {type(v).__name__} {v!r}")
 
 
-def _add(a: Value, b: Value) -> Value:
-    if isinstance(a, str) and isinstance(b, str):
-        if len(a) + len(b) > MAX_LEN:
-            raise ExpressionLimitError(f"string longer than {MAX_LEN} characters")
-        return a + b
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) + len(b) > MAX_LEN:
-            raise ExpressionLimitError(f"list longer than {MAX_LEN} items")
-        return a + b
-    _require_numbers("+", a, b)
-    return a + b
-
-
-def _mul(a: Value, b: Value) -> Value:
-    for seq, count in ((a, b), (b, a)):
-        if isinstance(seq, str | list) and isinstance(count, int) and not isinstance(count, bool):
-            if len(seq) * max(count, 0) > MAX_LEN:
-                raise ExpressionLimitError(f"repetition longer than {MAX_LEN} items")
-            return seq * count
+def _int_product(a: Value, b: Value) -> Value:
     _require_numbers("*", a, b)
     if (
         isinstance(a, int)
@@ -130,9 +164,9 @@ def _numeric(op: str, fn: Callable[[Any, Any], Any]) -> Callable[[Value, Value],
 
 
 _BINARY: Mapping[type[ast.operator], tuple[str, Callable[[Value, Value], Value]]] = {
-    ast.Add: ("+", _add),
+    ast.Add: ("+", _numeric("+", operator.add)),  # strings and lists: _Interpreter._add
     ast.Sub: ("-", _numeric("-", operator.sub)),
-    ast.Mult: ("*", _mul),
+    ast.Mult: ("*", _int_product),  # strings and lists: _Interpreter._repeat
     ast.Div: ("/", _numeric("/", operator.truediv)),
     ast.FloorDiv: ("//", _numeric("//", operator.floordiv)),
     ast.Mod: ("%", _numeric("%", operator.mod)),
@@ -232,18 +266,97 @@ class _Interpreter:
         self.variables = variables
         self.budget = budget  # [steps left], shared with the template evaluator
         self.depth = 0
+        self.sizes = _Sizes()
+        self.built = 0
 
-    def run(self, node: ast.AST) -> Value:
-        self.budget[0] -= 1
+    def build(self, items: int) -> None:
+        """Count items about to be built; refuse past ``MAX_BUILT`` in all."""
+        self.built += items
+        if self.built > MAX_BUILT:
+            raise ExpressionLimitError(f"expression builds more than {MAX_BUILT} items in all")
+
+    def spend(self, steps: int) -> None:
+        """Take ``steps`` from the budget; past its end the expression is refused."""
+        self.budget[0] -= steps
         if self.budget[0] < 0:
             raise ExpressionLimitError("expression took too many evaluation steps")
+
+    def work(self, items: int) -> None:
+        """Charge work that Python does on ``items`` items inside one operation."""
+        self.spend(items // ITEMS_PER_STEP)
+
+    def run(self, node: ast.AST) -> Value:
+        self.spend(1)
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise ExpressionLimitError(f"$eval nested deeper than {MAX_DEPTH} levels")
         try:
-            return _check_size(self.visit(node))
+            return self.checked(self.visit(node))
         finally:
             self.depth -= 1
+
+    def checked(self, value: Value) -> Value:
+        """``value``, if it is within the bounds on integers and sizes."""
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return _check_int(value)
+        walked = self.sizes.walked
+        self.sizes.of(value)  # raises past MAX_SIZE
+        self.work(self.sizes.walked - walked)
+        return value
+
+    def add(self, a: Value, b: Value) -> Value:
+        both = (a, b)
+        if all(isinstance(v, str) for v in both) or all(isinstance(v, list) for v in both):
+            size = self.sizes.of(a) + self.sizes.of(b) - isinstance(a, list)
+            if size > MAX_SIZE:
+                raise _too_big(size)
+            self.work(len(a) + len(b))
+            self.build(len(a) + len(b))
+            return self.sizes.made(a + b, size)
+        _require_numbers("+", a, b)
+        return a + b
+
+    def repeat(self, a: Value, b: Value) -> Value:
+        for seq, times in ((a, b), (b, a)):
+            if (
+                isinstance(seq, str | list)
+                and isinstance(times, int)
+                and not isinstance(times, bool)
+            ):
+                count = max(times, 0)
+                if isinstance(seq, str):
+                    size = len(seq) * count
+                else:  # count copies of the items, in one list
+                    size = 1 + (self.sizes.of(seq) - 1) * count
+                if size > MAX_SIZE:
+                    raise _too_big(size)
+                self.work(len(seq) * count)
+                self.build(len(seq) * count)
+                return self.sizes.made(seq * count, size)
+        return _int_product(a, b)
+
+    def compare(self, op: ast.cmpop, left: Value, right: Value) -> bool:
+        compare = _COMPARE.get(type(op))
+        if compare is None:
+            raise ExpressionSyntaxError(f"comparison {type(op).__name__} is not allowed in $eval")
+        if isinstance(op, ast.In | ast.NotIn):
+            if not isinstance(right, str | list):
+                raise ExpressionError(f"'in' needs a string or a list on its right, got {right!r}")
+            # each item of the right side is compared with the left one at most
+            self.work(self.sizes.of(left) + self.sizes.of(right))
+        else:  # item by item until one side runs out
+            self.work(min(self.sizes.of(left), self.sizes.of(right)))
+        return compare(left, right)
+
+    def call(self, name: str, args: list[Value]) -> Value:
+        if name in ("min", "max", "str"):  # compare or render every item
+            items = sum(self.sizes.of(a) for a in args)
+            self.work(items)
+            if name == "str":
+                self.build(items)
+        return FUNCTIONS[name](*args)
 
     def visit(self, node: ast.AST) -> Value:
         if isinstance(node, ast.Expression):
@@ -283,6 +396,10 @@ class _Interpreter:
             _, fn = entry
             left = self.run(node.left)
             right = self.run(node.right)
+            if isinstance(node.op, ast.Add):
+                return self.add(left, right)
+            if isinstance(node.op, ast.Mult):
+                return self.repeat(left, right)
             return fn(left, right)
         if isinstance(node, ast.BoolOp):
             result: Value = None
@@ -297,35 +414,38 @@ class _Interpreter:
             left = self.run(node.left)
             for op, comparator in zip(node.ops, node.comparators, strict=True):
                 right = self.run(comparator)
-                compare = _COMPARE.get(type(op))
-                if compare is None:
-                    raise ExpressionSyntaxError(
-                        f"comparison {type(op).__name__} is not allowed in $eval"
-                    )
-                if isinstance(op, ast.In | ast.NotIn) and not isinstance(right, str | list):
-                    raise ExpressionError(
-                        f"'in' needs a string or a list on its right, got {right!r}"
-                    )
-                if not compare(left, right):
+                if not self.compare(op, left, right):
                     return False
                 left = right
             return True
         if isinstance(node, ast.IfExp):
             return self.run(node.body) if self.run(node.test) else self.run(node.orelse)
         if isinstance(node, ast.List | ast.Tuple):
-            if len(node.elts) > MAX_LEN:
-                raise ExpressionLimitError(f"list longer than {MAX_LEN} items")
-            return [self.run(e) for e in node.elts]
+            self.build(len(node.elts))
+            items, size = [], 1
+            for element in node.elts:  # refused as soon as the items grow too large
+                items.append(self.run(element))
+                size += self.sizes.of(items[-1])
+                if size > MAX_SIZE:
+                    raise _too_big(size)
+            return self.sizes.made(items, size)
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
                 allowed = ", ".join(sorted(FUNCTIONS))
                 raise ExpressionSyntaxError(f"only these functions may be called: {allowed}")
             if node.keywords:
                 raise ExpressionSyntaxError("keyword arguments are not allowed in $eval")
-            args = [self.run(a) for a in node.args]
-            return FUNCTIONS[node.func.id](*args)
+            return self.call(node.func.id, [self.run(a) for a in node.args])
         what = _DISALLOWED.get(type(node), type(node).__name__)
         raise ExpressionSyntaxError(f"{what} not allowed in $eval")
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> ast.Expression:
+    """The syntax tree of ``text`` (the interpreter never changes a tree: they are shared)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "invalid decimal literal" and the like
+        return ast.parse(text, mode="eval")
 
 
 def calculate(source: str, variables: Mapping[str, Value], budget: list[int]) -> Value:
@@ -340,9 +460,7 @@ def calculate(source: str, variables: Mapping[str, Value], budget: list[int]) ->
     if len(text) > MAX_SOURCE:
         raise ExpressionLimitError(f"$eval text longer than {MAX_SOURCE} characters")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "invalid decimal literal" and the like
-            tree = ast.parse(text, mode="eval")
+        tree = _parse(text)
     except SyntaxError as exc:
         raise ExpressionSyntaxError(
             f"$eval syntax error: {exc.msg}", text, (exc.offset or 1) - 1

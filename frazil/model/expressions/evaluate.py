@@ -43,7 +43,7 @@ from frazil.errors import (
     ExpressionLimitError,
     UnresolvedReference,
 )
-from frazil.model.expressions.calc import calculate, to_text
+from frazil.model.expressions.calc import ITEMS_PER_STEP, calculate, to_text
 from frazil.model.expressions.sprintf import sprintf
 from frazil.model.expressions.syntax import Call, Index, Node, Template, Text, parse
 
@@ -73,6 +73,19 @@ class Context:
     max_depth: int = 32
     max_steps: int = 200_000
     max_size: int = 1_000_000
+
+
+#: Job options that differ between the levels of one job.
+LEVEL_OPTIONS = frozenset(
+    {"task", "task_index", "tray", "tray_index", "iter", "module", "module_index"}
+)
+
+
+def _same_at_every_level(label: str) -> bool:
+    """Labels that name one value for the whole job (``module.x`` names one per module)."""
+    if label.startswith(("steering(", "system(")):
+        return True
+    return label.startswith("args(") and label[5:-1] not in LEVEL_OPTIONS
 
 
 @lru_cache(maxsize=8192)
@@ -109,13 +122,30 @@ def _escape_for_quote(text: str, quote: str) -> str:
 class Evaluator:
     """Evaluates values in one context, remembering each parameter it has resolved."""
 
-    def __init__(self, context: Context) -> None:
+    def __init__(
+        self,
+        context: Context,
+        budget: list[int] | None = None,
+        limit: int | None = None,
+        shared: dict[str, tuple[Any, tuple[str, ...]]] | None = None,
+    ) -> None:
+        """``budget`` (``[steps left]`` of ``limit``) may be shared by several evaluators: a
+        resolver gives one to every evaluator of a job, so that the whole job is bounded.
+
+        ``shared`` remembers, across the evaluators of one job (one per task, tray and
+        module), the steering, system and job values whose evaluation read nothing of the
+        level it ran at (no ``$(name)``, no ``$args(task)``, ``$args(iter)``, ...): they are
+        the same at every level, and are evaluated once per job."""
         self.context = context
         self.deferred: list[str] = []  # site values that were stood in for
-        self._memo: dict[str, Any] = {}
+        #: label -> (value, whether it read the level, the site values it stood in for)
+        self._memo: dict[str, tuple[Any, bool, tuple[str, ...]]] = {}
+        self._shared = shared
+        self._level_reads = 0  # reads of what differs between levels, so far
         self._active: list[str] = []
         self._texts: list[str] = []
-        self._budget = [context.max_steps]
+        self._budget = [context.max_steps] if budget is None else budget
+        self._limit = limit or (context.max_steps if budget is None else budget[0])
 
     # -- values -----------------------------------------------------------------------------
 
@@ -131,10 +161,19 @@ class Evaluator:
             finally:
                 self._texts.pop()
         if isinstance(value, list | tuple):
+            self._walk(len(value))
             return [self.evaluate(v) for v in value]
         if isinstance(value, Mapping):
+            self._walk(len(value))
             return {to_text(self.evaluate(k)): self.evaluate(v) for k, v in value.items()}
         return value
+
+    def _walk(self, items: int) -> None:
+        """A step per item of a list or mapping walked (each is a Python call)."""
+        self._budget[0] -= items
+        if self._budget[0] < 0:
+            text = self._texts[-1] if self._texts else ""
+            raise ExpressionLimitError(f"evaluation took more than {self._limit} steps", text)
 
     def text(self, value: Any) -> str:
         """Evaluate and render as text."""
@@ -146,14 +185,17 @@ class Evaluator:
         text = self._texts[-1] if self._texts else ""
         return cls(message, text, node.pos)
 
-    def _step(self, node: Node) -> None:
-        self._budget[0] -= 1
+    def _step(self, node: Node, steps: int = 1) -> None:
+        self._budget[0] -= steps
         if self._budget[0] < 0:
             raise self._error(
-                ExpressionLimitError,
-                f"evaluation took more than {self.context.max_steps} steps",
-                node,
+                ExpressionLimitError, f"evaluation took more than {self._limit} steps", node
             )
+
+    def _work(self, node: Node, items: int) -> None:
+        """Charge Python's work on ``items`` items (rendering, reducing) to the budget."""
+        if items >= ITEMS_PER_STEP:
+            self._step(node, items // ITEMS_PER_STEP)
 
     def _template(self, template: Template, *, top: bool) -> Any:
         single = template.single
@@ -163,6 +205,8 @@ class Evaluator:
         size = 0
         for part in template.parts:
             piece = part.value if isinstance(part, Text) else to_text(self._node(part, top=top))
+            if len(piece) >= ITEMS_PER_STEP:
+                self._work(part, len(piece))
             size += len(piece)
             if size > self.context.max_size:
                 raise self._error(
@@ -208,6 +252,7 @@ class Evaluator:
                 values.append(self._node(parts[0], top=False))
                 continue
             text = to_text(self._template(arg, top=False)).strip()
+            self._work(node, len(text))
             first = parts[0] if parts else None
             if (
                 isinstance(first, Text)
@@ -236,9 +281,11 @@ class Evaluator:
             if not args:
                 raise self._error(ExpressionError, "$sprintf() needs a format", node)
             try:
-                return sprintf(to_text(args[0]), args[1:])
+                text = sprintf(to_text(args[0]), args[1:])
             except ExpressionError as exc:
                 raise self._error(type(exc), exc.message, node) from exc
+            self._work(node, len(text))
+            return text
         if name == "choice":
             return self._choice(node)
         if name in ("sum", "min", "max", "len"):
@@ -270,10 +317,13 @@ class Evaluator:
         if kind in ("environ", "metadata"):
             return table[key]  # literal values: never evaluated again
         label = "args" if kind == "options" else kind
+        if label == "args" and key in LEVEL_OPTIONS:
+            self._level_reads += 1
         return self._resolve(f"{label}({key})", table[key], node)
 
     def _scoped(self, key: str, node: Call) -> Any:
         ctx = self.context
+        self._level_reads += 1  # the innermost scope that has the name wins: it is the level's
         for label, params in ctx.scopes:
             if key in params:
                 return self._resolve(f"{label}.{key}", params[key], node)
@@ -285,8 +335,16 @@ class Evaluator:
         raise self._error(UnresolvedReference, f"no parameter {key!r} in {', '.join(where)}", node)
 
     def _resolve(self, label: str, raw: Any, node: Node) -> Any:
-        if label in self._memo:
-            return self._memo[label]
+        known = self._memo.get(label)
+        if known is not None:
+            value, level, deferred = known
+            self._level_reads += level
+            self.deferred.extend(deferred)  # what it stood in for still stands in the answer
+            return value
+        if self._shared is not None and label in self._shared:
+            value, deferred = self._shared[label]
+            self.deferred.extend(deferred)
+            return value
         if label in self._active:
             chain = [*self._active[self._active.index(label) :], label]
             raise self._error(ExpressionCycleError, "reference cycle: " + " -> ".join(chain), node)
@@ -298,6 +356,7 @@ class Evaluator:
                 node,
             )
         self._active.append(label)
+        reads, stood_in = self._level_reads, len(self.deferred)
         try:
             value = self.evaluate(raw)
         except ExpressionError as exc:
@@ -306,7 +365,11 @@ class Evaluator:
             raise
         finally:
             self._active.pop()
-        self._memo[label] = value
+        level = self._level_reads != reads
+        deferred = tuple(self.deferred[stood_in:])
+        self._memo[label] = (value, level, deferred)
+        if self._shared is not None and not level and _same_at_every_level(label):
+            self._shared[label] = (value, deferred)
         return value
 
     def _eval(self, node: Call) -> Any:
@@ -326,7 +389,10 @@ class Evaluator:
         try:
             return calculate("".join(source), variables, self._budget)
         except ExpressionError as exc:
-            raise self._error(type(exc), exc.message, node) from exc
+            message = exc.message
+            if self._budget[0] < 0:  # the budget may be the job's, larger than one $eval's
+                message = f"evaluation took more than {self._limit} steps"
+            raise self._error(type(exc), message, node) from exc
 
     def _choice(self, node: Call) -> Any:
         args = self._args(node)
@@ -348,6 +414,7 @@ class Evaluator:
             items = args
         if name == "len":
             return len(items)
+        self._step(node, len(items))  # a Python loop over the items, then min/max/sum
         items = [_number_or_same(i) for i in items]
         if not items and name != "sum":
             raise self._error(ExpressionError, f"${name}() of nothing", node)

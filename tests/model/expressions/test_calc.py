@@ -1,7 +1,9 @@
+import time
+
 import pytest
 
 from frazil.errors import ExpressionError, ExpressionLimitError, ExpressionSyntaxError
-from frazil.model.expressions.calc import MAX_INT_BITS, MAX_LEN, calculate
+from frazil.model.expressions.calc import MAX_INT_BITS, MAX_SIZE, calculate
 
 
 def calc(text, **variables):
@@ -91,7 +93,59 @@ def test_sizes_are_bounded_before_computing(text):
 
 def test_big_but_allowed_values():
     assert calc(f"2 ** {MAX_INT_BITS - 1}").bit_length() == MAX_INT_BITS
-    assert len(calc(f"'x' * {MAX_LEN}")) == MAX_LEN
+    assert len(calc(f"'x' * {MAX_SIZE}")) == MAX_SIZE
+
+
+def test_the_cubic_comparison_is_refused_before_it_runs():
+    # each list alone has 800 items; nested, 800**3: n**3 comparisons inside one operation
+    cube = "[[[1] * 800] * 800] * 800"
+    started = time.perf_counter()
+    with pytest.raises(ExpressionLimitError, match="nested items counted"):
+        calculate(f"{cube} == {cube}", {}, [200_000])
+    assert time.perf_counter() - started < 0.05
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[1] * 400] * 400",  # 160,401 items: * counts what it repeats
+        "[[1] * 300] * 300 + [[1] * 300] * 300",  # + counts both sides
+        "[[1] * 60000, [2] * 60000]",  # a list literal counts its items' items
+        "['x' * 60000, 'y' * 60000]",  # a string counts its characters
+        "[x, x]",  # a variable counts what it holds
+    ],
+)
+def test_sizes_count_nested_items(text):
+    with pytest.raises(ExpressionLimitError, match="nested items counted"):
+        calculate(text, {"x": [[0] * 500] * 120}, [10**6])
+
+
+def test_nested_values_within_the_bound_are_fine():
+    assert len(calc("[[1] * 300] * 300")) == 300
+    assert calc("[[0] * 3] * 2 == [[0, 0, 0], [0, 0, 0]]") is True
+    assert calc("len([x, x])", x=[[0] * 100] * 100) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " and ".join(["x == y"] * 100),  # every comparison walks the items
+        " and ".join(["[0] not in x"] * 100),  # so does every 'in'
+        " and ".join(["len(str(x)) > 0"] * 100),  # and every str() (which builds text too)
+        " and ".join(["max(x) == max(x)"] * 100),  # and min/max
+    ],
+)
+def test_work_on_whole_values_counts_against_the_step_budget(text):
+    big = [[0] * 300] * 300  # 90,301 items, allowed
+    assert calculate(text.split(" and ")[0], {"x": big, "y": [[0] * 300] * 300}, [200_000])
+    with pytest.raises(ExpressionLimitError, match=r"too many evaluation steps|builds more"):
+        calculate(text, {"x": big, "y": [[0] * 300] * 300}, [200_000])
+
+
+def test_what_one_expression_builds_is_bounded():
+    text = " and ".join(["len(x * 2) > 0"] * 30)  # 30 copies of 50,000 items each
+    with pytest.raises(ExpressionLimitError, match="builds more than"):
+        calculate(text, {"x": [0] * 25_000}, [10**7])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import frazil
 from frazil.errors import ExpressionError
 from frazil.model.expressions import Context, Evaluator
-from frazil.model.expressions.calc import MAX_LEN, calculate
+from frazil.model.expressions.calc import MAX_SIZE, calculate
 
 CONTEXT = Context(
     steering={"a": 3, "l": [1, 2, 3], "d": {"k": "v"}, "s": "$steering(a)", "r": "$steering(r)"},
@@ -199,7 +199,7 @@ def test_eval_sandbox_returns_only_data(source):
     if outcome[0] == "ok":
         _only_data(outcome[1])
         if isinstance(outcome[1], str | list):
-            assert len(outcome[1]) <= MAX_LEN
+            assert len(outcome[1]) <= MAX_SIZE
 
 
 @settings(max_examples=300, deadline=None)
