@@ -6,6 +6,7 @@ from frazil.services import queries
 from frazil.services.materialize import CHUNK_JOBS, materialize_step
 from frazil.services.submit import set_jobs, submit
 from frazil.store.schema import dataset_config
+from tests.conftest import store_unchecked
 from tests.services.conftest import make_config
 
 NOW = 4_000_000.0
@@ -20,15 +21,16 @@ def _jobs_by_status(db, d):
 def test_a_poisoned_job_among_4000_fails_alone_and_every_dataset_grows(db):
     poisoned = make_config("flat", 2).model_copy(deep=True)
     t0, t1 = poisoned.tasks
-    # valid for job 0 and the last job (what submit checks); 2500 overflows a float, 3100 the
-    # 32-bit column that keeps gpu counts
+    # 2500 overflows a float, 3100 the 32-bit column that keeps gpu counts: submit's check
+    # would find them, but a check that sampled its jobs may not (stored here unchecked)
     poisoned = poisoned.model_copy(update={"tasks": [
         t0.model_copy(update={"requirements": t0.requirements.model_copy(
             update={"cpu": "$eval(2**1100 if $args(job) == 2500 else 1)"})}),
         t1.model_copy(update={"requirements": t1.requirements.model_copy(
             update={"gpu": "$eval(2**40 if $args(job) == 3100 else 0)"})}),
     ]})  # fmt: skip
-    bad = submit(db, poisoned, jobs=4000, now=NOW, priority=2.0)  # served first
+    bad = submit(db, make_config("flat", 2), jobs=4000, now=NOW, priority=2.0)  # served first
+    store_unchecked(db, bad, poisoned)
     good = submit(db, make_config("flat", 1), jobs=4000, now=NOW)
     assert _jobs_by_status(db, bad) == (CHUNK_JOBS, [])
     assert materialize_step(db, NOW) == 4000
