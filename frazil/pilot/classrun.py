@@ -13,9 +13,11 @@ never a task's code. So
   CPU time and peak memory are its own (``wait4`` in the host), not the whole pilot's;
 - the class's code cannot change the pilot's ``sys.path``, environment or working directory.
 
-Forking the single-threaded host costs a few milliseconds, against ~100 ms for a new
+Forking the single-threaded host costs a millisecond or two, against ~100 ms for a new
 interpreter; forking the multi-threaded pilot itself would not be safe. (multiprocessing's
-``forkserver`` would re-run the pilot's main module in every child.)
+``forkserver`` would re-run the pilot's main module in every child.) The host keeps one child
+forked ahead (the spare), so a run starts without waiting for a fork; and the source a run
+imports is compiled once per content for the host's life (``codecache``).
 
 The protocol is JSON lines: the pilot writes a request ``{"id", ...ClassRun}``, the host
 answers ``{"id", "pid"}`` once the child runs and ``{"id", "status", "cpu_time",
@@ -32,15 +34,18 @@ import json
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import traceback
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 from frazil.errors import FrazilError
+from frazil.pilot import codecache
 from frazil.pilot.modules import find_module_class
 
 log = logging.getLogger(__name__)
@@ -205,7 +210,7 @@ _prctl = None
 
 
 def serve() -> None:
-    """The host: fork a child per request line on stdin, answer on stdout, until EOF."""
+    """The host: hand each request line on stdin to a child, answer on stdout, until EOF."""
     global _prctl  # noqa: PLW0603 - looked up once, before any fork
     _prctl = _libc_prctl()
     answers = os.dup(1)
@@ -220,36 +225,149 @@ def serve() -> None:
     gc.collect()
     gc.freeze()
     _inherited_output()
-    children: dict[int, int] = {}  # pid -> request id
-    buffer = b""
-    while True:
-        ready, _, _ = select.select([0, wake_r], [], [])
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-        if 0 in ready:
-            data = os.read(0, 1 << 16)
-            if not data:
-                return  # the pilot ended; the children follow (PR_SET_PDEATHSIG)
-            buffer += data
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                number = request.pop("id")
-                pid = _fork(request, (answers, wake_r, wake_w))
-                if pid is None:
-                    _answer(answers, {"id": number, "error": "fork failed"})
-                else:
-                    children[pid] = number
-                    _answer(answers, {"id": number, "pid": pid})
-        while children:
-            pid, status, usage = os.wait4(-1, os.WNOHANG)
-            if pid == 0:
+    cache = tempfile.mkdtemp(prefix="frazil-code-")
+    try:
+        _Host(answers, (answers, wake_r, wake_w), cache).loop(wake_r)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+@dataclass
+class _Spare:
+    """A child forked ahead of its request, waiting for it on a pipe."""
+
+    pid: int
+    requests: int  # the pipe's writing end
+
+
+class _Host:
+    """The host's state: the spare child, and the runs' children by process id."""
+
+    def __init__(self, answers: int, host_fds: tuple[int, ...], cache: str) -> None:
+        self.answers = answers
+        self.host_fds = host_fds
+        self.cache = cache
+        self.spare: _Spare | None = None
+        self.children: dict[int, int] = {}  # pid -> request id
+
+    def loop(self, wake_r: int) -> None:
+        self.spare = self._fork()
+        buffer = b""
+        while True:
+            ready, _, _ = select.select([0, wake_r], [], [])
+            if wake_r in ready:
+                os.read(wake_r, 4096)
+            if 0 in ready:
+                data = os.read(0, 1 << 16)
+                if not data:  # the pilot ended; the children follow (PR_SET_PDEATHSIG)
+                    if self.spare is not None:
+                        os.close(self.spare.requests)  # it ends on the empty request
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self._start(line)
+            self._reap()
+
+    def _start(self, line: bytes) -> None:
+        """Hand the request to the spare (a fresh fork if the spare is gone), then fork the
+        next spare: the fork is paid for after the answer, not before the run."""
+        number = json.loads(line)["id"]
+        for _ in range(2):
+            spare, self.spare = self.spare or self._fork(), None
+            if spare is None:
                 break
-            _answer(answers, {
-                "id": children.pop(pid), "status": status,
+            try:
+                _write_all(spare.requests, line)
+            except OSError:  # it died waiting (killed from outside): it is reaped as such
+                continue
+            finally:
+                os.close(spare.requests)
+            self.children[spare.pid] = number
+            _answer(self.answers, {"id": number, "pid": spare.pid})
+            break
+        else:
+            spare = None
+        if spare is None:
+            _answer(self.answers, {"id": number, "error": "fork failed"})
+        self.spare = self._fork()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            number = self.children.pop(pid, None)
+            if number is None:
+                if self.spare is not None and self.spare.pid == pid:
+                    os.close(self.spare.requests)
+                    self.spare = None
+                continue
+            _answer(self.answers, {
+                "id": number, "status": status,
                 "cpu_time": usage.ru_utime + usage.ru_stime,
                 "max_memory": usage.ru_maxrss / 1024 / 1024,  # KB -> GB
             })  # fmt: skip
+
+    def _fork(self) -> _Spare | None:
+        host = os.getpid()
+        requests, write = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(requests)
+            os.close(write)
+            return None
+        if pid:
+            os.close(requests)
+            with contextlib.suppress(OSError):  # the child does it too; whoever is first
+                os.setpgid(pid, pid)
+            return _Spare(pid, write)
+        code = 70
+        try:
+            os.close(write)
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            for fd in self.host_fds:
+                os.close(fd)
+            code = _spare(requests, host, self.cache)
+        except BaseException:  # whatever it is, the child must end here
+            with contextlib.suppress(Exception):
+                traceback.print_exc()
+        finally:
+            os._exit(code)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data + b"\n")
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _spare(requests: int, host: int, cache: str) -> int:
+    """In a spare child: become a process group that dies with the host, wait for the
+    request, run it."""
+    os.setpgid(0, 0)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != host:
+        return 70  # the host died in between
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    chunks = []
+    while chunk := os.read(requests, 1 << 16):
+        chunks.append(chunk)
+    os.close(requests)
+    if not chunks:
+        return 0  # not needed: the host ended
+    request = json.loads(b"".join(chunks))
+    del request["id"]
+    return _child(ClassRun(**{**request, "sys_path": tuple(request["sys_path"])}), cache)
 
 
 def _inherited_output() -> None:
@@ -269,39 +387,8 @@ def _answer(fd: int, answer: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(answer) + "\n").encode())
 
 
-def _fork(request: dict[str, Any], host_fds: tuple[int, ...]) -> int | None:
-    host = os.getpid()
-    try:
-        pid = os.fork()
-    except OSError:
-        return None
-    if pid:
-        return pid
-    code = 70
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for fd in host_fds:
-            os.close(fd)
-        code = _child(ClassRun(**{**request, "sys_path": tuple(request["sys_path"])}), host)
-    except BaseException:  # whatever it is, the child must end here
-        with contextlib.suppress(Exception):
-            traceback.print_exc()
-    finally:
-        os._exit(code)
-
-
-def _child(run: ClassRun, host: int) -> int:
-    """In the child: become a process group, take the task's descriptors, run the class."""
-    os.setpgid(0, 0)
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != host:
-        return 70  # the host died in between
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
+def _child(run: ClassRun, cache: str) -> int:
+    """In the child: take the task's descriptors, run the class."""
     for fd, path in ((1, run.stdout), (2, run.stderr)):
         target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(target, fd)
@@ -312,6 +399,7 @@ def _child(run: ClassRun, host: int) -> int:
     os.environ.update(run.env)
     sys.path[:] = run.sys_path
     sys.dont_write_bytecode = True  # a bytecode cache must not outlive an edit of the code
+    codecache.install(cache)  # but one keyed by the source's content can
     stats: dict[str, float] = {}
     error = None
     try:

@@ -353,7 +353,7 @@ class Pilot:
     def _upload_logs(self) -> None:
         for name in ("stdout", "stderr"):
             path = self.logs / name
-            if path.exists():
+            if path.exists() and path.stat().st_size:  # an empty log says nothing
                 self._send_log(name, path.read_text(errors="replace"))
         self._send_log("pilot", self._log.getvalue())
 

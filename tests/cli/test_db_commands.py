@@ -126,7 +126,8 @@ def test_init_makes_the_home_and_the_database_private(tmp_path):
     os.chmod(home / "frazil.db", 0o644)
     result = init()
     assert _mode(home) == 0o700 and _mode(home / "frazil.db") == 0o600
-    assert "was readable by others (0644): now 0600" in result.stdout
+    said = " ".join(result.stdout.split())  # Rich wraps long paths at the terminal's width
+    assert "was readable by others (0644): now 0600" in said
 
 
 def test_stats_are_paged_by_name(frazil, tmp_path):

@@ -121,6 +121,50 @@ def test_each_class_run_imports_the_code_afresh_and_its_output_goes_to_the_task(
     assert not list(logs2.glob("*.json"))  # the result file is gone
 
 
+def test_an_edit_of_the_same_size_within_the_second_is_run(tmp_path):
+    """Compiled code is kept by the source's content, not by its modification time (whole
+    seconds) and size as in ``__pycache__``: an edit that keeps both is still seen."""
+    code = tmp_path / "code"
+    code.mkdir()
+    source = code / "versioned.py"
+    runner, _ = make_runner(tmp_path, "t")
+    for v in (4, 5, 4, 6):
+        source.write_text(versioned(v))
+        os.utime(source, ns=(0, 10**9))  # the same modification time for every version
+        _, stats = runner.python_class("v", "versioned:Versioned", {}, paths=[code])
+        assert stats["version"] == float(v)
+    assert not (code / "__pycache__").exists()  # nothing written beside the task's code
+
+
+def test_a_spare_child_killed_from_outside_is_replaced(tmp_path):
+    """The host keeps one child forked ahead of its request; killed while it waits, the
+    next run still starts (in a fresh fork) and the host forks a new spare."""
+    from frazil.pilot import classrun
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "versioned.py").write_text(versioned(7))
+    runner, _ = make_runner(tmp_path, "t")
+    runner.python_class("v", "versioned:Versioned", {}, paths=[code])
+    proc = classrun._host._proc
+    assert proc is not None
+
+    def children() -> set[int]:
+        found = set()
+        for task in Path(f"/proc/{proc.pid}/task").iterdir():
+            found |= {int(p) for p in (task / "children").read_text().split()}
+        return found
+
+    assert wait(lambda: len(children()) == 1)  # the spare, waiting
+    (spare,) = children()
+    os.kill(spare, signal.SIGKILL)
+    assert wait(lambda: spare not in children())
+    _, stats = runner.python_class("v", "versioned:Versioned", {}, paths=[code])
+    assert stats["version"] == 7.0 and stats["pid"] != spare
+    assert classrun._host._proc is proc  # the same host
+    assert wait(lambda: len(children()) == 1)
+
+
 def test_a_class_run_fails_with_its_error_and_can_be_stopped(tmp_path):
     from frazil.pilot.execute import ModuleFailed
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,8 @@ from frazil.config import ValidationSettings
 from frazil.errors import ConfigError
 from frazil.services.validation import ConfigText, check
 from tests.conftest import EXAMPLE
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def modules(n: int, args: str) -> str:
@@ -81,3 +87,22 @@ def test_a_check_past_its_wall_time_is_killed():
 )
 def test_the_caps_come_from_the_settings(settings, message):
     assert message in problem_of(modules(3, "$args(job)"), settings)
+
+
+def test_the_fork_server_loads_what_a_console_script_imports(tmp_path):
+    """Each check's child runs the parent's main script again (multiprocessing does); the
+    modules that script names are loaded in the fork server, so that costs no import."""
+    script = tmp_path / "console"
+    script.write_text(
+        "from json.decoder import JSONDecoder\n"
+        "import frazil.services.validation as v\n"
+        "print(','.join(v._main_imports()))\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert set(run.stdout.strip().split(",")) == {"frazil.services.validation", "json.decoder"}
+    (tmp_path / "by_name.py").write_text(script.read_text())
+    by_name = subprocess.run(
+        [sys.executable, "-m", "by_name"], capture_output=True, text=True, check=True,
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert by_name.stdout.strip() == ""  # run by name: multiprocessing does not run it again
