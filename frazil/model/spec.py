@@ -137,7 +137,8 @@ class Requirements(BaseModel):
 
 
 class Env(_Model):
-    """A software environment (the seeds' meta-project): name and version."""
+    """A software environment (a meta-project in "The IceProd Framework", §3.6): its name and
+    version."""
 
     name: str = Field(max_length=NAME_LENGTH)
     version: str = Field("", max_length=NAME_LENGTH)

@@ -6,7 +6,8 @@ its own modules, because worker nodes have nothing else installed.
 - ``checksum`` — streaming sha256/md5 of files and their verification.
 - ``transfer`` — staging files in and out through pluggable URL-scheme handlers.
 - ``cache`` — a directory of downloaded files kept by checksum, shared between pilots.
-- ``modules`` — the seeds' IPModule: the ``Module`` base class and the built-in modules.
+- ``modules`` — IPModule of "The IceProd Framework": the ``Module`` base class and the
+  built-in modules.
 - ``execute`` — runs one module, measured: a script as a subprocess, a class through
   ``classrun`` (a fresh child process per run, forked by a small host process).
 """

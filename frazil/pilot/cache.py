@@ -1,9 +1,9 @@
 """A directory of downloaded files kept by sha256, shared by the pilots of one node or site.
 
-The seeds' rule for cached software (§3.1.1): a cached copy is used only after its checksum has
-been compared with the expected one, so a corrupted or outdated entry is never used. Here the
-entry's name *is* its expected sha256, so every hit re-hashes the file; a mismatch deletes it
-and counts as a miss.
+The rule of "The IceProd Framework" for cached software (§3.1.1): a cached copy is used
+only after its checksum has been compared with the expected one, so a corrupted or outdated
+entry is never used. Here the entry's name *is* its expected sha256, so every hit re-hashes the
+file; a mismatch deletes it and counts as a miss.
 
 Layout: ``<root>/<first two hex digits>/<sha256>``. Entries are written to a temporary name in
 their own directory and renamed with ``os.replace``, so pilots that fill the same entry at once

@@ -1,4 +1,5 @@
-"""Checksums of files, computed in one streaming pass, and their verification (seeds §3.8.3).
+"""Checksums of files, computed in one streaming pass, and their verification
+("The IceProd Framework", §3.8.3).
 
 sha256 is always computed; md5 only on request, because IceProd-era catalogues store md5 while
 everything new stores sha256. A checksum may be written ``"sha256:ab12…"`` or given as a bare

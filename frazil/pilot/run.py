@@ -1,4 +1,4 @@
-"""The pilot (the seeds' JEP): runs one attempt of one task on a worker node.
+"""The pilot (the JEP of "The IceProd Framework"): runs one attempt of one task on a worker node.
 
 Fetch the resolved task with the passkey, report ``processing``; stage the inputs in
 (checksums verified when known); run every module of every tray iteration, measuring each;
@@ -315,7 +315,7 @@ class Pilot:
         directory; returns the directory its class is imported from (first on its path).
 
         Only https and local files are accepted: code fetched over plain http could be
-        changed on the way (the seeds' rule for external modules).
+        changed on the way (the rule for external modules in "The IceProd Framework").
         """
         scheme = urlsplit(url).scheme
         if scheme not in ("https", "file", ""):

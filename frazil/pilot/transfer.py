@@ -2,7 +2,8 @@
 
 ``stage_in`` fills a temporary file beside the destination and renames it only after its
 checksum matched, so a failed or corrupt transfer never leaves a file under the final name.
-``stage_out`` computes the checksums the server records (seeds §3.8.3) and uploads.
+``stage_out`` computes the checksums the server records ("The IceProd Framework", §3.8.3)
+and uploads.
 
 Where a file is named, three forms are accepted: a URL whose scheme has a protocol registered
 (``file``, ``http`` and ``https`` are built in; ``register_protocol`` adds more), an absolute

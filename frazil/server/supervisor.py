@@ -1,4 +1,5 @@
-"""Runs the server's daemons, restarting any that crashes (the seeds' main daemon).
+"""Runs the server's daemons, restarting any that crashes (the main daemon of "The IceProd
+Framework").
 
 Each daemon is a ``step(now)`` with an interval. ``Supervisor.step(now)`` runs the ones that
 are due and returns when the next one is; a daemon whose step raises is logged, retried

@@ -1,1 +1,2 @@
-"""The per-site daemon (the seeds' soapqueue): claims tasks and runs pilots through a plugin."""
+"""The per-site daemon (soapqueue in "The IceProd Framework"): claims tasks and runs pilots
+through a plugin."""

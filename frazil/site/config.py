@@ -1,5 +1,6 @@
-"""A site's configuration (``site.toml``): the seeds' queueing options, system parameters and
-job environment, plus who the site is, what its slots offer and where its scratch space is.
+"""A site's configuration (``site.toml``): the queueing options, system parameters and job
+environment of a site in "The IceProd Framework" (§3.2), plus who the site is, what its slots
+offer and where its scratch space is.
 
 ::
 

@@ -1,6 +1,6 @@
 """The production database's tables (SQLAlchemy Core), the same on SQLite, PostgreSQL, MariaDB.
 
-Three groups, as in the seeds' database:
+Three groups, as in the database of "The IceProd Framework" (§3.6):
 
 - the dataset and its config: ``dataset``, ``dataset_config`` (every version, whole), and the
   searchable parts of each version as rows: ``config_parameter`` (steering, task, tray and

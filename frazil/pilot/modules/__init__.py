@@ -1,4 +1,4 @@
-"""Modules: the configurable steps a task runs (the seeds' IPModule, §3.3-3.4).
+"""Modules: the configurable steps a task runs (IPModule of "The IceProd Framework", §3.3-3.4).
 
 ``Module`` is the base class (``base``); the built-in modules copy files and handle tarballs
 (``files``) and run scripts (``script``); ``find_module_class`` resolves a name from a config

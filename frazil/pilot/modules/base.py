@@ -1,4 +1,4 @@
-"""The seeds' IPModule (§3.3): a configurable step of a job with a common interface.
+"""IPModule of "The IceProd Framework" (§3.3): a configurable step of a job with a common interface.
 
 A module declares its parameters once, as data, so that a misspelt or forgotten parameter is
 refused when the module is built, before anything has run::

@@ -1,7 +1,8 @@
 """Finding a module class by name: a built-in one, or any importable ``Module`` subclass.
 
-External modules (seeds §3.4) are shipped to the node as files by the server; once their
-directory is importable, they are named like any other class, ``package.module:Class``.
+External modules ("The IceProd Framework", §3.4) are shipped to the node as files by the
+server; once their directory is importable, they are named like any other class,
+``package.module:Class``.
 """
 
 from __future__ import annotations
