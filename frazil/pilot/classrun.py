@@ -270,27 +270,32 @@ class _Host:
             self._reap()
 
     def _start(self, line: bytes) -> None:
-        """Hand the request to the spare (a fresh fork if the spare is gone), then fork the
-        next spare: the fork is paid for after the answer, not before the run."""
+        """Start the request's run and answer with its process, then fork the next spare:
+        the fork is paid for after the answer, not before the run."""
         number = json.loads(line)["id"]
+        pid = self._hand(line)
+        if pid is None:
+            _answer(self.answers, {"id": number, "error": "fork failed"})
+        else:
+            self.children[pid] = number
+            _answer(self.answers, {"id": number, "pid": pid})
+        self.spare = self._fork()
+
+    def _hand(self, line: bytes) -> int | None:
+        """Hand the request to the spare, or to a fresh fork if the spare died waiting (it is
+        reaped as such); the child's process id, or None if no fork could be made."""
         for _ in range(2):
             spare, self.spare = self.spare or self._fork(), None
             if spare is None:
-                break
+                return None
             try:
                 _write_all(spare.requests, line)
-            except OSError:  # it died waiting (killed from outside): it is reaped as such
+            except OSError:
                 continue
             finally:
                 os.close(spare.requests)
-            self.children[spare.pid] = number
-            _answer(self.answers, {"id": number, "pid": spare.pid})
-            break
-        else:
-            spare = None
-        if spare is None:
-            _answer(self.answers, {"id": number, "error": "fork failed"})
-        self.spare = self._fork()
+            return spare.pid
+        return None
 
     def _reap(self) -> None:
         while True:
