@@ -9,5 +9,6 @@ its own modules, because worker nodes have nothing else installed.
 - ``modules`` — IPModule of "The IceProd Framework": the ``Module`` base class and the
   built-in modules.
 - ``execute`` — runs one module, measured: a script as a subprocess, a class through
-  ``classrun`` (a fresh child process per run, forked by a small host process).
+  ``classrun`` in a worker of the module host (``modulehost``, ``worker``): a forked process
+  that runs one class run at a time, each with the task's code imported afresh.
 """

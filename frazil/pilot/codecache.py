@@ -1,14 +1,15 @@
 """Compiling a task's Python source once per content, for the class runs of one pilot.
 
-Every class run imports its module code afresh in a new process (``classrun``), so without a
-cache each run compiles the same source again; and Python's own ``__pycache__`` is no answer:
+Every class run imports its module code afresh (``worker``), so without a cache each run
+compiles the same source again; and Python's own ``__pycache__`` is no answer:
 its files are checked by modification time (whole seconds) and size, so a same-size edit
 within a second would run the old code, and it writes into the task's code directories.
 
 Here a compiled module is stored under a key made of its path and the hash of its source
 bytes, in a directory private to the module host: an edit, of any size at any time, is a new
-key. ``install`` puts the cache in front of every directory of ``sys.path`` that is not the
-interpreter's own (the standard library and installed packages keep their ``.pyc`` files).
+key. ``install`` puts the cache in front of every directory that is not the interpreter's own,
+``sys.path``'s and its packages' (the standard library and installed packages keep their
+``.pyc`` files). A worker knows a module of the task's code by its loader, ``CachedSource``.
 """
 
 from __future__ import annotations
@@ -30,7 +31,12 @@ from importlib.machinery import (
 from types import CodeType
 
 
-class _CachedSource(SourceFileLoader):
+def source_key(path: str, source: bytes) -> str:
+    """The key of ``path`` holding ``source``: a new one for any edit."""
+    return hashlib.blake2b(os.fsencode(path) + b"\0" + source, digest_size=20).hexdigest()
+
+
+class CachedSource(SourceFileLoader):
     """A source loader that reads every file and compiles it only when its content is new."""
 
     directory = ""
@@ -38,7 +44,7 @@ class _CachedSource(SourceFileLoader):
     def get_code(self, fullname: str) -> CodeType:
         path = self.get_filename(fullname)
         source = self.get_data(path)
-        key = hashlib.blake2b(os.fsencode(path) + b"\0" + source, digest_size=20).hexdigest()
+        key = source_key(path, source)
         stored = os.path.join(self.directory, key)
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             with open(stored, "rb") as f:
@@ -63,23 +69,39 @@ _ROOTS = tuple(
 )
 
 
-def _own(entry: str) -> bool:
+def own(entry: str) -> bool:
     """Whether ``entry`` belongs to the interpreter (its standard library, its packages).
     (Not resolved through symbolic links: a linked path only costs its own compilation.)"""
     path = os.path.abspath(entry)
     return any(path == root or path.startswith(root + os.sep) for root in _ROOTS)
 
 
+class _Finder(FileFinder):
+    """A directory's finder that loads its source files through the cache."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            path,
+            (ExtensionFileLoader, EXTENSION_SUFFIXES),
+            (CachedSource, SOURCE_SUFFIXES),
+            (SourcelessFileLoader, BYTECODE_SUFFIXES),
+        )
+
+
+def _hook(entry: str) -> _Finder:
+    """``sys.path_hooks``' first: the directories that are not the interpreter's own."""
+    where = entry or os.getcwd()
+    if own(where) or not os.path.isdir(where):
+        raise ImportError("not a directory of the task's code")
+    return _Finder(entry)
+
+
 def install(directory: str) -> None:
-    """In a class run's process: load the source files of ``sys.path``'s other directories
-    through the cache in ``directory``."""
-    _CachedSource.directory = directory
-    hook = FileFinder.path_hook(
-        (ExtensionFileLoader, EXTENSION_SUFFIXES),
-        (_CachedSource, SOURCE_SUFFIXES),
-        (SourcelessFileLoader, BYTECODE_SUFFIXES),
-    )
-    for entry in sys.path:
-        where = entry or os.getcwd()
-        if os.path.isdir(where) and not _own(where):
-            sys.path_importer_cache[entry] = hook(entry)
+    """In a class run's process: load the source files of every directory that is not the
+    interpreter's own (``sys.path``'s and its packages') through the cache in ``directory``."""
+    CachedSource.directory = directory
+    if _hook not in sys.path_hooks:
+        sys.path_hooks.insert(0, _hook)
+    for entry, finder in list(sys.path_importer_cache.items()):
+        if not isinstance(finder, _Finder) and not own(entry or os.getcwd()):
+            del sys.path_importer_cache[entry]  # found again, through the hook

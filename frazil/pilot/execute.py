@@ -104,9 +104,14 @@ class Runner:
         self.stdout = stdout
         self.stderr = stderr
         self._pid: int | None = None  # the running module's process (its group's leader)
+        self._class_run: classrun.Handle | None = None  # or the running class run
 
     def stop(self) -> None:
         """Terminate the running module's whole process group (from a signal handler)."""
+        handle = self._class_run
+        if handle is not None:
+            handle.stop()
+            return
         pid = self._pid
         if pid is None:
             return
@@ -169,11 +174,11 @@ class Runner:
         started = time.monotonic()
         try:
             handle = classrun.start(run)
-            self._pid = handle.pid
+            self._class_run = handle
             try:
                 ended = handle.wait()
             finally:
-                self._pid = None
+                self._class_run = None
         except classrun.HostGone as exc:
             raise ModuleFailed(f"module {name}: {exc}") from exc
         wall = time.monotonic() - started

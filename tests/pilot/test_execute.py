@@ -136,9 +136,9 @@ def test_an_edit_of_the_same_size_within_the_second_is_run(tmp_path):
     assert not (code / "__pycache__").exists()  # nothing written beside the task's code
 
 
-def test_a_spare_child_killed_from_outside_is_replaced(tmp_path):
-    """The host keeps one child forked ahead of its request; killed while it waits, the
-    next run still starts (in a fresh fork) and the host forks a new spare."""
+def test_an_idle_worker_killed_from_outside_is_replaced(tmp_path):
+    """The host keeps workers waiting for requests; killed while they wait, the next run
+    still starts (in a new worker) and the host keeps one ready again."""
     from frazil.pilot import classrun
 
     code = tmp_path / "code"
@@ -155,14 +155,15 @@ def test_a_spare_child_killed_from_outside_is_replaced(tmp_path):
             found |= {int(p) for p in (task / "children").read_text().split()}
         return found
 
-    assert wait(lambda: len(children()) == 1)  # the spare, waiting
-    (spare,) = children()
-    os.kill(spare, signal.SIGKILL)
-    assert wait(lambda: spare not in children())
+    assert wait(lambda: len(children()) >= 1)  # idle workers, waiting
+    idle = children()
+    for pid in idle:
+        os.kill(pid, signal.SIGKILL)
+    assert wait(lambda: not idle & children())
     _, stats = runner.python_class("v", "versioned:Versioned", {}, paths=[code])
-    assert stats["version"] == 7.0 and stats["pid"] != spare
+    assert stats["version"] == 7.0 and stats["pid"] not in idle
     assert classrun._host._proc is proc  # the same host
-    assert wait(lambda: len(children()) == 1)
+    assert wait(lambda: len(children()) >= 1)
 
 
 def test_a_class_run_fails_with_its_error_and_can_be_stopped(tmp_path):
