@@ -10,10 +10,11 @@ deltas, and the peak reset through ``/proc/self/clear_refs``).
 After a run the worker puts back what a run may change in the process (environment, working
 directory, import path, standard streams, root logger, warning filters, signal handlers,
 umask, recursion limit) and goes on only if nothing else is left of the run: it retires (ends
-after answering) when the run failed, imported anything but the task's own Python source
-(an installed package, an extension module), left a thread, a child process or an open
-descriptor behind, grew the worker's memory by more than ``MAX_GROWTH``, or after
-``MAX_RUNS`` runs. The next run then starts in a new worker, as from a fresh fork.
+after answering) when the run failed, imported anything but the task's own Python source,
+the standard library or Frazil's own modules (an installed package, an extension module),
+left a thread, a child process or an open descriptor behind, grew the worker's memory by
+more than ``MAX_GROWTH``, or after ``MAX_RUNS`` runs. The next run then starts in a new
+worker, as from a fresh fork.
 
 A worker is its own process group (stopping a run kills the worker and what it started) and
 dies with the host (``PR_SET_PDEATHSIG``).
@@ -262,10 +263,13 @@ _PACKAGES = tuple(
 
 def _imported(module: object) -> str:
     """Where a module came from: "task" (Python source of the task's directories, or one of
-    their namespace packages), "standard" (the standard library) or "other"."""
+    their namespace packages), "standard" (the standard library, or Frazil's own pilot
+    modules) or "other"."""
     spec = getattr(module, "__spec__", None)
     if spec is None:
         return "other"
+    if spec.name.partition(".")[0] == "frazil":
+        return "standard"  # the pilot's own code, wherever it is installed
     if isinstance(spec.loader, codecache.CachedSource):
         return "task"
     locations = spec.submodule_search_locations

@@ -172,3 +172,11 @@ def test_a_late_stop_never_reaches_the_next_run_of_the_same_worker(tmp_path, cod
     third = start(3, burn=30.0)
     third.stop()
     assert os.WTERMSIG(third.wait().status) == 15  # a stop in time ends its run
+
+
+def test_the_pilots_own_modules_keep_the_worker(tmp_path, code):
+    """A class that uses more of the pilot (here its checksums) does not cost a fork a run."""
+    ended, before = run(tmp_path, code, importing="frazil.pilot.checksum")
+    assert ended.retired == ""
+    _, after = run(tmp_path, code)
+    assert after["pid"] == before["pid"]
