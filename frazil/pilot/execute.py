@@ -160,8 +160,8 @@ class Runner:
         self, name: str, class_name: str, params: Mapping[str, Any], *,
         paths: Sequence[Path] = (), env: Mapping[str, str] | None = None,
     ) -> tuple[Measured, dict[str, float]]:  # fmt: skip
-        """Run a ``Module`` subclass in a fresh child process (``classrun``), its code found
-        first in ``paths``; returns its cost and statistics."""
+        """Run a ``Module`` subclass in a worker of the module host (``classrun``), its code
+        imported afresh, found first in ``paths``; returns its cost and statistics."""
         log.info("module %s: class %s", name, class_name)
         result = self.stderr.parent / f".{name.replace('/', '_')}.result.json"
         with self.stderr.open("ab") as err:
