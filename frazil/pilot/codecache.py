@@ -15,6 +15,7 @@ key. ``install`` puts the cache in front of every directory that is not the inte
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import marshal
 import os
@@ -69,6 +70,7 @@ _ROOTS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=4096)  # asked again for every entry at every run
 def own(entry: str) -> bool:
     """Whether ``entry`` belongs to the interpreter (its standard library, its packages).
     (Not resolved through symbolic links: a linked path only costs its own compilation.)"""

@@ -54,7 +54,6 @@ class _Host:
         self.cache = cache
         self.idle: list[_Worker] = []
         self.busy: dict[int, _Worker] = {}
-        self.retired: set[int] = set()  # workers told to end, not reaped yet
 
     def loop(self) -> None:
         self._ready()
@@ -158,7 +157,6 @@ class _Host:
         self.busy.pop(w.answers, None)
         if w in self.idle:
             self.idle.remove(w)
-        self.retired.add(w.pid)
 
     def _reap(self) -> None:
         while True:
@@ -168,9 +166,6 @@ class _Host:
                 return
             if pid == 0:
                 return
-            if pid in self.retired:
-                self.retired.discard(pid)
-                continue
             w = next((w for w in (*self.busy.values(), *self.idle) if w.pid == pid), None)
             if w is None:
                 continue
@@ -183,7 +178,6 @@ class _Host:
                     "max_memory": usage.ru_maxrss / 1024 / 1024,  # KB -> GB
                 })  # fmt: skip
             self._retire(w)
-            self.retired.discard(pid)
 
     def _fork(self) -> _Worker | None:
         host = os.getpid()
