@@ -11,7 +11,7 @@ import copy
 import difflib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,24 @@ class Inspection:
 
 
 class _LineMap:
-    """Line numbers of YAML nodes by path, and duplicate keys found on the way."""
+    """Line numbers of YAML nodes by path, and duplicate keys found on the way.
 
-    def __init__(self) -> None:
+    Built from a node tree, or from a function that composes one, called when a line is first
+    asked for (a JSON config that has no problem is never composed as YAML, which is slow).
+    """
+
+    def __init__(self, tree: yaml.Node | Callable[[], yaml.Node | None] | None = None) -> None:
         self.lines: dict[str, int] = {}
         self.duplicates: list[Problem] = []
+        self._tree = tree
+        if isinstance(tree, yaml.Node):
+            self._load()
+
+    def _load(self) -> None:
+        tree, self._tree = self._tree, None
+        node = tree() if callable(tree) else tree
+        if node is not None:
+            self.walk(node, [])
 
     def walk(self, node: yaml.Node, parts: list[str | int]) -> None:
         self.lines.setdefault(format_path(parts), node.start_mark.line + 1)
@@ -69,6 +82,8 @@ class _LineMap:
 
     def line(self, path: str) -> int | None:
         """The line of ``path`` or of its nearest ancestor that has one."""
+        if self._tree is not None:
+            self._load()
         while True:
             if path in self.lines:
                 return self.lines[path]
@@ -78,18 +93,34 @@ class _LineMap:
             path = path[:cut]
 
 
-def _parse(text: str, fmt: str) -> tuple[Any, yaml.Node | None, list[Problem]]:
-    """The data, the YAML node tree (for line numbers), or the problem that stopped reading."""
+def _parse(
+    text: str, fmt: str
+) -> tuple[Any, yaml.Node | Callable[[], yaml.Node | None] | None, list[Problem]]:
+    """The data, its YAML node tree (for line numbers) or a function that composes it when a
+    line is needed, or the problem that stopped reading."""
     node: yaml.Node | None = None
     try:
         if fmt == "json":
+            duplicated = False
+
+            def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+                nonlocal duplicated
+                mapping = dict(items)
+                duplicated = duplicated or len(mapping) != len(items)
+                return mapping
+
             try:
-                data = json.loads(text)
+                data = json.loads(text, object_pairs_hook=pairs)
             except json.JSONDecodeError as exc:
                 return None, None, [Problem("", f"JSON syntax error: {exc.msg}", exc.lineno)]
-            with contextlib.suppress(yaml.YAMLError):  # JSON that YAML cannot read: no lines
-                node = yaml.compose(text, Loader=yaml.SafeLoader)
-            return data, node, []
+
+            def compose() -> yaml.Node | None:
+                with contextlib.suppress(yaml.YAMLError):  # JSON that YAML cannot read: no lines
+                    return yaml.compose(text, Loader=yaml.SafeLoader)
+                return None
+
+            # a duplicate key is a problem to report (found while composing): compose now
+            return data, (compose() if duplicated else compose), []
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
@@ -263,12 +294,12 @@ def inspect_text(
     """
     plan = plan or Plan(jobs=range(job, job + 1))
     fmt = fmt or ("json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml")
-    data, node, problems = _parse(text, fmt)  # problems here: the text could not be read
+    data, tree, problems = _parse(text, fmt)  # problems here: the text could not be read
     lines = _LineMap()
     if not problems:
         problems, unbounded = _data_problems(data)
-        if node is not None and not unbounded:
-            lines.walk(node, [])
+        if not unbounded:
+            lines = _LineMap(tree)
     config: DatasetConfig | None = None
     readable = not problems
     problems += lines.duplicates

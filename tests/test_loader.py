@@ -178,6 +178,22 @@ def test_json_configs_read_the_same(example_text, tmp_path):
     ]
 
 
+def test_a_json_config_is_read_as_yaml_only_for_the_lines_of_its_problems(
+    example_text, monkeypatch
+):
+    data = yaml.safe_load(example_text)
+    composed = []
+    real = yaml.compose
+    monkeypatch.setattr(yaml, "compose", lambda *a, **k: composed.append(1) or real(*a, **k))
+    report = inspect_text(json.dumps(data, indent=2), "sim.json").report
+    assert report.ok and composed == []  # nothing to locate: never composed
+    text = json.dumps(data, indent=2).replace('"tasks": [', '"description": "again",\n"tasks": [')
+    report = inspect_text(text, "sim.json").report
+    (problem,) = report.errors
+    assert "duplicate key 'description'" in problem.message and composed == [1]
+    assert problem.line == _line_of(text, '"description": "again"')
+
+
 @pytest.mark.parametrize(
     ("text", "message", "line"),
     [

@@ -334,7 +334,10 @@ class Resolver:
             if len(ev.deferred) == deferred:  # site values may still make these right
                 if local and not plain_file_name(local):
                     self._fail(f"{path}[{k}].local", f"must be a plain file name, got {local!r}")
-                if not urlsplit(remote).scheme and climbs(remote):
+                scheme = _scheme(remote)
+                if scheme is None:
+                    self._fail(f"{path}[{k}].remote", f"not a valid URL or path: {remote!r}")
+                elif not scheme and climbs(remote):
                     self._fail(
                         f"{path}[{k}].remote", f"climbs above the data directory: {remote!r}"
                     )
@@ -387,7 +390,7 @@ class Resolver:
             for k, v in mod.parameters.items()
         }
         url = to_text(self.value(ev, mod.url, f"{path}.url"))
-        if urlsplit(url).scheme not in MODULE_URL_SCHEMES:
+        if _scheme(url) not in MODULE_URL_SCHEMES:
             self._fail(f"{path}.url", f"module code must come over https or from a file: {url!r}")
         configs = self.value(ev, mod.configs, f"{path}.configs", {})
         for name in configs:
@@ -456,11 +459,11 @@ class Resolver:
         )
 
     def _depends(self, t: int) -> tuple[str, ...]:
-        names = [task.name for task in self.config.tasks]
+        tasks = self.config.tasks
         out = []
-        for dep in self.config.tasks[t].depends:
+        for dep in tasks[t].depends:
             if isinstance(dep, int):
-                out.append(names[dep] if 0 <= dep < len(names) else str(dep))
+                out.append(tasks[dep].name if 0 <= dep < len(tasks) else str(dep))
             else:
                 out.append(dep)
         return tuple(out)
@@ -475,6 +478,15 @@ class Resolver:
         ):
             for k, v in values.items():
                 self.value(self.dataset, v, f"{section}.{k}", soft=True)
+
+
+def _scheme(url: str) -> str | None:
+    """The scheme of ``url`` ("" for a path), or None if it cannot be read as a URL (an
+    unclosed or invalid ``[host]``)."""
+    try:
+        return urlsplit(url).scheme
+    except ValueError:
+        return None
 
 
 def resolve_task(

@@ -70,7 +70,10 @@ def declared_temporary(spec: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
 
 def local_path(url: str) -> PurePosixPath | None:
     """The path of a ``file://`` URL on this host or of an absolute path; else ``None``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an invalid "[host]": not a local path either
+        return None
     if parts.scheme == "file" and parts.netloc in ("", "localhost"):
         return PurePosixPath(unquote(parts.path))
     if parts.scheme == "" and url.startswith("/"):

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from frazil.config import QuotaSettings, ValidationSettings
@@ -107,49 +107,58 @@ def _param_rows(config_id: int, values: dict[str, Any], **where: Any) -> list[di
 
 
 def index_config(conn: Connection, config_id: int, config: DatasetConfig) -> None:
-    """Store the searchable parts of a config version as rows."""
+    """Store the searchable parts of a config version as rows (a few statements, whatever
+    the number of tasks: trays, then modules, then parameters, each inserted at once)."""
     params = _param_rows(config_id, config.steering.parameters, scope="steering")
-    for t, task in enumerate(config.tasks):
+    trays = [
+        (t, task, r, tray)
+        for t, task in enumerate(config.tasks)
+        for r, tray in enumerate(task.trays)
+    ]
+    tray_ids = _insert_ids(conn, config_tray, [
+        {
+            "config_id": config_id, "task_index": t, "task_name": task.name, "tray_index": r,
+            "name": tray.name,
+            "iterations": str(tray.iterations)[:255],  # an expression may be longer
+            "env_id": _env_id(conn, tray.env.name, tray.env.version) if tray.env else None,
+        }
+        for t, task, r, tray in trays
+    ])  # fmt: skip
+    modules = [
+        (task, tray_id, m, module)
+        for (_, task, _, tray), tray_id in zip(trays, tray_ids, strict=True)
+        for m, module in enumerate(tray.modules)
+    ]
+    module_ids = _insert_ids(conn, config_module, [
+        {
+            "tray_id": tray_id, "module_index": m, "name": module.name, "src": module.src,
+            "class_name": module.class_, "url": module.url,
+        }
+        for _, tray_id, m, module in modules
+    ])  # fmt: skip
+    for task in config.tasks:
         params += _param_rows(config_id, task.parameters, scope="task", task_name=task.name)
-        for r, tray in enumerate(task.trays):
-            env = _env_id(conn, tray.env.name, tray.env.version) if tray.env else None
-            tray_id = _new_id(
-                conn.execute(
-                    insert(config_tray).values(
-                        config_id=config_id,
-                        task_index=t,
-                        task_name=task.name,
-                        tray_index=r,
-                        name=tray.name,
-                        iterations=str(tray.iterations)[:255],  # an expression may be longer
-                        env_id=env,
-                    )
-                )
-            )
-            params += _param_rows(
-                config_id, tray.parameters, scope="tray", tray_id=tray_id, task_name=task.name
-            )
-            for m, module in enumerate(tray.modules):
-                module_id = _new_id(
-                    conn.execute(
-                        insert(config_module).values(
-                            tray_id=tray_id,
-                            module_index=m,
-                            name=module.name,
-                            src=module.src,
-                            class_name=module.class_,
-                            url=module.url,
-                        )
-                    )
-                )
-                where = {"scope": "module", "tray_id": tray_id, "module_id": module_id}
-                params += _param_rows(config_id, module.parameters, task_name=task.name, **where)
-                if isinstance(module.args, dict):
-                    params += _param_rows(
-                        config_id, module.args, task_name=task.name, kind="arg", **where
-                    )
+    for (_, task, _, tray), tray_id in zip(trays, tray_ids, strict=True):
+        params += _param_rows(
+            config_id, tray.parameters, scope="tray", tray_id=tray_id, task_name=task.name
+        )
+    for (task, tray_id, _, module), module_id in zip(modules, module_ids, strict=True):
+        where = {"scope": "module", "tray_id": tray_id, "module_id": module_id}
+        params += _param_rows(config_id, module.parameters, task_name=task.name, **where)
+        if isinstance(module.args, dict):
+            params += _param_rows(config_id, module.args, task_name=task.name, kind="arg", **where)
     if params:
         conn.execute(insert(config_parameter), params)
+
+
+def _insert_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` into ``table``; their new ids, in the order of ``rows``."""
+    if not rows:
+        return []
+    if conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return [int(i) for i in conn.execute(stmt, rows).scalars()]
+    return [_new_id(conn.execute(insert(table), row)) for row in rows]
 
 
 def _add_version(

@@ -156,7 +156,15 @@ def children_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int
 
 def parents_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
     """Indexes of the tasks that ``task_index`` depends on."""
-    return tuple(p for c, p in dependency_edges(conn, dataset_id) if c == task_index)
+    stmt = prepared(
+        "parents_of",
+        lambda: select(task_dependency.c.depends_on).where(
+            task_dependency.c.dataset_id == bindparam("p_dataset"),
+            task_dependency.c.task_index == bindparam("p_index"),
+        ),
+    )
+    rows = conn.execute(stmt, {"p_dataset": dataset_id, "p_index": task_index}).all()
+    return tuple(sorted(r.depends_on for r in rows))
 
 
 def _release_stmts() -> tuple[Any, Any]:

@@ -263,6 +263,8 @@ def test_configs_that_reach_outside_are_refused(unchanged, module, says):
         ({"remote": "x", "local": ".."}, "plain file name"),
         ({"remote": "../../../etc/passwd"}, "climbs"),
         ({"remote": "a/../../b"}, "climbs"),
+        ({"remote": "//["}, "not a valid URL"),
+        ({"remote": "http://[x]/a"}, "not a valid URL"),
     ],
 )
 def test_data_that_escapes_its_directory_is_refused(unchanged, data, says):

@@ -10,7 +10,17 @@ from frazil.services import queries
 from frazil.services.materialize import materialize_step
 from frazil.services.submit import edit_config, set_jobs, submit, submit_dataset, truncate
 from frazil.services.validation import check
-from frazil.store.schema import dataset, dataset_config, event, job, task, task_dependency
+from frazil.store.schema import (
+    config_module,
+    config_parameter,
+    config_tray,
+    dataset,
+    dataset_config,
+    event,
+    job,
+    task,
+    task_dependency,
+)
 from tests.conftest import EXAMPLE
 from tests.services.conftest import make_config
 
@@ -188,6 +198,43 @@ def test_searchable_config_rows(db):
         queries.find_datasets(db, module="generate_corsika", parameter="type", value="nugen") == []
     )
     assert other not in queries.find_datasets(db, module="clsim")
+
+
+def test_every_searchable_module_row_hangs_from_its_own_tray(db):
+    """Trays and modules are inserted many at a time: each module row must still point at
+    the tray (and task) it was written in, and each parameter row at its module."""
+    config = DatasetConfig.model_validate({
+        "tasks": [
+            {
+                "name": f"t{t}",
+                "trays": [
+                    {"name": f"t{t}r{r}", "modules": [
+                        {"name": f"t{t}r{r}m{m}", "src": "run.sh",
+                         "parameters": {"where": f"{t}.{r}.{m}"}}
+                        for m in range(r + 1)
+                    ]}
+                    for r in range(3)
+                ],
+            }
+            for t in range(4)
+        ],
+    })  # fmt: skip
+    d = submit(db, config, jobs=1, now=NOW)
+    with db.read() as conn:
+        rows = conn.execute(
+            select(config_tray.c.task_name, config_tray.c.name, config_module.c.name,
+                   config_module.c.module_index, config_parameter.c.value_text)
+            .join(config_module, config_module.c.tray_id == config_tray.c.id)
+            .join(config_parameter, config_parameter.c.module_id == config_module.c.id)
+            .join(dataset_config, dataset_config.c.id == config_tray.c.config_id)
+            .where(dataset_config.c.dataset_id == d)
+        ).all()  # fmt: skip
+    assert len(rows) == 4 * (1 + 2 + 3)
+    for task_name, tray, module, index, where in rows:
+        assert tray.startswith(task_name) and module.startswith(tray)
+        assert module == f"{tray}m{index}" and where == ".".join(
+            module[1:].replace("r", "m").split("m")
+        )
 
 
 def test_edit_config_makes_a_new_version(db):
