@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from frazil.config import QuotaSettings, ValidationSettings
 from frazil.errors import AuthError
@@ -45,13 +46,18 @@ class AppState:
         """The current time (from the injected clock)."""
         return self.clock()
 
-    def token(self, value: str) -> TokenInfo:
-        """Who a token belongs to (cached briefly)."""
-        mono = time.monotonic()
+    def cached_token(self, value: str) -> TokenInfo | None:
+        """Who a token belongs to if that was checked in the last ``token_ttl`` seconds."""
         with self._lock:
             hit = self._tokens.get(value)
-            if hit is not None and mono - hit[0] < self.token_ttl:
-                return hit[1]
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < self.token_ttl else None
+
+    def token(self, value: str) -> TokenInfo:
+        """Who a token belongs to (cached briefly; a database read otherwise)."""
+        mono = time.monotonic()
+        info = self.cached_token(value)
+        if info is not None:
+            return info
         info = verify_token(self.db, value)
         with self._lock:
             if len(self._tokens) > 10_000:
@@ -60,7 +66,11 @@ class AppState:
         return info
 
 
-def state(request: Request) -> AppState:
+# The dependencies are coroutines: FastAPI runs a plain function in its thread pool, a hop
+# to another thread and back for every request; only a token missing from the cache needs one.
+
+
+async def state(request: Request) -> AppState:
     """The app's state."""
     value: AppState = request.app.state.frazil
     return value
@@ -74,28 +84,33 @@ def _credentials(request: Request, scheme: str) -> str:
     return value.strip()
 
 
-def caller(role: Role) -> Callable[..., TokenInfo]:
+async def _token(app: AppState, value: str) -> TokenInfo:
+    info = app.cached_token(value)
+    return info if info is not None else await run_in_threadpool(app.token, value)
+
+
+def caller(role: Role) -> Callable[..., Awaitable[TokenInfo]]:
     """A dependency that admits tokens whose role may act as ``role``."""
 
-    def dependency(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
-        info = app.token(_credentials(request, "Bearer"))
+    async def dependency(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+        info = await _token(app, _credentials(request, "Bearer"))
         require(info, role)
         return info
 
     return dependency
 
 
-def passkey(request: Request) -> str:
+async def passkey(request: Request) -> str:
     """The pilot's passkey (checked by the service against the attempt)."""
     return _credentials(request, "Passkey")
 
 
-def pilot_key(request: Request) -> str:
+async def pilot_key(request: Request) -> str:
     """A multi-task pilot's key (checked by the service against the pilot)."""
     return _credentials(request, "Pilot")
 
 
-def reservation(request: Request) -> str:
+async def reservation(request: Request) -> str:
     """A reserved task's key (checked by the service against the task)."""
     return _credentials(request, "Reservation")
 
@@ -109,9 +124,9 @@ Passkey = Annotated[str, Depends(passkey)]
 PilotKey = Annotated[str, Depends(pilot_key)]
 
 
-def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+async def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
     """Any valid token may read."""
-    return app.token(_credentials(request, "Bearer"))
+    return await _token(app, _credentials(request, "Bearer"))
 
 
 Reader = Annotated[TokenInfo, Depends(reader)]
