@@ -22,7 +22,8 @@ that cannot be put back as the host left it retires (``worker`` says when).
 
 The protocol is JSON lines: the pilot writes a request ``{"id", ...ClassRun}``, the host
 answers ``{"id", "pid"}`` once a worker runs it and ``{"id", "status", "cpu_time",
-"max_memory"}`` once it ended (or ``{"id", "error"}``).
+"max_memory", "retired"}`` once it ended, with the class's ``"stats"`` and ``"error"`` when it
+returned or raised (``"finished"``), or ``{"id", "error"}`` when no worker could take it.
 """
 
 from __future__ import annotations
@@ -52,19 +53,21 @@ class ClassRun:
     workdir: str
     stdout: str
     stderr: str
-    result: str  # a JSON file the child writes: {"stats": {...}, "error": str | None}
     sys_path: tuple[str, ...] = ()  # the child's import path (the task's code first)
     env: dict[str, str] = field(default_factory=dict)  # added to the environment
 
 
 @dataclass(frozen=True)
 class Ended:
-    """How a run's process ended, as the host reaped it."""
+    """How a run ended: what the class answered, or how its worker died in it."""
 
-    status: int  # a wait status (os.waitstatus_to_exitcode)
+    status: int  # a wait status (os.waitstatus_to_exitcode): 0 when the class answered
     cpu_time: float  # seconds, its own and its waited-for children's
     max_memory: float  # GB
     retired: str = ""  # why its worker ended after it, if it did
+    finished: bool = False  # the class returned or raised (else its worker died in the run)
+    stats: Any = None  # what the class put in its statistics (checked by the caller)
+    error: str | None = None  # why the class failed, if it did
 
 
 class HostGone(FrazilError):
@@ -88,14 +91,18 @@ class _Pending:
 
 
 class Handle:
-    """A run in progress: its process id, and a way to wait for its end."""
+    """A run in progress: a way to stop it and to wait for its end (and its process id)."""
 
     def __init__(self, pending: _Pending) -> None:
         self._pending = pending
-        pending.started.wait()
-        if pending.pid is None:
-            raise HostGone(pending.error)
-        self.pid = pending.pid
+
+    @property
+    def pid(self) -> int:
+        """The process of the worker that runs it (waits until one does)."""
+        self._pending.started.wait()
+        if self._pending.pid is None:
+            raise HostGone(self._pending.error)
+        return self._pending.pid
 
     def stop(self) -> None:
         """Ask the host to terminate the run's process group if the run is still in it
@@ -186,8 +193,10 @@ class Host:
             else:
                 pending.ended = Ended(
                     answer["status"], answer["cpu_time"], answer["max_memory"],
-                    answer.get("retired", ""),
+                    answer.get("retired", ""), bool(answer.get("finished")),
+                    answer.get("stats"), answer.get("run_error"),
                 )  # fmt: skip
+                pending.started.set()
                 pending.done.set()
         proc.wait()
         with self._lock:

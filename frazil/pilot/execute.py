@@ -163,12 +163,11 @@ class Runner:
         """Run a ``Module`` subclass in a worker of the module host (``classrun``), its code
         imported afresh, found first in ``paths``; returns its cost and statistics."""
         log.info("module %s: class %s", name, class_name)
-        result = self.stderr.parent / f".{name.replace('/', '_')}.result.json"
         with self.stderr.open("ab") as err:
             err.write(f"--- module {name} ---\n".encode())
         run = classrun.ClassRun(
             name=name, class_name=class_name, params=dict(params), workdir=str(self.workdir),
-            stdout=str(self.stdout), stderr=str(self.stderr), result=str(result),
+            stdout=str(self.stdout), stderr=str(self.stderr),
             sys_path=(*map(str, paths), *sys.path), env=dict(env or {}),
         )  # fmt: skip
         started = time.monotonic()
@@ -182,23 +181,19 @@ class Runner:
         except classrun.HostGone as exc:
             raise ModuleFailed(f"module {name}: {exc}") from exc
         wall = time.monotonic() - started
-        code = os.waitstatus_to_exitcode(ended.status)
-        try:
-            outcome = json.loads(result.read_text())
-        except (OSError, ValueError):
+        if not ended.finished:
+            code = os.waitstatus_to_exitcode(ended.status)
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
             tail = _tail(self.stderr)
             raise ModuleFailed(
                 f"module {name} {how} before it finished"
                 + (f"; stderr ends with:\n{tail}" if tail else ""),
                 exit_code=code if code >= 0 else 128 - code,
-            ) from None
-        finally:
-            result.unlink(missing_ok=True)
-        if outcome.get("error"):
-            raise ModuleFailed(str(outcome["error"]))
+            )
+        if ended.error:
+            raise ModuleFailed(str(ended.error))
         measured = Measured(wall, ended.cpu_time, ended.max_memory)
-        return measured, numbers(name, outcome.get("stats"), "its statistics")
+        return measured, numbers(name, ended.stats, "its statistics")
 
     def collect_stats(self, name: str) -> dict[str, float]:
         """Statistics a subprocess module left in ``frazil_stats.json`` (the file is removed)."""

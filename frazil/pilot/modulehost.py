@@ -5,8 +5,9 @@ single-threaded, with the pilot's own modules imported but never a task's code. 
 request lines on stdin and forks workers (``worker``), each a process that runs class runs one
 at a time; it keeps one idle worker ahead of the requests, hands each request to an idle one
 and answers on stdout ``{"id", "pid"}`` (the worker's process, its own process group) once
-the run started, ``{"id", "status", "cpu_time", "max_memory"}`` once it ended, with the
-wait status of a worker that died in it, or ``{"id", "error"}``.
+the run started, ``{"id", "status", "cpu_time", "max_memory", ...}`` once it ended (with the
+class's statistics and error as its worker answered them, or the wait status of a worker
+that died in it), or ``{"id", "error"}``.
 
 It ends when its stdin does (the pilot ended); its workers die with it (``PR_SET_PDEATHSIG``).
 """
@@ -54,6 +55,8 @@ class _Host:
         self.cache = cache
         self.idle: list[_Worker] = []
         self.busy: dict[int, _Worker] = {}
+        self.last = 0  # the newest request read (the pilot numbers them 1, 2, ...)
+        self.early: set[int] = set()  # requests stopped before they were read
 
     def loop(self) -> None:
         self._ready()
@@ -67,6 +70,14 @@ class _Host:
             for fd in ready:
                 if fd in self.busy:
                     self._hear(self.busy[fd])
+            if 0 in ready:  # requests before stops: a stop may follow its request closely
+                data = os.read(0, 1 << 16)
+                if not data:  # the pilot ended; the workers follow (PR_SET_PDEATHSIG)
+                    return
+                buffer += data
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    self._start(line)
             if self.stops >= 0 and self.stops in ready:
                 data = os.read(self.stops, 4096)
                 if not data:
@@ -75,14 +86,6 @@ class _Host:
                 while b"\n" in stops:
                     line, stops = stops.split(b"\n", 1)
                     self._stop(json.loads(line)["stop"])
-            if 0 in ready:
-                data = os.read(0, 1 << 16)
-                if not data:  # the pilot ended; the workers follow (PR_SET_PDEATHSIG)
-                    return
-                buffer += data
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    self._start(line)
             self._reap()
             self._ready()
 
@@ -90,6 +93,13 @@ class _Host:
         """Hand the request to an idle worker (a new one if none is left) and answer with
         its process; the next idle one is forked after the answer, not before the run."""
         number = json.loads(line)["id"]
+        self.last = max(self.last, number)
+        if number in self.early:  # stopped before it reached us: it never runs
+            self.early.discard(number)
+            _answer(self.answers, {
+                "id": number, "status": signal.SIGTERM, "cpu_time": 0.0, "max_memory": 0.0,
+            })  # fmt: skip
+            return
         for _ in range(2):
             w = self.idle.pop() if self.idle else self._fork()
             if w is None:
@@ -106,7 +116,11 @@ class _Host:
         _answer(self.answers, {"id": number, "error": "cannot fork a worker"})
 
     def _stop(self, number: int) -> None:
-        """Terminate the worker that runs request ``number``, if it still does."""
+        """Terminate the worker that runs request ``number``, if it still does (a request
+        not read yet is remembered: the pilot's ids grow, and its stop may come first)."""
+        if number > self.last:
+            self.early.add(number)
+            return
         w = next((w for w in self.busy.values() if w.run == number), None)
         if w is not None:
             self._hear(w)  # it may have ended the run already
@@ -138,7 +152,8 @@ class _Host:
         _answer(self.answers, {
             "id": w.run, "status": 0,
             "cpu_time": outcome["cpu_time"], "max_memory": outcome["max_memory"],
-            "retired": outcome["retire"],
+            "retired": outcome["retire"], "finished": True,
+            "stats": outcome["stats"], "run_error": outcome["error"],
         })  # fmt: skip
         del self.busy[w.answers]
         w.run = None

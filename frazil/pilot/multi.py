@@ -290,7 +290,8 @@ class MultiPilot:
         options = PilotOptions(
             server=self.o.server, task_id=c["task_id"], attempt=c["attempt"],
             passkey=c["passkey"], workdir=root / "task", heartbeat=self.o.heartbeat,
-            cache=self.o.cache, keep=self.o.keep, md5=self.o.md5, env=env,
+            cache=self.o.cache, keep=self.o.keep, md5=self.o.md5, env=env, beats=False,
+            cleans=False,
         )  # fmt: skip
         try:
             t.pilot = Pilot(options, _Reporter(self, t))

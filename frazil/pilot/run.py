@@ -82,6 +82,10 @@ class PilotOptions:
     md5: bool = False  # also compute md5 of outputs
     fail_exit_code: int = 1  # SGE holds a job's dependents only after exit code 100
     env: Mapping[str, str] | None = None  # added to every module's environment
+    #: a pilot of its own attempt beats and cleans up for it; a multi-task pilot beats for
+    #: all its tasks at once and removes each task's whole directory itself
+    beats: bool = True
+    cleans: bool = True
 
 
 class Pilot:
@@ -151,7 +155,8 @@ class Pilot:
             return 1
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
-        threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
+        if self.o.beats:
+            threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
         files: list[dict[str, Any]] = []
         error: BaseException | None = None
         try:
@@ -174,7 +179,7 @@ class Pilot:
         self._stop.set()
         if not self.stale:
             self._upload_logs()
-        if not self.o.keep:
+        if self.o.cleans and not self.o.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self.stale:
             return 1

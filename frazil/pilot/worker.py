@@ -83,6 +83,17 @@ class Outcome:
     cpu_time: float  # seconds, the run's own and its waited-for children's
     max_memory: float  # GB
     retire: str  # why the worker ends after this run ("": it goes on)
+    stats: dict[str, Any]  # what the class put in its statistics
+    error: str | None  # why the class failed, if it did
+
+    def line(self) -> bytes:
+        """The answer as a line of JSON (statistics JSON cannot hold: the run's error)."""
+        try:
+            text = json.dumps(self.__dict__, default=repr)
+        except (TypeError, ValueError) as exc:  # keys JSON cannot hold, nesting too deep
+            error = self.error or f"its statistics cannot be sent: {exc}"
+            text = json.dumps({**self.__dict__, "stats": {}, "error": error})
+        return (text + "\n").encode()
 
 
 def main(requests: int, answers: int, host: int, cache: str) -> int:
@@ -108,10 +119,16 @@ def main(requests: int, answers: int, host: int, cache: str) -> int:
         if line is None:
             return 0  # not needed any more
         outcome = state.run(_parse(line), last=runs == MAX_RUNS)
-        os.write(answers, (json.dumps(outcome.__dict__) + "\n").encode())
+        _write_all(answers, outcome.line())
         if outcome.retire:
             break
     return 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _only_fds(*keep: int) -> None:
@@ -191,7 +208,7 @@ class _State:
         with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the peak resident memory starts again from here
         own, children = resource.getrusage(resource.RUSAGE_SELF), _rusage_children()
-        failed = _run(run, self.cache)
+        stats, error = _run(run, self.cache)
         with contextlib.suppress(OSError, ValueError):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -201,11 +218,11 @@ class _State:
         rss, peak = _memory()
         peak = max(peak, children_after[1] if children_after[1] > children[1] else 0)
         retire = self._restore(rss)
-        if not retire and failed:
+        if not retire and error is not None:
             retire = "the run failed"
         if not retire and last:
             retire = f"{MAX_RUNS} runs"
-        return Outcome(cpu, peak / 1024**3, retire)
+        return Outcome(cpu, peak / 1024**3, retire, stats, error)
 
     def _restore(self, rss: int) -> str:
         """Put back the host's process state; why it cannot be (a reason to retire)."""
@@ -289,8 +306,8 @@ def _rusage_children() -> tuple[float, int]:
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 
-def _run(run: ClassRun, cache: str) -> bool:
-    """Take the task's descriptors and run the class; whether it failed."""
+def _run(run: ClassRun, cache: str) -> tuple[dict[str, Any], str | None]:
+    """Take the task's descriptors and run the class; its statistics and error."""
     for fd, path in ((1, run.stdout), (2, run.stderr)):
         target = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(target, fd)
@@ -318,8 +335,4 @@ def _run(run: ClassRun, cache: str) -> bool:
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
-    partial = f"{run.result}.part"
-    with open(partial, "w") as f:
-        json.dump({"stats": stats, "error": error}, f, default=repr)
-    os.replace(partial, run.result)
-    return error is not None
+    return stats, error

@@ -236,11 +236,12 @@ task_attempt = Table(
     Column("spec", Text, nullable=True),  # the resolved task spec as it ran (JSON)
     Column("config_version", Integer, nullable=False),
     # the multi-task pilot that ran it (None: a pilot of its own, started by the site)
-    Column("pilot_id", BigInteger, nullable=True, index=True),
+    Column("pilot_id", BigInteger, nullable=True),
     # sha256 of the request id of the claim or exchange that handed it out: a repeated
     # request (its answer was lost) gets the same attempts back
     Column("request_hash", String(64), nullable=True, index=True),
     UniqueConstraint("task_id", "number"),
+    Index(None, "pilot_id", "outcome"),  # a pilot's open attempts (each exchange sums them)
 )
 
 file = Table(

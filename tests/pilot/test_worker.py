@@ -3,7 +3,6 @@ fresh fork, and retires when a run left something it cannot put back (real proce
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ class Stateful(Module):
         "burn": Param(0.0, "CPU seconds to spend"),
         "allocate": Param(0, "MB to hold for a moment"),
         "importing": Param("", "a module to import"),
+        "odd_stats": Param(False, "keep a statistic JSON cannot hold"),
     }
 
     def run(self, stats):
@@ -66,6 +66,8 @@ class Stateful(Module):
             del held
         if self.params["importing"]:
             __import__(str(self.params["importing"]))
+        if self.params["odd_stats"]:
+            stats[("a", "tuple")] = 1.0
 """
 
 
@@ -83,16 +85,15 @@ def run(
     """One class run through the pilot's module host, as the runner makes it."""
     workdir = tmp_path / f"w{len(list(tmp_path.glob('w*')))}"
     workdir.mkdir()
-    result = workdir / "result.json"
     handle = classrun.start(classrun.ClassRun(
         name="s", class_name="stateful:Stateful", params=dict(params), workdir=str(workdir),
-        stdout=str(workdir / "out"), stderr=str(workdir / "err"), result=str(result),
+        stdout=str(workdir / "out"), stderr=str(workdir / "err"),
         sys_path=(str(code), *sys.path),
     ))  # fmt: skip
     ended = handle.wait()
-    outcome = json.loads(result.read_text())
-    assert (outcome["error"] is not None) == fails, outcome["error"]
-    return ended, outcome["stats"]
+    assert ended.finished
+    assert (ended.error is not None) == fails, ended.error
+    return ended, ended.stats
 
 
 def test_a_worker_takes_run_after_run_each_with_the_code_imported_afresh(tmp_path, code):
@@ -159,7 +160,7 @@ def test_a_late_stop_never_reaches_the_next_run_of_the_same_worker(tmp_path, cod
         return classrun.start(classrun.ClassRun(
             name="s", class_name="stateful:Stateful", params=dict(params),
             workdir=str(workdir), stdout=str(workdir / "out"), stderr=str(workdir / "err"),
-            result=str(workdir / f"{number}.json"), sys_path=(str(code), *sys.path),
+            sys_path=(str(code), *sys.path),
         ))  # fmt: skip
 
     first = start(1)
@@ -171,7 +172,8 @@ def test_a_late_stop_never_reaches_the_next_run_of_the_same_worker(tmp_path, cod
     assert ended.status == 0 and ended.cpu_time >= 0.9
     third = start(3, burn=30.0)
     third.stop()
-    assert os.WTERMSIG(third.wait().status) == 15  # a stop in time ends its run
+    ended = third.wait()
+    assert os.WTERMSIG(ended.status) == 15 and not ended.finished  # a stop in time ends it
 
 
 def test_the_pilots_own_modules_keep_the_worker(tmp_path, code):
@@ -180,3 +182,10 @@ def test_the_pilots_own_modules_keep_the_worker(tmp_path, code):
     assert ended.retired == ""
     _, after = run(tmp_path, code)
     assert after["pid"] == before["pid"]
+
+
+def test_statistics_json_cannot_carry_fail_the_run_not_the_worker(tmp_path, code):
+    ended, stats = run(tmp_path, code, odd_stats=True, fails=True)
+    assert "its statistics cannot be sent" in str(ended.error) and stats == {}
+    _, after = run(tmp_path, code)
+    assert after["counter"] == 1
