@@ -12,12 +12,10 @@ uses that mode to report everything in one pass over exactly the fields a pilot 
 from __future__ import annotations
 
 import contextlib
-import posixpath
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from frazil.errors import (
     ConfigError,
@@ -34,24 +32,12 @@ from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range, shown
 from frazil.model.paths import join_path
 from frazil.model.rng import job_seed
 from frazil.model.spec import NAME_LENGTH, Data, DatasetConfig, DataType, Movement
+from frazil.model.urls import MODULE_URL_SCHEMES, climbs, plain_file_name, url_scheme
 
 #: Evaluation steps for everything one resolver evaluates (a job's tasks when a config is
 #: checked, one task when a pilot asks for its spec): the bound on one job as a whole, where
 #: each expression alone is bounded by ``Context.max_steps``.
 RESOLVE_STEPS = 2_000_000
-#: Where a pilot fetches an external module's code from (plain http could be tampered with).
-MODULE_URL_SCHEMES = ("https", "file", "")
-
-
-def plain_file_name(name: str) -> bool:
-    """True for a name that can only land in a task's own directory (the pilot's rule)."""
-    return name not in ("", ".", "..") and not any(c in name for c in "/\\\0")
-
-
-def climbs(path: str) -> bool:
-    """True for a relative path that leaves the directory it is relative to."""
-    relative = posixpath.normpath(path)
-    return relative == ".." or relative.startswith("../")
 
 
 @dataclass(frozen=True)
@@ -334,7 +320,7 @@ class Resolver:
             if len(ev.deferred) == deferred:  # site values may still make these right
                 if local and not plain_file_name(local):
                     self._fail(f"{path}[{k}].local", f"must be a plain file name, got {local!r}")
-                scheme = _scheme(remote)
+                scheme = url_scheme(remote)
                 if scheme is None:
                     self._fail(f"{path}[{k}].remote", f"not a valid URL or path: {remote!r}")
                 elif not scheme and climbs(remote):
@@ -390,7 +376,7 @@ class Resolver:
             for k, v in mod.parameters.items()
         }
         url = to_text(self.value(ev, mod.url, f"{path}.url"))
-        if _scheme(url) not in MODULE_URL_SCHEMES:
+        if url_scheme(url) not in MODULE_URL_SCHEMES:
             self._fail(f"{path}.url", f"module code must come over https or from a file: {url!r}")
         configs = self.value(ev, mod.configs, f"{path}.configs", {})
         for name in configs:
@@ -478,15 +464,6 @@ class Resolver:
         ):
             for k, v in values.items():
                 self.value(self.dataset, v, f"{section}.{k}", soft=True)
-
-
-def _scheme(url: str) -> str | None:
-    """The scheme of ``url`` ("" for a path), or None if it cannot be read as a URL (an
-    unclosed or invalid ``[host]``)."""
-    try:
-        return urlsplit(url).scheme
-    except ValueError:
-        return None
 
 
 def resolve_task(

@@ -143,28 +143,31 @@ def dependency_edges(conn: Connection, dataset_id: int) -> list[tuple[int, int]]
 
 def children_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
     """Indexes of the tasks that depend on ``task_index`` (in every job of the dataset)."""
-    stmt = prepared(
-        "children_of",
-        lambda: select(task_dependency.c.task_index).where(
-            task_dependency.c.dataset_id == bindparam("p_dataset"),
-            task_dependency.c.depends_on == bindparam("p_index"),
-        ),
-    )
-    rows = conn.execute(stmt, {"p_dataset": dataset_id, "p_index": task_index}).all()
-    return tuple(sorted(r.task_index for r in rows))
+    return _linked(conn, dataset_id, task_index, children=True)
 
 
 def parents_of(conn: Connection, dataset_id: int, task_index: int) -> tuple[int, ...]:
     """Indexes of the tasks that ``task_index`` depends on."""
+    return _linked(conn, dataset_id, task_index, children=False)
+
+
+def _linked(
+    conn: Connection, dataset_id: int, task_index: int, *, children: bool
+) -> tuple[int, ...]:
+    known, wanted = (
+        (task_dependency.c.depends_on, task_dependency.c.task_index)
+        if children
+        else (task_dependency.c.task_index, task_dependency.c.depends_on)
+    )
     stmt = prepared(
-        "parents_of",
-        lambda: select(task_dependency.c.depends_on).where(
+        ("linked", children),
+        lambda: select(wanted).where(
             task_dependency.c.dataset_id == bindparam("p_dataset"),
-            task_dependency.c.task_index == bindparam("p_index"),
+            known == bindparam("p_index"),
         ),
     )
     rows = conn.execute(stmt, {"p_dataset": dataset_id, "p_index": task_index}).all()
-    return tuple(sorted(r.depends_on for r in rows))
+    return tuple(sorted(r[0] for r in rows))
 
 
 def _release_stmts() -> tuple[Any, Any]:
