@@ -16,12 +16,13 @@ Standard library only: the runners' workers (and the Prefect venv) import this m
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from tasklog import record
 
 Kind = Literal["indep", "dag", "chain"]
 Token = tuple[int, int]
@@ -71,16 +72,6 @@ def noop(job: int, step: int, prev: Token | None, log: str) -> Token:
     if log:
         record(log, job, step)
     return (job, step)
-
-
-def record(log: str, job: int, step: int) -> None:
-    """Append ``"job step"`` to ``log``: one short O_APPEND write is atomic, so concurrent
-    workers' lines never interleave."""
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{job} {step}\n".encode())
-    finally:
-        os.close(fd)
 
 
 def check(w: Workload, results: list[Token], log: Path) -> None:

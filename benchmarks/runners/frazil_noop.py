@@ -1,6 +1,7 @@
-"""The no-op task of the benchmark as a Frazil module class (run inside the pilot).
+"""The no-op task of the benchmark as a Frazil module class (run in a worker of the pilot's
+module host).
 
-It appends ``"job step"`` to the log (:func:`workloads.record`, as for the other systems),
+It appends ``"job step"`` to the log (:func:`tasklog.record`, as the other systems' tasks do),
 so that :func:`workloads.check` proves every task ran once and every chain in order.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from workloads import record
+from tasklog import record
 
 from frazil.pilot.modules.base import Module, Param
 

@@ -78,10 +78,17 @@ def check_report(stats: Mapping[str, float], files: Sequence[FileRecord], caps: 
 
 
 def authenticate(
-    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus]
-) -> Checked:
-    """The task and attempt rows, if ``passkey`` opens this current attempt in ``states``."""
-    return _authenticate(conn, task_id, attempt, passkey, states)
+    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus],
+    *, attempt_row: Any = None,
+) -> Checked:  # fmt: skip
+    """The task and attempt rows, if ``passkey`` opens this current attempt in ``states``
+    (``attempt_row``: the attempt's row, when the caller has just read it)."""
+    return _authenticate(conn, task_id, attempt, passkey, states, attempt_row)
+
+
+def attempt_row(conn: Connection, task_id: int, number: int) -> Any:
+    """The row of attempt ``number`` of task ``task_id`` (None: there is none)."""
+    return _attempt_row(conn, task_id, number)
 
 
 def _attempt_row(conn: Connection, task_id: int, number: int) -> Any:
@@ -96,12 +103,18 @@ def _attempt_row(conn: Connection, task_id: int, number: int) -> Any:
 
 
 def _authenticate(
-    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus]
+    conn: Connection,
+    task_id: int,
+    attempt: int,
+    passkey: str,
+    states: Sequence[TaskStatus],
+    a: Any = None,
 ) -> tuple[TaskRow, Any]:
     row = load_task(conn, task_id)
     if row is None:
         raise NotFound(f"no task {task_id}")
-    a = _attempt_row(conn, task_id, attempt)
+    if a is None:
+        a = _attempt_row(conn, task_id, attempt)
     if a is None:
         raise NotFound(f"task {task_id} has no attempt {attempt}")
     if not hmac.compare_digest(a.passkey_hash, hash_passkey(passkey)):
@@ -433,32 +446,61 @@ def store_log_in(
     now: float, checked: Checked | None = None,
 ) -> None:  # fmt: skip
     """``store_log`` within a transaction (``checked``: the attempt was authenticated)."""
-    if not TASK_NAME.match(name):  # shown to people and kept as a file name: plain
-        raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
-    text = text.replace("\0", "\ufffd")  # program output may hold NULs; PostgreSQL text not
+    store_logs_in(conn, task_id, attempt, passkey, {name: text}, now=now, checked=checked)
+
+
+def store_logs_in(
+    conn: Connection, task_id: int, attempt: int, passkey: str, logs: Mapping[str, str], *,
+    now: float, checked: Checked | None = None,
+) -> None:  # fmt: skip
+    """Store (or replace) the attempt's logs ``{name: text}`` within a transaction: one read
+    of the names it has, then one statement for the new ones and one for the replaced."""
+    for name in logs:
+        if not TASK_NAME.match(name):  # shown to people and kept as a file name: plain
+            raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
+    if not logs:
+        return
     row, a = checked or _authenticate(
         conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
     )
-    values = {"text": text[-MAX_LOG:], "size": len(text.encode()), "created_at": now}
-    replace = prepared(
-        "replace_log",
-        lambda: (
-            update(task_log)
-            .where(
-                task_log.c.attempt_id == bindparam("p_attempt"),
-                task_log.c.name == bindparam("p_name"),
-            )
-            .values(
-                text=bindparam("text"), size=bindparam("size"), created_at=bindparam("created_at")
-            )
+    names = prepared(
+        "log_names",
+        lambda: select(task_log.c.name).where(
+            task_log.c.attempt_id == bindparam("p_attempt"),
+            task_log.c.name.in_(bindparam("p_names", expanding=True)),
         ),
     )
-    changed = conn.execute(replace, {"p_attempt": a.id, "p_name": name, **values})
-    if changed.rowcount == 0:
-        conn.execute(
-            prepared("insert_log", lambda: insert(task_log)),
-            {"attempt_id": a.id, "task_id": row.id, "name": name, **values},
+    have = set(conn.execute(names, {"p_attempt": a.id, "p_names": list(logs)}).scalars())
+    rows = []
+    for name, said in logs.items():
+        text = said.replace("\0", "\ufffd")  # program output may hold NULs; PostgreSQL not
+        rows.append({
+            "p_attempt": a.id, "p_task": row.id, "p_name": name, "p_text": text[-MAX_LOG:],
+            "p_size": len(text.encode()), "p_now": now,
+        })  # fmt: skip
+    replace, add = prepared("store_log", _log_stmts)
+    if replaced := [r for r in rows if r["p_name"] in have]:
+        conn.execute(replace, replaced)
+    if added := [r for r in rows if r["p_name"] not in have]:
+        conn.execute(add, added)
+
+
+def _log_stmts() -> tuple[Any, Any]:
+    values: dict[str, Any] = {
+        "text": bindparam("p_text"), "size": bindparam("p_size"), "created_at": bindparam("p_now")
+    }  # fmt: skip
+    replace = (
+        update(task_log)
+        .where(
+            task_log.c.attempt_id == bindparam("p_attempt"), task_log.c.name == bindparam("p_name")
         )
+        .values(**values)
+    )
+    add = insert(task_log).values(
+        attempt_id=bindparam("p_attempt"), task_id=bindparam("p_task"), name=bindparam("p_name"),
+        **values,
+    )  # fmt: skip
+    return replace, add
 
 
 def fail_current(

@@ -251,23 +251,14 @@ def _again(conn: Connection, p: Any, request_id: str) -> list[dict[str, Any]] | 
 def _report_one(
     conn: Connection, pilot_id: int, r: Report, now: float, caps: attempts.ReportCaps
 ) -> str:
-    owner = conn.execute(
-        prepared(
-            "attempt_pilot",
-            lambda: select(task_attempt.c.pilot_id).where(
-                task_attempt.c.task_id == bindparam("p_task"),
-                task_attempt.c.number == bindparam("p_number"),
-            ),
-        ),
-        {"p_task": r.task_id, "p_number": r.attempt},
-    ).first()
-    if owner is None or owner.pilot_id != pilot_id:
+    a = attempts.attempt_row(conn, r.task_id, r.attempt)
+    if a is None or a.pilot_id != pilot_id:
         return "denied"
     try:
         try:
-            _apply(conn, r, now, caps)
+            _apply(conn, r, now, caps, a)
         except TooLarge as exc:
-            _apply(conn, _refused(r, exc), now, caps)
+            _apply(conn, _refused(r, exc), now, caps, a)
             return "refused"
     except (StaleAttempt, NotFound):
         return "stale"
@@ -285,18 +276,19 @@ def _refused(r: Report, exc: TooLarge) -> Report:
     )  # fmt: skip
 
 
-def _apply(conn: Connection, r: Report, now: float, caps: attempts.ReportCaps) -> None:
+def _apply(
+    conn: Connection, r: Report, now: float, caps: attempts.ReportCaps, attempt_row: Any
+) -> None:
     # authenticated once; every check comes before any write, so a refused report writes nothing
     states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE
-    checked = attempts.authenticate(conn, r.task_id, r.attempt, r.passkey, states)
+    checked = attempts.authenticate(
+        conn, r.task_id, r.attempt, r.passkey, states, attempt_row=attempt_row
+    )
     if r.kind not in ("finish", "fail", "log"):
         raise Rejected(f"unknown report kind {r.kind!r}: finish, fail or log")
     if r.kind != "log":
         attempts.check_report(r.stats, r.files, caps)
-    for name, text in r.logs.items():
-        attempts.store_log_in(
-            conn, r.task_id, r.attempt, r.passkey, name=name, text=text, now=now, checked=checked
-        )
+    attempts.store_logs_in(conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked)
     if r.kind == "finish":
         attempts.finish_in(
             conn, r.task_id, r.attempt, r.passkey, now=now, usage=r.usage, stats=r.stats,

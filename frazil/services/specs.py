@@ -65,6 +65,7 @@ def resolve_texts(
     """The resolved specs of ``targets`` as the JSON text that is stored (not stored here);
     a target whose spec cannot be resolved gets its typed, located ``SpecError`` instead."""
     datasets: dict[int, Any] = {}
+    configs: dict[tuple[int, int], Any] = {}
     stmt = prepared(
         "dataset_seed",
         lambda: select(dataset.c.jobs_submitted, dataset.c.seed).where(
@@ -76,7 +77,11 @@ def resolve_texts(
         d = datasets.get(t.dataset_id)
         if d is None:
             d = datasets[t.dataset_id] = conn.execute(stmt, {"p": t.dataset_id}).one()
-        config = config_of(conn, t.dataset_id, t.config_version)
+        config = configs.get((t.dataset_id, t.config_version))
+        if config is None:
+            config = configs[t.dataset_id, t.config_version] = config_of(
+                conn, t.dataset_id, t.config_version
+            )
         info = JobInfo(
             dataset=t.dataset_id, job=t.job_index, jobs_submitted=d.jobs_submitted,
             dataset_seed=d.seed, system=system,

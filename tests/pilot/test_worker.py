@@ -40,6 +40,8 @@ class Stateful(Module):
         stats["counter"] = len(COUNTER)
         stats["pid"] = os.getpid()
         stats["env"] = float("FRAZIL_TEST_MESS" in os.environ)
+        stats["inherited"] = float(os.environ.get("FRAZIL_TEST_KEEP") == "kept")
+        stats["inherited_too"] = float(os.environ.get("FRAZIL_TEST_KEEP_TOO") == "too")
         stats["cwd_is_workdir"] = float(os.path.samefile(os.getcwd(), self.workdir))
         stats["handlers"] = len(logging.getLogger().handlers)
         stats["sigusr1_default"] = float(signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL)
@@ -48,6 +50,8 @@ class Stateful(Module):
         print(f"run {len(COUNTER)} prints")
         if self.params["mess"]:
             os.environ["FRAZIL_TEST_MESS"] = "1"
+            os.environ["FRAZIL_TEST_KEEP"] = "changed"
+            del os.environ["FRAZIL_TEST_KEEP_TOO"]
             os.chdir("/")
             sys.path.append("/mess")
             logging.getLogger().addHandler(logging.NullHandler())
@@ -105,12 +109,29 @@ def test_a_worker_takes_run_after_run_each_with_the_code_imported_afresh(tmp_pat
     assert first.retired == second.retired == ""
 
 
-def test_what_a_run_changes_in_the_process_is_put_back(tmp_path, code):
+def test_what_a_run_changes_in_the_process_is_put_back(tmp_path, code, monkeypatch):
+    # variables the host inherited, which a run changes and deletes (a host of its own, which
+    # starts with them)
+    monkeypatch.setenv("FRAZIL_TEST_KEEP", "kept")
+    monkeypatch.setenv("FRAZIL_TEST_KEEP_TOO", "too")
+    host = classrun.Host()
+    monkeypatch.setattr(classrun, "_host", host)
+    try:
+        _check_put_back(tmp_path, code)
+    finally:
+        if host._proc is not None and host._proc.stdin is not None:
+            host._proc.stdin.close()  # the host ends with its request pipe
+            host._proc.wait(timeout=10)
+
+
+def _check_put_back(tmp_path: Path, code: Path) -> None:
     _, before = run(tmp_path, code)
     _, messy = run(tmp_path, code, mess=True)
     ended, after = run(tmp_path, code)
     assert messy["pid"] == after["pid"] and ended.retired == ""
-    for key in ("env", "cwd_is_workdir", "handlers", "sigusr1_default", "path_has_mess"):
+    assert before["inherited"] == before["inherited_too"] == 1.0
+    keys = ("env", "inherited", "inherited_too", "cwd_is_workdir", "handlers", "sigusr1_default")
+    for key in (*keys, "path_has_mess"):
         assert after[key] == before[key], key
     assert after["filters"] == before["filters"]
     assert after["cwd_is_workdir"] == 1.0 and after["env"] == 0.0

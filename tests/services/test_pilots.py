@@ -85,13 +85,15 @@ def test_bad_keys_and_foreign_or_stale_reports_change_nothing(db):
 def test_failures_and_logs_follow_the_usual_rules(db):
     _d, pilot_id, key = _setup(db, n=1, jobs=1)
     (t,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
-    failed = _done(t, "fail", error="boom", logs={"stdout": "hello"})
-    assert pilots.report(db, pilot_id, key, [failed], now=NOW) == ["ok"]
+    early = _done(t, "log", logs={"stdout": "early", "stderr": "kept"})
+    failed = _done(t, "fail", error="boom", logs={"stdout": "hello", "pilot": "p\0ilot"})
+    assert pilots.report(db, pilot_id, key, [early, failed], now=NOW) == ["ok", "ok"]
     detail = queries.task_detail(db, t["task_id"])
     assert detail.task.status == "waiting" and detail.task.failures == 1
     assert "boom" in (detail.attempts[0].error or "")
     logs = {x.name: x.text for x in queries.task_logs(db, t["task_id"])}
-    assert logs == {"stdout": "hello"}
+    # a log sent again replaces the earlier one; the others are added or kept
+    assert logs == {"stdout": "hello", "stderr": "kept", "pilot": "p\ufffdilot"}
 
 
 def test_a_pilot_that_ended_holding_tasks_hands_them_back(db):
