@@ -11,7 +11,7 @@ The services layer is the only caller that changes state; it checks each change 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -95,6 +95,64 @@ PHASE_TRANSITIONS: Mapping[TaskPhase | None, frozenset[TaskPhase]] = {
     None: frozenset(_PHASE_ORDER),
     **{p: frozenset(_PHASE_ORDER[i + 1 :]) for i, p in enumerate(_PHASE_ORDER)},
 }
+
+
+class AttemptOutcome(_DocEnum):
+    """How an attempt of a task ended (``open`` while a site or pilot holds it).
+
+    Every outcome but ``open`` and ``complete`` sends the task back (or fails it); whether it
+    counts towards ``max_failures`` is said by the caller, not by the outcome alone.
+    """
+
+    OPEN = "open", "Running: a site or its pilot holds the task."
+    COMPLETE = "complete", "The task finished successfully."
+    FAILED = "failed", "The task's code, its inputs or its pilot failed."
+    TIMEOUT = "timeout", "It ran out of walltime, or its pilot stopped sending heartbeats."
+    PREEMPTED = "preempted", "The batch system took the slot back; not the task's fault."
+    VANISHED = "vanished", "Its batch job ended or disappeared without a word from its pilot."
+    CANCELLED = "cancelled", "Its batch job was cancelled, or its pilot ended holding it."
+    UNSUBMITTED = "unsubmitted", "Claimed by a site that never submitted it, and handed back."
+    SUSPENDED = "suspended", "A person suspended the task while it was held."
+    RESET = "reset", "A person reset the task while it was held."
+    HARD_RESET = "hard-reset", "A person hard-reset the task while it was held."
+
+
+#: What a site may say about an attempt whose batch job it lost.
+LOST_OUTCOMES = frozenset(
+    {
+        AttemptOutcome.VANISHED,
+        AttemptOutcome.FAILED,
+        AttemptOutcome.TIMEOUT,
+        AttemptOutcome.CANCELLED,
+        AttemptOutcome.PREEMPTED,
+        AttemptOutcome.UNSUBMITTED,
+    }
+)
+
+
+def failure_outcome(*, timeout: bool, counts: bool) -> AttemptOutcome:
+    """The outcome of a failure a pilot reports: ``timeout`` when it ran out of time, else
+    ``failed``, or ``preempted`` when the failure does not count (the slot was taken back)."""
+    if timeout:
+        return AttemptOutcome.TIMEOUT
+    return AttemptOutcome.FAILED if counts else AttemptOutcome.PREEMPTED
+
+
+def attempt_is_current(
+    *, status: str, attempts: int, number: int, outcome: str,
+    states: Collection[TaskStatus] = ACTIVE_TASK_STATES,
+) -> bool:  # fmt: skip
+    """Whether attempt ``number`` is its task's current one: the task's latest attempt, still
+    open, with the task (in ``status``, at attempt ``attempts``) in one of ``states``.
+    Anything a pilot or a site says about an attempt that is not current changes nothing."""
+    return attempts == number and outcome == AttemptOutcome.OPEN and TaskStatus(status) in states
+
+
+class PilotState(_DocEnum):
+    """A multi-task pilot's state."""
+
+    OPEN = "open", "Its batch job runs (or waits): it exchanges reports for tasks."
+    ENDED = "ended", "It said it ended, or its site saw its batch job end; it gets nothing more."
 
 
 class JobStatus(_DocEnum):

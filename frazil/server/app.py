@@ -13,8 +13,8 @@ from frazil.server import (
     errors,
     metrics,
     routes_admin,
+    routes_attempts,
     routes_datasets,
-    routes_pilot,
     routes_pilots,
     routes_quotas,
     routes_sites,
@@ -66,14 +66,14 @@ def create_app(
         routes_datasets,
         routes_tasks,
         routes_sites,
-        routes_pilot,
+        routes_attempts,
         routes_pilots,
         routes_admin,
         routes_quotas,
         metrics,
     ):
         app.include_router(module.router)
-    app.include_router(routes_pilot.batch)
+    app.include_router(routes_attempts.pilot)
 
     @app.get("/health", tags=["metrics"])
     def health(_: Reader) -> dict[str, str]:

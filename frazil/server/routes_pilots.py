@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from frazil.model.records import FileRecord, Usage
+from frazil.model.states import AttemptOutcome
 from frazil.server.deps import PilotKey, Reader, Site, State
 from frazil.server.routes_sites import own, slot
 from frazil.server.schemas import (
@@ -136,7 +137,7 @@ async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State)
 def end(pilot_id: int, body: PilotEndBody, key: PilotKey, app: State) -> dict[str, int]:
     """The pilot is done (idle, out of walltime, or stopped); anything it held is reset."""
     ended = pilots.end(
-        app.db, pilot_id, now=app.now(), reason=body.reason, key=key, outcome="cancelled",
-        counts=False,
+        app.db, pilot_id, now=app.now(), reason=body.reason, key=key,
+        outcome=AttemptOutcome.CANCELLED, counts=False,
     )  # fmt: skip
     return {"ended": ended}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from frazil.model.limits import PRIORITY, SEED
-from frazil.model.states import TaskPhase
+from frazil.model.states import LOST_OUTCOMES, AttemptOutcome, TaskPhase
 
 
 class _Body(BaseModel):
@@ -99,11 +99,16 @@ class BatchIdBody(_Body):
     batch_id: str = Field(min_length=1, max_length=255)
 
 
+def _lost(outcome: AttemptOutcome) -> AttemptOutcome:
+    if outcome not in LOST_OUTCOMES:
+        named = ", ".join(sorted(o.value for o in LOST_OUTCOMES))
+        raise ValueError(f"a lost attempt's outcome is one of {named}, not {outcome.value!r}")
+    return outcome
+
+
 class LostBody(_Body):
     reason: str = Field(max_length=10_000)
-    outcome: str = Field(
-        "vanished", pattern="^(vanished|failed|timeout|cancelled|preempted|unsubmitted)$"
-    )
+    outcome: Annotated[AttemptOutcome, AfterValidator(_lost)] = AttemptOutcome.VANISHED
     counts: bool = True
 
 

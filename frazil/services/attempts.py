@@ -8,8 +8,7 @@ raises ``BadPasskey``.
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +26,16 @@ from frazil.errors import (
 from frazil.model.policy import Policy, status_after_failure
 from frazil.model.records import FileRecord, Usage
 from frazil.model.spec import TASK_NAME
-from frazil.model.states import TaskPhase, TaskStatus, check_phase_transition
+from frazil.model.states import (
+    ACTIVE_TASK_STATES,
+    AttemptOutcome,
+    TaskPhase,
+    TaskStatus,
+    attempt_is_current,
+    check_phase_transition,
+)
 from frazil.services import sites, specs
-from frazil.services.claim import hash_passkey
+from frazil.services.keys import key_matches
 from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
@@ -39,7 +45,7 @@ from frazil.store.schema import NAME, dataset, file, task, task_attempt, task_lo
 RAISE_FACTOR = 1.5
 RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
-ACTIVE = (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+ACTIVE = ACTIVE_TASK_STATES
 #: A task row and its attempt row, authenticated.
 Checked = tuple[TaskRow, Any]
 
@@ -78,7 +84,7 @@ def check_report(stats: Mapping[str, float], files: Sequence[FileRecord], caps: 
 
 
 def authenticate(
-    conn: Connection, task_id: int, attempt: int, passkey: str, states: Sequence[TaskStatus],
+    conn: Connection, task_id: int, attempt: int, passkey: str, states: Collection[TaskStatus],
     *, attempt_row: Any = None,
 ) -> Checked:  # fmt: skip
     """The task and attempt rows, if ``passkey`` opens this current attempt in ``states``
@@ -107,7 +113,7 @@ def _authenticate(
     task_id: int,
     attempt: int,
     passkey: str,
-    states: Sequence[TaskStatus],
+    states: Collection[TaskStatus],
     a: Any = None,
 ) -> tuple[TaskRow, Any]:
     row = load_task(conn, task_id)
@@ -117,9 +123,11 @@ def _authenticate(
         a = _attempt_row(conn, task_id, attempt)
     if a is None:
         raise NotFound(f"task {task_id} has no attempt {attempt}")
-    if not hmac.compare_digest(a.passkey_hash, hash_passkey(passkey)):
+    if not key_matches(a.passkey_hash, passkey):
         raise BadPasskey(f"wrong passkey for task {task_id} attempt {attempt}")
-    if row.attempts != attempt or a.outcome != "open" or row.status not in states:
+    if not attempt_is_current(
+        status=row.status, attempts=row.attempts, number=attempt, outcome=a.outcome, states=states
+    ):
         raise StaleAttempt(
             f"task {task_id} attempt {attempt} is no longer current "
             f"(task is {row.status.value}, attempt {row.attempts}; this attempt: {a.outcome})"
@@ -199,7 +207,7 @@ def fail_unresolvable(
     at once when no site could resolve it (``JobSpecError``), else as any failure."""
     return fail_current(
         conn, row, now=now, error=f"the task's spec cannot be resolved: {error}",
-        actor="pilot", outcome="failed", attempt_id=attempt_id,
+        actor="pilot", outcome=AttemptOutcome.FAILED, attempt_id=attempt_id,
         final=isinstance(error, JobSpecError),
     )  # fmt: skip
 
@@ -266,18 +274,13 @@ def heartbeats(db: Database, beats: Sequence[Beat], *, now: float) -> list[str]:
         results, alive = [], []
         for b in beats:
             t, a = tasks.get(b.task_id), opened.get((b.task_id, b.attempt))
-            if (
-                t is None
-                or a is None
-                or not hmac.compare_digest(a.passkey_hash, hash_passkey(b.passkey))
-            ):
+            if t is None or a is None or not key_matches(a.passkey_hash, b.passkey):
                 results.append("denied")
                 continue
-            if (
-                t.attempts != b.attempt
-                or a.outcome != "open"
-                or t.status != TaskStatus.PROCESSING.value
-            ):
+            if not attempt_is_current(
+                status=t.status, attempts=t.attempts, number=b.attempt, outcome=a.outcome,
+                states=(TaskStatus.PROCESSING,),
+            ):  # fmt: skip
                 results.append("stale")
                 continue
             results.append("ok")
@@ -357,7 +360,7 @@ def finish_in(
     check_report(stats or {}, files, caps)
     done = change_task(
         conn, row, TaskStatus.COMPLETE, now, actor,
-        outcome="complete", outcome_values={"exit_code": 0, **_usage_values(usage)},
+        outcome=AttemptOutcome.COMPLETE, outcome_values={"exit_code": 0, **_usage_values(usage)},
     )  # fmt: skip
     if not done:
         raise StaleAttempt(f"task {task_id} changed while finishing")
@@ -387,8 +390,9 @@ def finish_in(
 def fail(
     db: Database, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
     usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
-    counts: bool = True, caps: ReportCaps = DEFAULT_CAPS,
+    stats: Mapping[str, float] | None = None, actor: str = "pilot",
+    outcome: AttemptOutcome = AttemptOutcome.FAILED, counts: bool = True,
+    caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """The attempt failed: retry (``waiting``), give up (``failed``) or hold (``suspended``).
 
@@ -410,16 +414,15 @@ def fail(
 def fail_in(
     conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
     usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str = "pilot", outcome: str = "failed",
-    counts: bool = True, checked: Checked | None = None, caps: ReportCaps = DEFAULT_CAPS,
+    stats: Mapping[str, float] | None = None, actor: str = "pilot",
+    outcome: AttemptOutcome = AttemptOutcome.FAILED, counts: bool = True,
+    checked: Checked | None = None, caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """``fail`` within a transaction (``checked``: the attempt was authenticated already)."""
     unknown = set(exhausted) - set(RESOURCES)
     if unknown:
         raise ValueError(f"unknown resources {sorted(unknown)}; known: {', '.join(RESOURCES)}")
-    row, a = checked or _authenticate(
-        conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
-    )
+    row, a = checked or _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
     check_report(stats or {}, (), caps)
     return fail_current(
         conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
@@ -460,9 +463,7 @@ def store_logs_in(
             raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
     if not logs:
         return
-    row, a = checked or _authenticate(
-        conn, task_id, attempt, passkey, [TaskStatus.QUEUED, TaskStatus.PROCESSING]
-    )
+    row, a = checked or _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
     names = prepared(
         "log_names",
         lambda: select(task_log.c.name).where(
@@ -506,8 +507,8 @@ def _log_stmts() -> tuple[Any, Any]:
 def fail_current(
     conn: Connection, row: TaskRow, *, now: float, error: str, usage: Usage | None = None,
     exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str, outcome: str, attempt_id: int | None,
-    counts: bool = True, final: bool = False,
+    stats: Mapping[str, float] | None = None, actor: str, outcome: AttemptOutcome,
+    attempt_id: int | None, counts: bool = True, final: bool = False,
 ) -> TaskStatus:  # fmt: skip
     """End the task's current attempt unsuccessfully and move the task on.
 
@@ -533,7 +534,7 @@ def fail_current(
         outcome_values={
             "error": error[:MAX_ERROR], "exit_code": exit_code, **_usage_values(usage),
         },
-        action=outcome, reason=error[:2000],
+        action=outcome.value, reason=error[:2000],
     )  # fmt: skip
     if not done:
         raise StaleAttempt(f"task {row.id} changed while failing")

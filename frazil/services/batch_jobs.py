@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import Connection, and_, select, update
 
 from frazil.errors import NotFound, Rejected, StaleAttempt
-from frazil.model.states import TaskStatus
+from frazil.model.states import ACTIVE_TASK_STATES, AttemptOutcome, TaskStatus, attempt_is_current
 from frazil.services.attempts import fail_current
 from frazil.services.claim import CLAIMABLE
 from frazil.services.transitions import TaskRow, load_task
@@ -30,7 +30,7 @@ def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, 
                 task_attempt.c.task_id == task_id,
                 task_attempt.c.number == attempt,
                 task_attempt.c.site == site,
-                task_attempt.c.outcome == "open",
+                task_attempt.c.outcome == AttemptOutcome.OPEN.value,
             )
             .values(batch_id=batch_id[:255])
         )
@@ -42,7 +42,7 @@ def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, 
 
 def lost(
     db: Database, task_id: int, attempt: int, *, site: str, now: float, reason: str,
-    outcome: str = "vanished", counts: bool = True,
+    outcome: AttemptOutcome = AttemptOutcome.VANISHED, counts: bool = True,
 ) -> TaskStatus | None:  # fmt: skip
     """A site reports that the attempt's batch job ended without a word from its pilot.
 
@@ -64,7 +64,7 @@ def lost(
             raise NotFound(f"task {task_id} has no attempt {attempt}")
         if a.site != site:
             raise Rejected(f"task {task_id} attempt {attempt} belongs to site {a.site!r}")
-        if a.outcome != "open":
+        if a.outcome != AttemptOutcome.OPEN:
             return None
         return end_from_outside(
             conn, row, attempt, a.id, now=now, reason=reason, actor=f"site:{site}",
@@ -76,17 +76,17 @@ def lost(
 
 def end_from_outside(
     conn: Connection, row: TaskRow, attempt: int, attempt_id: int, *, now: float, reason: str,
-    actor: str, outcome: str, counts: bool,
+    actor: str, outcome: AttemptOutcome, counts: bool,
 ) -> TaskStatus | None:  # fmt: skip
     """End an open attempt whose batch job (or pilot) ended without reporting it.
 
     Nothing happens (None) unless it is still the task's current, active attempt; a job
     killed at its walltime asks for more time next time.
     """
-    active = row.status in (TaskStatus.QUEUED, TaskStatus.PROCESSING)
+    active = row.status in ACTIVE_TASK_STATES
     if row.attempts != attempt or not active:
         return None
-    exhausted = ["time"] if outcome == "timeout" else []
+    exhausted = ["time"] if outcome is AttemptOutcome.TIMEOUT else []
     return fail_current(
         conn, row, now=now, error=reason, actor=actor, outcome=outcome, attempt_id=attempt_id,
         exhausted=exhausted, counts=counts,
@@ -120,17 +120,15 @@ def stale_attempts(
     stale = []
     for task_id, number in pairs:
         t, a = tasks.get(task_id), opened.get((task_id, number))
-        active = t is not None and t.status in _ACTIVE_VALUES
         current = (
-            active and t is not None and a is not None and a.outcome == "open"
-            and a.site == site and t.attempts == number
+            t is not None and a is not None and a.site == site
+            and attempt_is_current(
+                status=t.status, attempts=t.attempts, number=number, outcome=a.outcome
+            )
         )  # fmt: skip
         if not current:
             stale.append((task_id, number))
     return stale
-
-
-_ACTIVE_VALUES = (TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value)
 
 
 def unsubmitted(db: Database, site: str, known: Collection[int]) -> list[tuple[int, int]]:
@@ -150,7 +148,7 @@ def unsubmitted(db: Database, site: str, known: Collection[int]) -> list[tuple[i
             task.c.status == TaskStatus.QUEUED.value,
             task.c.site == site,
             task_attempt.c.site == site,
-            task_attempt.c.outcome == "open",
+            task_attempt.c.outcome == AttemptOutcome.OPEN.value,
             task_attempt.c.started_at.is_(None),
             task_attempt.c.pilot_id.is_(None),
         )

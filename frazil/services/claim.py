@@ -21,12 +21,8 @@ id's hash is stored, so the passkeys stay known to the requester alone.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import math
-import re
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +33,15 @@ from frazil.errors import BadPasskey, Rejected
 from frazil.model.dag import build_dag
 from frazil.model.limits import PRIORITY
 from frazil.model.records import Claim, DagTask, JobClaim, SiteResources, extras_fit
-from frazil.model.states import DatasetStatus, TaskStatus, check_task_transition
+from frazil.model.states import (
+    ACTIVE_TASK_STATES,
+    AttemptOutcome,
+    DatasetStatus,
+    TaskStatus,
+    attempt_is_current,
+    check_task_transition,
+)
+from frazil.services.keys import check_request_id, hash_key, key_matches, request_passkey
 from frazil.services.transitions import dependency_edges
 from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database, mark_taken
@@ -54,29 +58,6 @@ ATTEMPT_COLUMNS = (
     "pilot_id", "request_hash",
 )  # fmt: skip
 CLAIMABLE = (DatasetStatus.PROCESSING.value, DatasetStatus.ERRORS.value)
-
-
-def hash_passkey(passkey: str) -> str:
-    """The stored form of a passkey (random and long, so one fast hash is enough)."""
-    return hashlib.sha256(passkey.encode()).hexdigest()
-
-
-#: A request id: 32-64 URL-safe characters (``secrets.token_urlsafe(32)`` makes one).
-REQUEST_ID = re.compile(r"[A-Za-z0-9_-]{32,64}")
-
-
-def check_request_id(request_id: str) -> None:
-    """Refuse a request id too short to derive passkeys from."""
-    if not REQUEST_ID.fullmatch(request_id):
-        raise Rejected("a request id is 32 to 64 letters, digits, '-' or '_'")
-
-
-def request_passkey(request_id: str, task_id: int, number: int) -> str:
-    """The passkey of attempt ``number`` of a task handed out by request ``request_id``: a
-    repeat of the request gets the same one, and only the requester can compute it."""
-    message = f"{task_id}:{number}".encode()
-    digest = hmac.new(request_id.encode(), message, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:24]).decode()
 
 
 #: A reservation that waits this long without its site claiming the task lapses.
@@ -191,15 +172,15 @@ def _hand_out(
         raise Rejected(f"claimed {len(ids)} tasks but {changed} were still waiting")
     claims = []
     attempts = []
-    request_hash = hash_passkey(request_id) if request_id else None
+    request_hash = hash_key(request_id) if request_id else None
     for r in rows:
         number = r.attempts + 1
         passkey = (
             request_passkey(request_id, r.id, number) if request_id else secrets.token_urlsafe(24)
         )
         attempts.append(
-            (r.id, number, hash_passkey(passkey), site.name, "open", now, version, pilot_id,
-             request_hash)
+            (r.id, number, hash_key(passkey), site.name, AttemptOutcome.OPEN.value, now, version,
+             pilot_id, request_hash)
         )  # fmt: skip
         claims.append(
             Claim(
@@ -241,7 +222,7 @@ def _order_stmts() -> tuple[Any, Any]:
         select(task.c.id)
         .where(
             task.c.dataset_id == bindparam("p_dataset"),
-            task.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]),
+            task.c.status.in_(sorted(s.value for s in ACTIVE_TASK_STATES)),
         )
         .limit(ACTIVE_CAP)
         .subquery()
@@ -344,14 +325,17 @@ def repeated(
     stmt = prepared("repeated", _repeat_stmt)
     rows = [
         r
-        for r in conn.execute(stmt, {"p_hash": hash_passkey(request_id)})
+        for r in conn.execute(stmt, {"p_hash": hash_key(request_id)})
         if r.site == site and r.pilot_id == pilot_id
     ]
     if not rows:
         return None
     return [
         r for r in rows
-        if r.outcome == "open" and r.attempts == r.number and r.status == status.value
+        if attempt_is_current(
+            status=r.status, attempts=r.attempts, number=r.number, outcome=r.outcome,
+            states=(status,),
+        )
     ]  # fmt: skip
 
 
@@ -443,7 +427,7 @@ def _claim_job(
         conn.execute(
             update(task)
             .where(task.c.id == r.id)
-            .values(reserved_for=site.name, reservation_hash=hash_passkey(key) if key else None)
+            .values(reserved_for=site.name, reservation_hash=hash_key(key) if key else None)
         )
         tasks.append(
             DagTask(
@@ -498,7 +482,7 @@ def claim_reserved(db: Database, task_id: int, key: str, now: float) -> Claim:
         r = conn.execute(stmt).first()
         if r is None or r.reservation_hash is None or r.reserved_for is None:
             raise BadPasskey(f"task {task_id} holds no reservation")
-        if not hmac.compare_digest(r.reservation_hash, hash_passkey(key)):
+        if not key_matches(r.reservation_hash, key):
             raise BadPasskey(f"wrong reservation key for task {task_id}")
         if r.status != TaskStatus.WAITING.value:
             raise Rejected(f"task {task_id} is {r.status}, not ready to run")

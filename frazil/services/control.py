@@ -26,12 +26,14 @@ from frazil.model.limits import PRIORITY
 from frazil.model.states import (
     ACTIVE_TASK_STATES,
     TASK_TRANSITIONS,
+    AttemptOutcome,
     DatasetStatus,
     TaskStatus,
     check_dataset_transition,
+    check_task_transition,
 )
+from frazil.services.datasets import find_dataset
 from frazil.services.recount import recount
-from frazil.services.submit import find_dataset
 from frazil.services.transitions import dependency_edges, record_event, refresh_dataset
 from frazil.store.db import Database, mark_ready
 from frazil.store.schema import dataset, task, task_attempt
@@ -115,14 +117,18 @@ def _sources(target: TaskStatus, wanted: set[TaskStatus]) -> list[str]:
     return sorted(s.value for s in wanted if target in TASK_TRANSITIONS[s])
 
 
-def _close_attempts(conn: Connection, scope: _Resolved, outcome: str, now: float) -> None:
+def _close_attempts(
+    conn: Connection, scope: _Resolved, outcome: AttemptOutcome, now: float
+) -> None:
     active = select(task.c.id).where(
         scope.where(), task.c.status.in_([s.value for s in ACTIVE_TASK_STATES])
     )
     conn.execute(
         update(task_attempt)
-        .where(task_attempt.c.outcome == "open", task_attempt.c.task_id.in_(active))
-        .values(outcome=outcome, ended_at=now)
+        .where(
+            task_attempt.c.outcome == AttemptOutcome.OPEN.value, task_attempt.c.task_id.in_(active)
+        )
+        .values(outcome=outcome.value, ended_at=now)
     )
 
 
@@ -174,7 +180,7 @@ def suspend(
                 )
         sources = _sources(TaskStatus.SUSPENDED, wanted)
         jobs = _jobs_with(conn, s, sources)
-        _close_attempts(conn, s, "suspended", now)
+        _close_attempts(conn, s, AttemptOutcome.SUSPENDED, now)
         count = conn.execute(
             update(task)
             .where(s.where(), task.c.status.in_(sources))
@@ -191,21 +197,11 @@ def resume(db: Database, scope: Scope, *, now: float, actor: str = "user", reaso
     def run(conn: Connection) -> int:
         s = _resolve(conn, scope)
         if s.whole_dataset:
-            old = DatasetStatus(
-                conn.execute(
-                    select(dataset.c.status).where(dataset.c.id == s.dataset_id)
-                ).scalar_one()
-            )
-            if old is DatasetStatus.SUSPENDED:
-                check_dataset_transition(old, DatasetStatus.PROCESSING)
-                conn.execute(
-                    update(dataset)
-                    .where(dataset.c.id == s.dataset_id)
-                    .values(status=DatasetStatus.PROCESSING.value, updated_at=now)
-                )
+            _unsuspend_dataset(conn, s.dataset_id, now)
         jobs = _jobs_with(conn, s, [TaskStatus.SUSPENDED.value])
         count = 0
         for target, ready in ((TaskStatus.WAITING, True), (TaskStatus.IDLE, False)):
+            check_task_transition(TaskStatus.SUSPENDED, target)
             deps = task.c.deps_pending == 0 if ready else task.c.deps_pending > 0
             count += conn.execute(
                 update(task)
@@ -225,9 +221,10 @@ def reset(db: Database, scope: Scope, *, now: float, actor: str = "user", reason
         s = _resolve(conn, scope)
         sources = _sources(TaskStatus.WAITING, wanted)
         jobs = _jobs_with(conn, s, sources)
-        _close_attempts(conn, s, "reset", now)
+        _close_attempts(conn, s, AttemptOutcome.RESET, now)
         count = 0
         for target, ready in ((TaskStatus.WAITING, True), (TaskStatus.IDLE, False)):
+            check_task_transition(TaskStatus.SUSPENDED, target)
             deps = task.c.deps_pending == 0 if ready else task.c.deps_pending > 0
             allowed = [st for st in sources if target in TASK_TRANSITIONS[TaskStatus(st)]]
             count += conn.execute(
@@ -249,10 +246,12 @@ def reset(db: Database, scope: Scope, *, now: float, actor: str = "user", reason
 
 
 def _unsuspend_dataset(conn: Connection, dataset_id: int, now: float) -> None:
+    """A suspended dataset processes again (its derived status follows at the roll-up)."""
     old = DatasetStatus(
         conn.execute(select(dataset.c.status).where(dataset.c.id == dataset_id)).scalar_one()
     )
     if old is DatasetStatus.SUSPENDED:
+        check_dataset_transition(old, DatasetStatus.PROCESSING)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)
@@ -284,7 +283,8 @@ def hard_reset(
             s = _Resolved(s.dataset_id, s.job, _downstream(edges, s.indexes))
         closure = set(s.indexes) if s.indexes is not None else None
         jobs = _jobs_with(conn, s, None)
-        _close_attempts(conn, s, "hard-reset", now)
+        _close_attempts(conn, s, AttemptOutcome.HARD_RESET, now)
+        # every state may go back to idle (TASK_TRANSITIONS); idle tasks are rewritten alike
         count = conn.execute(
             update(task)
             .where(s.where())
@@ -321,6 +321,7 @@ def hard_reset(
                         .where(here, task.c.job_index == job_index)
                         .values(deps_pending=task.c.deps_pending + n)
                     )
+        check_task_transition(TaskStatus.IDLE, TaskStatus.WAITING)
         conn.execute(
             update(task)
             .where(s.where(), task.c.status == TaskStatus.IDLE.value, task.c.deps_pending == 0)

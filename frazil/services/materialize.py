@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from frazil.errors import ExpressionError, StoreError
@@ -30,11 +29,11 @@ from frazil.model.resolve import JobInfo, ResolvedRequirements, Resolver
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus, JobStatus, TaskStatus
+from frazil.services.datasets import config_of
 from frazil.services.transitions import dependency_edges, record_event, refresh_dataset
 from frazil.store.bulk import bulk_insert
 from frazil.store.db import Database, mark_ready
-from frazil.store.prepared import prepared
-from frazil.store.schema import dataset, dataset_config, job, task
+from frazil.store.schema import dataset, job, task
 
 log = logging.getLogger(__name__)
 
@@ -62,43 +61,6 @@ def _has_expression(value: Any) -> bool:
 
 #: Stored configs parsed, by the sha256 of their text (at most ``_PARSED_MAX``, the most
 #: recently used kept): the hash names the text, so an entry can never stand for another text.
-_parsed: OrderedDict[str, DatasetConfig] = OrderedDict()
-_parsed_lock = threading.Lock()
-_PARSED_MAX = 32
-
-
-def config_of(conn: Connection, dataset_id: int, version: int) -> DatasetConfig:
-    """Version ``version`` of a dataset's config (its text read and parsed only once per
-    process: a large config's text is not even fetched again)."""
-    key = {"p_dataset": dataset_id, "p_version": version}
-    hash_stmt = prepared(
-        "config_hash",
-        lambda: select(dataset_config.c.hash).where(
-            dataset_config.c.dataset_id == bindparam("p_dataset"),
-            dataset_config.c.version == bindparam("p_version"),
-        ),
-    )
-    text_hash = conn.execute(hash_stmt, key).scalar_one()
-    with _parsed_lock:
-        config = _parsed.get(text_hash)
-        if config is not None:
-            _parsed.move_to_end(text_hash)
-            return config
-    text_stmt = prepared(
-        "config_text",
-        lambda: select(dataset_config.c.config).where(
-            dataset_config.c.dataset_id == bindparam("p_dataset"),
-            dataset_config.c.version == bindparam("p_version"),
-        ),
-    )
-    config = DatasetConfig.model_validate_json(conn.execute(text_stmt, key).scalar_one())
-    with _parsed_lock:
-        _parsed[text_hash] = config
-        while len(_parsed) > _PARSED_MAX:
-            _parsed.popitem(last=False)
-    return config
-
-
 def _templates(conn: Connection, dataset_id: int, config: DatasetConfig) -> list[_Template]:
     resolver = Resolver(config, JobInfo(defer_site_values=True))
     parents = Counter(child for child, _ in dependency_edges(conn, dataset_id))

@@ -18,7 +18,6 @@ and specs) instead of leaving them to the heartbeat timeout.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import json
 import logging
 import secrets
@@ -39,20 +38,25 @@ from frazil.errors import (
     TooLarge,
 )
 from frazil.model.records import Claim, FileRecord, SiteResources, Usage
-from frazil.model.states import TaskStatus, check_task_transition
+from frazil.model.states import (
+    ACTIVE_TASK_STATES,
+    AttemptOutcome,
+    PilotState,
+    TaskStatus,
+    check_task_transition,
+    failure_outcome,
+)
 from frazil.services import attempts, batch_jobs, specs
 from frazil.services.claim import (
     CLAIMABLE,
     MAX_BATCH,
     Budget,
-    check_request_id,
     claim_in,
     fit_conditions,
     fit_params,
-    hash_passkey,
     repeated,
-    request_passkey,
 )  # fmt: skip
+from frazil.services.keys import check_request_id, hash_key, key_matches, request_passkey
 from frazil.services.transitions import load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
@@ -106,7 +110,7 @@ def create(db: Database, site_name: str, slot: PilotSlot, *, now: float) -> tupl
         result = conn.execute(
             insert(pilot).values(
                 site=site_name,
-                key_hash=hash_passkey(key),
+                key_hash=hash_key(key),
                 cpu=slot.cpu,
                 gpu=slot.gpu,
                 memory=slot.memory,
@@ -114,7 +118,7 @@ def create(db: Database, site_name: str, slot: PilotSlot, *, now: float) -> tupl
                 time=slot.time,
                 os=slot.os,
                 attributes=json.dumps(dict(slot.attributes)) if slot.attributes else None,
-                state="open",
+                state=PilotState.OPEN.value,
                 created_at=now,
                 tasks=0,
             )
@@ -149,9 +153,9 @@ def _pilot(conn: Connection, pilot_id: int, key: str) -> Any:
     lock = conn.dialect.name != "sqlite"  # one pilot's exchanges take turns
     stmt = prepared(("pilot", lock), lambda: _pilot_stmt(lock))
     row = conn.execute(stmt, {"p_id": pilot_id}).first()
-    if row is None or not hmac.compare_digest(row.key_hash, hash_passkey(key)):
+    if row is None or not key_matches(row.key_hash, key):
         raise BadPasskey(f"wrong key for pilot {pilot_id}")
-    if row.state != "open":
+    if row.state != PilotState.OPEN:
         raise StaleAttempt(f"pilot {pilot_id} has ended: {row.reason or 'no reason given'}")
     return row
 
@@ -280,7 +284,7 @@ def _apply(
     conn: Connection, r: Report, now: float, caps: attempts.ReportCaps, attempt_row: Any
 ) -> None:
     # authenticated once; every check comes before any write, so a refused report writes nothing
-    states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE
+    states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE_TASK_STATES
     checked = attempts.authenticate(
         conn, r.task_id, r.attempt, r.passkey, states, attempt_row=attempt_row
     )
@@ -295,15 +299,12 @@ def _apply(
             files=r.files, checked=checked, caps=caps,
         )  # fmt: skip
     elif r.kind == "fail":
-        outcome = "timeout" if r.timeout else ("failed" if r.counts else "preempted")
         attempts.fail_in(
             conn, r.task_id, r.attempt, r.passkey, now=now, error=r.error, usage=r.usage,
             exhausted=r.exhausted, exit_code=r.exit_code, stats=r.stats, counts=r.counts,
-            outcome=outcome, checked=checked, caps=caps,
+            outcome=failure_outcome(timeout=r.timeout, counts=r.counts), checked=checked,
+            caps=caps,
         )  # fmt: skip
-
-
-ACTIVE = (TaskStatus.QUEUED, TaskStatus.PROCESSING)
 
 
 def _held_stmt() -> Any:
@@ -319,7 +320,10 @@ def _held_stmt() -> Any:
             func.coalesce(func.sum(task.c.disk), 0.0).label("disk"),
         )
         .select_from(task_attempt.join(task, current))
-        .where(task_attempt.c.pilot_id == bindparam("p_pilot"), task_attempt.c.outcome == "open")
+        .where(
+            task_attempt.c.pilot_id == bindparam("p_pilot"),
+            task_attempt.c.outcome == AttemptOutcome.OPEN.value,
+        )
     )
 
 
@@ -386,7 +390,7 @@ def _start_stmts() -> tuple[Any, Any, Any]:
     )
     read_attempts = select(
         task_attempt.c.id, task_attempt.c.task_id, task_attempt.c.config_version
-    ).where(task_attempt.c.task_id.in_(ids), task_attempt.c.outcome == "open")
+    ).where(task_attempt.c.task_id.in_(ids), task_attempt.c.outcome == AttemptOutcome.OPEN.value)
     store_specs = (
         update(task_attempt)
         .where(task_attempt.c.id == bindparam("p_attempt"))
@@ -446,7 +450,8 @@ def _start(
 
 def end(
     db: Database, pilot_id: int, *, now: float, reason: str, key: str | None = None,
-    site_name: str | None = None, outcome: str = "vanished", counts: bool = True,
+    site_name: str | None = None, outcome: AttemptOutcome = AttemptOutcome.VANISHED,
+    counts: bool = True,
 ) -> int:  # fmt: skip
     """The pilot ended (it says so with its key, or its site saw its batch job end).
 
@@ -461,13 +466,14 @@ def end(
             raise NotFound(
                 f"no pilot {pilot_id}" + (f" at site {site_name!r}" if site_name else "")
             )
-        if key is not None and not hmac.compare_digest(p.key_hash, hash_passkey(key)):
+        if key is not None and not key_matches(p.key_hash, key):
             raise BadPasskey(f"wrong key for pilot {pilot_id}")
-        if p.state != "open":
+        if p.state != PilotState.OPEN:
             return 0
         held = conn.execute(
             select(task_attempt.c.id, task_attempt.c.task_id, task_attempt.c.number).where(
-                task_attempt.c.pilot_id == pilot_id, task_attempt.c.outcome == "open"
+                task_attempt.c.pilot_id == pilot_id,
+                task_attempt.c.outcome == AttemptOutcome.OPEN.value,
             )
         ).all()
         ended = 0
@@ -484,7 +490,7 @@ def end(
         conn.execute(
             update(pilot)
             .where(pilot.c.id == pilot_id)
-            .values(state="ended", ended_at=now, reason=reason[:2000])
+            .values(state=PilotState.ENDED.value, ended_at=now, reason=reason[:2000])
         )
         return ended
 
@@ -500,7 +506,7 @@ def list_pilots(
     if site_name is not None:
         stmt = stmt.where(pilot.c.site == site_name)
     if open_only:
-        stmt = stmt.where(pilot.c.state == "open")
+        stmt = stmt.where(pilot.c.state == PilotState.OPEN.value)
     with db.read() as conn:
         return [dict(r._mapping) for r in conn.execute(stmt.limit(10_000))]
 

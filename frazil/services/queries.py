@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from frazil.errors import NotFound
-from frazil.services.submit import find_dataset
+from frazil.services.datasets import find_dataset
 from frazil.services.transitions import parents_of
 from frazil.store.db import Database
 from frazil.store.schema import (

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from frazil.errors import SpecError
 from frazil.model.resolve import JobInfo, resolve_at_site
-from frazil.services.materialize import config_of
+from frazil.services.datasets import config_of
 from frazil.services.transitions import TaskRow
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, file, site, task_attempt

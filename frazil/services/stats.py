@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from frazil.model.records import StatSummary
-from frazil.services.submit import find_dataset
+from frazil.services.datasets import find_dataset
 from frazil.store.db import Database
 from frazil.store.schema import task_stat
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from frazil.config import QuotaSettings, ValidationSettings
-from frazil.errors import NotFound, Problem, Rejected
+from frazil.errors import Problem, Rejected
 from frazil.model.expressions import to_text
 from frazil.model.limits import PRIORITY, SEED
 from frazil.model.policy import policy_from_options
@@ -28,6 +28,7 @@ from frazil.model.spec import DatasetConfig
 from frazil.model.states import DatasetStatus
 from frazil.model.validate import JobsChecked
 from frazil.services import quota, validation
+from frazil.services.datasets import find_dataset
 from frazil.services.materialize import CHUNK_JOBS, materialize_range
 from frazil.services.transitions import record_event, refresh_dataset
 from frazil.services.validation import ConfigText
@@ -284,21 +285,6 @@ def submit_dataset(
         if alias is not None and "alias" in str(exc.orig).lower():
             raise Rejected(f"the alias {alias!r} is taken") from exc
         raise
-
-
-def find_dataset(conn: Connection, ref: int | str) -> int:
-    """A dataset's id from its id or alias; ``NotFound`` otherwise."""
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isascii() and ref.isdigit()):
-        row = conn.execute(select(dataset.c.id).where(dataset.c.id == int(ref))).first()
-    else:
-        row = conn.execute(
-            select(dataset.c.id, dataset.c.alias).where(dataset.c.alias == ref)
-        ).first()
-        if row is not None and row.alias != ref:  # MariaDB's collation: "SIM " equals "sim"
-            row = None
-    if row is None:
-        raise NotFound(f"no dataset {ref!r}")
-    return int(row.id)
 
 
 def _current(conn: Connection, dataset_id: int) -> Any:

@@ -1,9 +1,15 @@
-"""Every task state change, and what follows from it, inside the caller's transaction.
+"""Task state changes, and what follows from them, inside the caller's transaction.
 
 ``change_task`` is the single-task path: a compare-and-set on the task's status and attempt
 number, then the job's counters and status, then the dataset's, then (on completion) the
-release of the task's children. ``recount`` is the bulk path's counterpart: after a bulk
-update it recomputes the counters of the jobs it touched from their tasks.
+release of the task's children (``release_children``, idle -> waiting). Every other write of
+``task.status`` is set-based, checks its change against ``TASK_TRANSITIONS`` and is listed
+here:
+
+- ``claim._hand_out``: waiting -> queued (a site's claim, a reservation's, a pilot's);
+- ``pilots._start``: queued -> processing (a task handed to a multi-task pilot starts at once);
+- ``control``: suspend, resume, reset and hard reset of a scope (the sources of each come
+  from the table), followed by ``recount.recount`` of the jobs they touched.
 
 Routine steps of a pilot (claim, processing, complete) are recorded by the attempt row;
 everything else (failures, resets, timeouts, suspensions, status changes of jobs and
@@ -21,6 +27,7 @@ from sqlalchemy import Connection, and_, bindparam, insert, select, update
 
 from frazil.model.states import (
     ACTIVE_TASK_STATES,
+    AttemptOutcome,
     DatasetProgress,
     DatasetStatus,
     JobCounts,
@@ -338,7 +345,7 @@ def close_attempt(
     conn: Connection,
     task_id: int,
     number: int,
-    outcome: str,
+    outcome: AttemptOutcome,
     now: float,
     values: Mapping[str, Any] | None = None,
 ) -> None:
@@ -352,7 +359,7 @@ def close_attempt(
             .where(
                 task_attempt.c.task_id == bindparam("p_task"),
                 task_attempt.c.number == bindparam("p_number"),
-                task_attempt.c.outcome == "open",
+                task_attempt.c.outcome == AttemptOutcome.OPEN.value,
             )
             .values(
                 outcome=bindparam("v_outcome"),
@@ -363,7 +370,7 @@ def close_attempt(
     )
     conn.execute(
         stmt,
-        {"p_task": task_id, "p_number": number, "v_outcome": outcome, "v_ended_at": now,
+        {"p_task": task_id, "p_number": number, "v_outcome": outcome.value, "v_ended_at": now,
          **{f"v_{k}": v for k, v in extra.items()}},
     )  # fmt: skip
 
@@ -395,7 +402,7 @@ def change_task(
     *,
     values: Mapping[str, Any] | None = None,
     failures_delta: int = 0,
-    outcome: str | None = None,
+    outcome: AttemptOutcome | None = None,
     outcome_values: Mapping[str, Any] | None = None,
     action: str | None = None,
     reason: str = "",
@@ -420,7 +427,9 @@ def change_task(
     if new is TaskStatus.WAITING:
         mark_ready(conn)
     if row.status in ACTIVE_TASK_STATES and new not in ACTIVE_TASK_STATES:
-        close_attempt(conn, row.id, row.attempts, outcome or new.value, now, outcome_values)
+        if outcome is None:
+            raise ValueError(f"task {row.id} leaves {row.status.value} without an attempt outcome")
+        close_attempt(conn, row.id, row.attempts, outcome, now, outcome_values)
     roll_up(
         conn, row.dataset_id, row.job_index, counter_deltas(row.status, new),
         failures_delta, now, actor,

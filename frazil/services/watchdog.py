@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import Connection, and_, func, or_, select
 
 from frazil.errors import StaleAttempt
-from frazil.model.states import DatasetStatus, TaskStatus
+from frazil.model.states import ACTIVE_TASK_STATES, AttemptOutcome, DatasetStatus, TaskStatus
 from frazil.services.attempts import fail_current
 from frazil.services.transitions import TASK_ROW_COLUMNS, task_row
 from frazil.store.db import Database
@@ -52,7 +52,7 @@ def _expired(conn: Connection, now: float, limit: int) -> list[tuple[int, str]]:
             select(task.c.id, task.c.status, task.c.status_changed, task.c.heartbeat_at)
             .where(
                 task.c.dataset_id == d.id,
-                task.c.status.in_([TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value]),
+                task.c.status.in_(sorted(s.value for s in ACTIVE_TASK_STATES)),
                 or_(queued, processing),
             )
             .limit(limit - len(found))
@@ -96,7 +96,7 @@ def timeouts_step(db: Database, now: float, *, limit: int = 1000) -> int:
             try:
                 fail_current(
                     conn, task_row(row), now=now, error=f"timeout: {reason}",
-                    actor=ACTOR, outcome="timeout", attempt_id=None,
+                    actor=ACTOR, outcome=AttemptOutcome.TIMEOUT, attempt_id=None,
                 )  # fmt: skip
             except StaleAttempt:
                 return False

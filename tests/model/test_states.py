@@ -6,14 +6,18 @@ from frazil.errors import IllegalTransition
 from frazil.model.states import (
     DATASET_TRANSITIONS,
     JOB_TRANSITIONS,
+    LOST_OUTCOMES,
     TASK_TRANSITIONS,
+    AttemptOutcome,
     DatasetProgress,
     DatasetStatus,
     JobCounts,
     JobStatus,
+    PilotState,
     TaskPhase,
     TaskStatus,
     TaskSummary,
+    attempt_is_current,
     check_dataset_transition,
     check_job_transition,
     check_phase_transition,
@@ -21,6 +25,7 @@ from frazil.model.states import (
     counter_deltas,
     derive_dataset_status,
     derive_job_status,
+    failure_outcome,
 )
 
 
@@ -33,8 +38,45 @@ def test_every_state_has_a_row_and_a_docstring():
         assert set(table) == set(enum)
         for state, targets in table.items():
             assert state not in targets, f"{state} lists itself"
-    for member in TaskStatus:
-        assert member.__doc__ and member.__doc__ != TaskStatus.__doc__
+    for enum in (TaskStatus, AttemptOutcome, PilotState):
+        for member in enum:
+            assert member.__doc__ and member.__doc__ != enum.__doc__, member
+
+
+@pytest.mark.parametrize(
+    ("timeout", "counts", "outcome"),
+    [
+        (True, True, AttemptOutcome.TIMEOUT),
+        (True, False, AttemptOutcome.TIMEOUT),
+        (False, True, AttemptOutcome.FAILED),
+        (False, False, AttemptOutcome.PREEMPTED),
+    ],
+)
+def test_a_reported_failure_has_one_outcome_rule(timeout, counts, outcome):
+    assert failure_outcome(timeout=timeout, counts=counts) is outcome
+
+
+@pytest.mark.parametrize(
+    ("status", "attempts", "outcome", "current"),
+    [
+        ("processing", 2, "open", True),
+        ("queued", 2, "open", True),
+        ("processing", 3, "open", False),  # a later attempt took over
+        ("processing", 2, "failed", False),  # ended
+        ("waiting", 2, "open", False),  # the task left its active states
+        ("complete", 2, "complete", False),
+    ],
+)
+def test_an_attempt_is_current_when_latest_open_and_active(status, attempts, outcome, current):
+    kw = {"status": status, "attempts": attempts, "number": 2, "outcome": outcome}
+    assert attempt_is_current(**kw) is current
+    assert not attempt_is_current(**kw, states=(TaskStatus.COMPLETE,))
+
+
+def test_a_lost_attempt_never_ends_open_complete_or_by_a_persons_action():
+    kept = {AttemptOutcome.OPEN, AttemptOutcome.COMPLETE, AttemptOutcome.SUSPENDED,
+            AttemptOutcome.RESET, AttemptOutcome.HARD_RESET}  # fmt: skip
+    assert set(AttemptOutcome) - kept == LOST_OUTCOMES
 
 
 def test_the_happy_path_of_a_task_is_allowed():

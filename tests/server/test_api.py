@@ -171,6 +171,15 @@ def test_the_site_and_pilot_protocol(live):
         site.lost("site-a", other["task_id"], other["attempt"], "batch job vanished") == "waiting"
     )
     assert site.lost("site-a", other["task_id"], other["attempt"], "again") is None
+    # a site cannot say its lost batch job completed the attempt
+    r = httpx.post(
+        f"{live.url}/sites/site-a/tasks/{c['task_id']}/attempts/{c['attempt']}/lost",
+        json={"reason": "x", "outcome": "complete"},
+        headers={"Authorization": f"Bearer {live.site}"},
+    )
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", "outcome"] and "not 'complete'" in problem["msg"]
 
 
 def test_a_pilot_report_past_the_caps_is_refused_and_stats_are_paged(live):

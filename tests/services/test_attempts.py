@@ -3,7 +3,7 @@ from sqlalchemy import select
 
 from frazil.errors import BadPasskey, IllegalTransition, JobSpecError, NotFound, StaleAttempt
 from frazil.model.records import FileRecord, SiteResources, Usage
-from frazil.model.states import TaskPhase, TaskStatus
+from frazil.model.states import AttemptOutcome, TaskPhase, TaskStatus
 from frazil.services import attempts, batch_jobs, queries, sites
 from frazil.services.claim import PREFER_OTHER_SITE, claim
 from frazil.services.control import Scope, reset
@@ -223,7 +223,13 @@ def test_a_walltime_kill_asks_for_more_time(db):
     (c,) = claim(db, SITE, 1, NOW)
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
     new = batch_jobs.lost(
-        db, c.task_id, c.attempt, site="site-a", now=NOW, reason="TIMEOUT", outcome="timeout"
+        db,
+        c.task_id,
+        c.attempt,
+        site="site-a",
+        now=NOW,
+        reason="TIMEOUT",
+        outcome=AttemptOutcome.TIMEOUT,
     )
     assert new is TaskStatus.WAITING
     (t,) = queries.list_tasks(db, d)
@@ -276,7 +282,7 @@ def test_a_site_learns_the_attempts_it_claimed_and_never_submitted(db):
     assert batch_jobs.unsubmitted(db, "site-b", []) == []
     batch_jobs.lost(
         db, lost.task_id, lost.attempt, site="site-a", now=NOW + 2, reason="never submitted",
-        outcome="unsubmitted", counts=False,
+        outcome=AttemptOutcome.UNSUBMITTED, counts=False,
     )  # fmt: skip
     detail = queries.task_detail(db, lost.task_id)
     assert (detail.task.status, detail.task.failures) == ("waiting", 0)

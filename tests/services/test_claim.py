@@ -7,8 +7,9 @@ from frazil.errors import ConfigError, Rejected
 from frazil.model.limits import PRIORITY
 from frazil.model.records import SiteResources
 from frazil.services import attempts, pilots, queries, sites
-from frazil.services.claim import MIN_WEIGHT, claim, hash_passkey, share_weight
+from frazil.services.claim import MIN_WEIGHT, claim, share_weight
 from frazil.services.control import set_priority
+from frazil.services.keys import hash_key
 from frazil.services.submit import edit_config, submit
 from frazil.store.schema import dataset, task_attempt
 from tests.services.conftest import make_config
@@ -35,7 +36,7 @@ def test_only_the_passkey_hash_is_stored(db):
             conn.execute(select(task_attempt.c.task_id, task_attempt.c.passkey_hash)).all()
         )
     for c in claims:
-        assert stored[c.task_id] == hash_passkey(c.passkey) != c.passkey
+        assert stored[c.task_id] == hash_key(c.passkey) != c.passkey
     assert len({c.passkey for c in claims}) == 2
 
 
@@ -235,8 +236,8 @@ def test_a_repeated_claim_gets_the_same_tasks_and_passkeys(db):
             conn.execute(select(task_attempt.c.task_id, task_attempt.c.passkey_hash)).all()
         )
         hashes = set(conn.execute(select(task_attempt.c.request_hash)).scalars())
-    assert {stored[c.task_id] for c in again} == {hash_passkey(c.passkey) for c in first}
-    assert hashes == {hash_passkey(REQUEST)}  # the id itself is not stored
+    assert {stored[c.task_id] for c in again} == {hash_key(c.passkey) for c in first}
+    assert hashes == {hash_key(REQUEST)}  # the id itself is not stored
     # a task its pilot started meanwhile is no longer handed out by a repeat
     attempts.start(db, first[0].task_id, 1, first[0].passkey, now=NOW + 2)
     assert claim(db, BIG, 4, NOW + 3, request_id=REQUEST) == first[1:]

@@ -1,4 +1,10 @@
-"""The pilot's side of the protocol: every call carries the attempt's passkey."""
+"""The pilot's side of one attempt: every call carries the attempt's passkey.
+
+``router`` serves one attempt (``/pilot/tasks/{id}/attempts/{n}/...``: spec, start,
+heartbeat, log, finish, fail); ``pilot`` serves the calls not bound to one attempt: a reserved
+task's claim (batch-side DAGs) and batched heartbeats. Multi-task pilots speak through
+``routes_pilots`` instead.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from fastapi import APIRouter
 
 from frazil.errors import AuthError
 from frazil.model.records import FileRecord, Usage
+from frazil.model.states import failure_outcome
 from frazil.server.deps import Passkey, Reservation, State
 from frazil.server.schemas import (
     BeatsBody,
@@ -21,17 +28,17 @@ from frazil.server.schemas import (
 from frazil.services import attempts, claim
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
-batch = APIRouter(prefix="/pilot", tags=["pilot"])
+pilot = APIRouter(prefix="/pilot", tags=["pilot"])
 
 
-@batch.post("/tasks/{task_id}/claim")
+@pilot.post("/tasks/{task_id}/claim")
 def claim_reserved(task_id: int, key: Reservation, app: State) -> dict[str, Any]:
     """A reserved task's pilot claims it (batch-side DAGs): its attempt and passkey."""
     c = claim.claim_reserved(app.db, task_id, key, app.now())
     return {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey}
 
 
-@batch.post("/heartbeats")
+@pilot.post("/heartbeats")
 def heartbeats(body: BeatsBody, key: Passkey, app: State) -> dict[str, list[str]]:
     """Many heartbeats in one request: ``ok``, ``stale`` or ``denied`` for each.
 
@@ -93,7 +100,7 @@ def fail(task_id: int, attempt: int, body: FailBody, key: Passkey, app: State) -
         app.db, task_id, attempt, key, now=app.now(), error=body.error, usage=_usage(body.usage),
         exhausted=body.exhausted, exit_code=body.exit_code, stats=body.stats,
         counts=body.counts, caps=app.report_caps,
-        outcome="timeout" if body.timeout else ("failed" if body.counts else "preempted"),
+        outcome=failure_outcome(timeout=body.timeout, counts=body.counts),
     )  # fmt: skip
     if app.metrics is not None:
         app.metrics.failed()
