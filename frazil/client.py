@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from frazil import errors
-from frazil.errors import AuthError, BadPasskey, ConfigError, FrazilError, Problem, StoreError
+from frazil.errors import AuthError, BadPasskey, ConfigError, FrazilError, Problem, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class _Base:
                 response = self._http.request(method, path, json=json, params=clean)
             except httpx.TransportError as exc:
                 if time.monotonic() + pause > deadline:
-                    raise StoreError(
+                    raise Unreachable(
                         f"cannot reach the Frazil server at {self.url}: {exc}"
                     ) from exc
                 log.warning("server unreachable (%s); retrying in %.1f s", exc, pause)

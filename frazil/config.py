@@ -46,7 +46,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     jobs = 2000000                # jobs not yet complete, all of a submitter's datasets
     tasks = 10000000              # tasks of those jobs
 
-    [client]                      # where the CLI sends its requests (else: the database)
+    [client]                      # parsed, not used yet: the CLI works on the database
     url = "http://frazil.example.org:8800"
     token = "frz_..."
 """

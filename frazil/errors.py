@@ -21,6 +21,7 @@ The tree::
     │   ├── TooLarge                  a request past one of the server's caps (it names it)
     │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
     ├── StoreError                the database is unreachable, misconfigured or not migrated
+    ├── Unreachable               the Frazil server did not answer within the client's retry time
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
     ├── AuthError                 a request without a valid token or passkey
@@ -198,6 +199,10 @@ class QuotaExceeded(Rejected):
 
 class StoreError(FrazilError):
     """The database cannot be used (unreachable, misconfigured, or not migrated)."""
+
+
+class Unreachable(FrazilError):
+    """The Frazil server could not be reached (the client retried for its whole retry time)."""
 
 
 class BadValue(FrazilError):

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from frazil.client import PilotSession, request_id, send_heartbeats
-from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError
+from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError, Unreachable
 from frazil.pilot.run import LOG_TAIL, Pilot, PilotOptions
 
 log = logging.getLogger(__name__)
@@ -355,7 +355,8 @@ class MultiPilot:
                 log.error("reports refused, the pilot has ended: %s", exc)
                 self.ended = True
                 return
-            except StoreError as exc:  # the server stayed away for the client's retry time
+            except (Unreachable, StoreError) as exc:  # the server (or its database) stayed
+                # away for the client's whole retry time
                 log.error("cannot send %d report(s), keeping them: %s", len(reports), exc)
                 with self._lock:
                     self.outbox[:0] = reports

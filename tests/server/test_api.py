@@ -17,6 +17,7 @@ from frazil.errors import (
     Rejected,
     StaleAttempt,
     TooLarge,
+    Unreachable,
 )
 from tests.conftest import EXAMPLE
 
@@ -269,7 +270,9 @@ def test_client_rides_out_an_unreachable_server():
 
     client = Client("http://127.0.0.1:9", "frz_x", retry_for=1.0)
     started = time.monotonic()
-    with pytest.raises(Exception, match="cannot reach"):
+    with pytest.raises(
+        Unreachable, match=re.escape("cannot reach the Frazil server at http://127.0.0.1:9")
+    ):
         client.health()
     assert time.monotonic() - started >= 0.5
 
