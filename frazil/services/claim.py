@@ -44,7 +44,7 @@ from frazil.model.states import (
 from frazil.services.keys import check_request_id, hash_key, key_matches, request_passkey
 from frazil.services.transitions import dependency_edges
 from frazil.store.bulk import bulk_insert
-from frazil.store.db import Database, mark_taken
+from frazil.store.db import Database, locks_rows, mark_taken
 from frazil.store.functions import position
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, task, task_attempt
@@ -477,7 +477,7 @@ def claim_reserved(db: Database, task_id: int, key: str, now: float) -> Claim:
 
     def run(conn: Connection) -> Claim:
         stmt = select(*_ROW, task.c.dataset_id, task.c.reservation_hash).where(task.c.id == task_id)
-        if conn.dialect.name != "sqlite":
+        if locks_rows(conn):
             stmt = stmt.with_for_update()
         r = conn.execute(stmt).first()
         if r is None or r.reservation_hash is None or r.reserved_for is None:

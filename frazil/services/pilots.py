@@ -58,7 +58,7 @@ from frazil.services.claim import (
 )  # fmt: skip
 from frazil.services.keys import check_request_id, hash_key, key_matches, request_passkey
 from frazil.services.transitions import load_task
-from frazil.store.db import Database
+from frazil.store.db import Database, locks_rows
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
 
@@ -150,7 +150,7 @@ def _pilot_stmt(lock: bool) -> Any:
 
 
 def _pilot(conn: Connection, pilot_id: int, key: str) -> Any:
-    lock = conn.dialect.name != "sqlite"  # one pilot's exchanges take turns
+    lock = locks_rows(conn)  # one pilot's exchanges take turns
     stmt = prepared(("pilot", lock), lambda: _pilot_stmt(lock))
     row = conn.execute(stmt, {"p_id": pilot_id}).first()
     if row is None or not key_matches(row.key_hash, key):

@@ -40,7 +40,7 @@ from frazil.model.states import (
     derive_dataset_status,
     derive_job_status,
 )
-from frazil.store.db import mark_ready
+from frazil.store.db import locks_rows, mark_ready
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, event, job, task, task_attempt, task_dependency
 
@@ -95,7 +95,7 @@ def _load_stmt(lock: bool) -> Any:
 
 def load_task(conn: Connection, task_id: int, *, lock: bool = True) -> TaskRow | None:
     """The task with ``task_id`` (locked for update where the backend can), or None."""
-    lock = lock and conn.dialect.name != "sqlite"
+    lock = lock and locks_rows(conn)
     stmt = prepared(("load_task", lock), lambda: _load_stmt(lock))
     row = conn.execute(stmt, {"p_id": task_id}).first()
     return task_row(row) if row is not None else None

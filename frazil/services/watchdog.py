@@ -16,7 +16,7 @@ from frazil.errors import StaleAttempt
 from frazil.model.states import ACTIVE_TASK_STATES, AttemptOutcome, DatasetStatus, TaskStatus
 from frazil.services.attempts import fail_current
 from frazil.services.transitions import TASK_ROW_COLUMNS, task_row
-from frazil.store.db import Database
+from frazil.store.db import Database, locks_rows
 from frazil.store.schema import dataset, task
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def timeouts_step(db: Database, now: float, *, limit: int = 1000) -> int:
 
         def one(conn: Connection, task_id: int = task_id, reason: str = reason) -> bool:
             stmt = select(*TASK_ROW_COLUMNS).where(task.c.id == task_id)
-            if conn.dialect.name != "sqlite":
+            if locks_rows(conn):
                 stmt = stmt.with_for_update()
             row = conn.execute(stmt).first()
             if row is None or row.status not in (

@@ -47,6 +47,12 @@ _MYSQL_RETRY = {1205, 1213}
 READY = "frazil.ready"
 
 
+def locks_rows(conn: Connection) -> bool:
+    """Whether the backend of ``conn`` locks rows (``SELECT ... FOR UPDATE``); SQLite does
+    not, and needs not: a write transaction holds the whole database."""
+    return conn.dialect.name != "sqlite"
+
+
 def mark_ready(conn: Connection, count: int = 1) -> None:
     """Note that this transaction makes ``count`` tasks ready: waiting pilots are woken at
     commit, unless the transaction hands them out itself (``mark_taken``)."""
