@@ -132,6 +132,12 @@ async def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> 
 Reader = Annotated[TokenInfo, Depends(reader)]
 
 
+def own(who: TokenInfo, name: str) -> None:
+    """Refuse a site token that acts for another site than ``name`` (an admin may act for any)."""
+    if who.role is not Role.ADMIN and who.name != name:
+        raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
+
+
 def actor(info: TokenInfo) -> str:
     """How a caller appears in the audit trail."""
     return f"{info.role.value}:{info.name}"

@@ -15,14 +15,6 @@ from frazil.services.validation import ConfigText
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
-ACTIONS = {
-    "suspend": control.suspend,
-    "resume": control.resume,
-    "reset": control.reset,
-    "hard-reset": control.hard_reset,
-}
-
-
 SUBMITTED = "<submitted config>"
 
 
@@ -83,10 +75,10 @@ def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> dict[str, 
 @router.post("/{ref}/actions/{action}")
 def act(ref: str, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
     """suspend, resume, reset or hard-reset tasks of the dataset (all, a job, a task)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
     scope = control.Scope(ref, job=body.job, task=body.task, task_id=body.task_id)
-    count = ACTIONS[action](app.db, scope, now=app.now(), actor=actor(who), reason=body.reason)
+    count = control.act(
+        app.db, action, scope, now=app.now(), actor=actor(who), reason=body.reason
+    )  # fmt: skip
     return {"count": count}
 
 

@@ -17,8 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from frazil.model.records import FileRecord, Usage
 from frazil.model.states import AttemptOutcome
-from frazil.server.deps import PilotKey, Reader, Site, State
-from frazil.server.routes_sites import own, slot
+from frazil.server.deps import PilotKey, Reader, Site, State, own
 from frazil.server.schemas import (
     BatchIdBody,
     ClaimBody,
@@ -27,6 +26,7 @@ from frazil.server.schemas import (
     PilotBody,
     PilotEndBody,
     ReportBody,
+    slot,
 )
 from frazil.services import pilots
 

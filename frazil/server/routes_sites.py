@@ -10,9 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from frazil.errors import AuthError
-from frazil.model.records import SiteResources
-from frazil.server.deps import Reader, Site, State
+from frazil.server.deps import Reader, Site, State, own
 from frazil.server.schemas import (
     AttemptsBody,
     BatchIdBody,
@@ -20,25 +18,12 @@ from frazil.server.schemas import (
     KnownBody,
     LostBody,
     SiteBody,
+    slot,
 )
 from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
-from frazil.services.tokens import Role, TokenInfo
 
 router = APIRouter(prefix="/sites", tags=["sites"])
-
-
-def slot(name: str, body: SiteBody | ClaimBody) -> SiteResources:
-    """What one of site ``name``'s slots offers, as a request states it."""
-    return SiteResources(
-        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
-        time=body.time, os=body.os, attributes=body.attributes,
-    )  # fmt: skip
-
-
-def own(who: TokenInfo, name: str) -> None:
-    if who.role is not Role.ADMIN and who.name != name:
-        raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
 
 
 @router.get("")

@@ -28,11 +28,10 @@ def task_logs(
 @router.post("/{task_id}/actions/{action}")
 def act(task_id: int, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
     """suspend, resume, reset or hard-reset one task (hard reset also resets what follows it)."""
-    from frazil.server.routes_datasets import ACTIONS  # noqa: PLC0415 - one table of actions
-
-    if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
+    control.check_action(action)  # before the task is looked up
     detail = queries.task_detail(app.db, task_id)
     scope = control.Scope(detail.task.dataset_id, task_id=task_id)
-    count = ACTIONS[action](app.db, scope, now=app.now(), actor=actor(who), reason=body.reason)
+    count = control.act(
+        app.db, action, scope, now=app.now(), actor=actor(who), reason=body.reason
+    )  # fmt: skip
     return {"count": count}

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from frazil.model.limits import PRIORITY, SEED
+from frazil.model.records import SiteResources
 from frazil.model.states import LOST_OUTCOMES, AttemptOutcome, TaskPhase
 
 
@@ -93,6 +94,14 @@ class ClaimBody(_Body):
     os: str | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     request_id: RequestId = None
+
+
+def slot(name: str, body: SiteBody | ClaimBody) -> SiteResources:
+    """What one of site ``name``'s slots offers, as a request states it."""
+    return SiteResources(
+        name=name, cpu=body.cpu, gpu=body.gpu, memory=body.memory, disk=body.disk,
+        time=body.time, os=body.os, attributes=body.attributes,
+    )  # fmt: skip
 
 
 class BatchIdBody(_Body):

@@ -16,6 +16,7 @@ transition table, followed by a recount of the jobs it touched and one audit eve
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,3 +365,26 @@ def set_priority(
         refresh_dataset(conn, dataset_id, now, actor)
 
     db.transaction(run)
+
+
+#: What a person may do to the tasks of a scope, by the name the API and the CLI give it.
+ACTIONS: Mapping[str, Callable[..., int]] = {
+    "suspend": suspend,
+    "resume": resume,
+    "reset": reset,
+    "hard-reset": hard_reset,
+}
+
+
+def act(
+    db: Database, action: str, scope: Scope, *, now: float, actor: str, reason: str = ""
+) -> int:
+    """Do ``action`` (one of ``ACTIONS``) to the tasks of ``scope``; how many it changed."""
+    check_action(action)
+    return ACTIONS[action](db, scope, now=now, actor=actor, reason=reason)
+
+
+def check_action(action: str) -> None:
+    """Refuse a name that is not one of ``ACTIONS``, naming them."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}; actions: {', '.join(ACTIONS)}")
