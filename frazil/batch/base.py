@@ -1,10 +1,11 @@
 """The batch-system plugin contract: one state enum, two records, the interface, the registry.
 
-Every scheduler Frazil can drive (the embedded ``local`` runner, Slurm, Grid Engine, HTCondor)
-is one ``BatchPlugin`` subclass registered under the entry-point group ``frazil.batch``. The
-site daemon sees only this module: it builds ``JobRequest``s, submits them, polls ``status``
-once per ``poll_interval`` for all of its ids at once, and reads back ``BatchStatus`` records
-whose ``state`` is a ``BatchState`` no matter which scheduler produced it.
+Every scheduler Frazil can drive (the embedded ``local`` runner, Slurm, Grid Engine,
+PBS/Torque, LSF, HTCondor) is one ``BatchPlugin`` subclass registered under the entry-point
+group ``frazil.batch``. The site daemon sees only this module: it builds ``JobRequest``s,
+submits them, asks for the ``status`` of all of its ids at once (at the site's ``[queue]
+poll_interval``), and reads back ``BatchStatus`` records whose ``state`` is a ``BatchState``
+no matter which scheduler produced it.
 """
 
 from __future__ import annotations

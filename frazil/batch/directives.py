@@ -6,9 +6,9 @@ it does not want (``skip``: prefixes of whole lines) and appends its own (``extr
 by the request's own ``extra`` lines. Nothing is parsed back: a skipped default and its
 replacement are plain text.
 
-``shell_script`` renders the part every shell-based batch script shares (PBS, LSF, and later
-Slurm and Grid Engine): the header, then ``cd`` to the workdir, the environment, and an
-``exec`` of the argv, all quoted for ``/bin/sh``.
+``shell_script`` renders the part every shell-based batch script shares (PBS and LSF; Slurm
+and Grid Engine still write their own): the header, then ``cd`` to the workdir, the
+environment, and an ``exec`` of the argv, all quoted for ``/bin/sh``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``frazil run``: the unmonitored mode (paper §3.2): no database, no server.
+"""``frazil run``: the unmonitored mode ("The IceProd Framework", §3.2): no database, no server.
 
 Every task of every job is resolved first (an error refuses the run before anything is
 submitted), its spec written beside a batch script that runs a standalone pilot. A batch
