@@ -19,19 +19,18 @@ from typing import Annotated
 import typer
 from rich.live import Live
 from rich.table import Table
-from sqlalchemy import select
 
 from frazil.cli.text import console, shown
 from frazil.client import Client
 from frazil.config import ServerSettings
 from frazil.loader import load_config
 from frazil.server.main import ServerThread
+from frazil.services import queries
 from frazil.services.tokens import create_token
 from frazil.site.config import Queue, Resources, SiteConfig, Storage
 from frazil.site.main import build
 from frazil.site.main import run as run_site
 from frazil.store import Database
-from frazil.store.schema import file
 
 out = console()
 STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
@@ -134,20 +133,13 @@ def demo(
 
 
 def _summary(client: Client, db: Database, dataset: int) -> None:
-    with db.read() as conn:
-        rows = conn.execute(
-            select(file.c.url, file.c.size, file.c.checksum).where(
-                file.c.dataset_id == dataset,
-                file.c.type == "permanent",
-                file.c.movement == "output",
-            )
-        ).all()
+    rows = queries.permanent_outputs(db, dataset)
     table = Table("output", "bytes", "sha256 (recorded)", "on disk")
     for r in rows:
         path = Path(r.url.removeprefix("file://"))
         actual = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
         verdict = "[green]matches[/green]" if actual == r.checksum else "[red]differs[/red]"
-        table.add_row(shown(path), str(r.size), shown(r.checksum[:16]) + "…", verdict)
+        table.add_row(shown(path), str(r.size), shown((r.checksum or "")[:16]) + "…", verdict)
     out.print(table)
     stats = Table("task", "statistic", "count", "sum", "mean")
     for s in client.stats(dataset):

@@ -15,53 +15,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import Connection, func, select
-
-from frazil.model.states import DatasetStatus
 from frazil.server.supervisor import Daemon
 from frazil.services.files import collect_temporary
 from frazil.services.materialize import materialize_step
-from frazil.services.recount import recount, recount_totals
+from frazil.services.recount import repair_step
 from frazil.services.watchdog import timeouts_step
 from frazil.store.db import Database
-from frazil.store.schema import dataset, job
 
 log = logging.getLogger(__name__)
-
-
-def repair_step(db: Database, now: float) -> int:
-    """Recount every dataset still at work; returns how many were recounted."""
-    with db.read() as conn:
-        ids = [
-            r.id
-            for r in conn.execute(
-                select(dataset.c.id).where(dataset.c.status != DatasetStatus.COMPLETE.value)
-            )
-        ]
-    for dataset_id in ids:
-        # a slice of jobs per transaction: bounded memory, and the write lock is let go
-        # between slices (a whole 10^6-task dataset at once held it for seconds)
-        with db.read() as conn:
-            top = conn.execute(
-                select(func.max(job.c.job_index)).where(job.c.dataset_id == dataset_id)
-            ).scalar_one()
-        for start in range(0, (top if top is not None else -1) + 1, REPAIR_JOBS):
-
-            def part(conn: Connection, dataset_id: int = dataset_id, start: int = start) -> None:
-                window = (start, start + REPAIR_JOBS)
-                recount(conn, dataset_id, now, "daemon:repair", job_range=window, totals=False)
-
-            db.transaction(part)
-
-        def totals(conn: Connection, dataset_id: int = dataset_id) -> None:
-            recount_totals(conn, dataset_id, now, "daemon:repair")
-
-        db.transaction(totals)
-    return len(ids)
-
-
-#: Jobs recounted per transaction by the repair daemon.
-REPAIR_JOBS = 5_000
 
 
 def collect_step(db: Database, now: float, roots: Sequence[Path]) -> int:

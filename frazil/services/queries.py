@@ -20,6 +20,7 @@ from frazil.store.schema import (
     dataset,
     dataset_config,
     event,
+    file,
     job,
     task,
     task_attempt,
@@ -422,3 +423,28 @@ def queue_depths(db: Database) -> list[QueueDepth]:
             .group_by(task.c.dataset_id, task.c.status)
         )
         return [QueueDepth(r.dataset_id, r.status, int(r.n)) for r in rows]
+
+
+@dataclass(frozen=True)
+class OutputView:
+    """A permanent output file of a dataset, as its task recorded it."""
+
+    url: str
+    size: int | None
+    checksum: str | None
+
+
+def permanent_outputs(db: Database, ref: int | str) -> list[OutputView]:
+    """The permanent output files the dataset's tasks recorded."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        rows = conn.execute(
+            select(file.c.url, file.c.size, file.c.checksum)
+            .where(
+                file.c.dataset_id == dataset_id,
+                file.c.type == "permanent",
+                file.c.movement == "output",
+            )
+            .order_by(file.c.id)
+        ).all()
+    return [OutputView(r.url, r.size, r.checksum) for r in rows]

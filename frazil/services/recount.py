@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, case, func, select, update
 
 from frazil.model.states import (
+    DatasetStatus,
     JobCounts,
     JobStatus,
     TaskStatus,
@@ -21,6 +22,7 @@ from frazil.model.states import (
     derive_job_status,
 )
 from frazil.services.transitions import refresh_dataset
+from frazil.store.db import Database
 from frazil.store.schema import dataset, job, task
 
 #: Most values in one ``IN (...)`` list.
@@ -138,3 +140,38 @@ def _is(status: TaskStatus) -> Any:
 
 def _job_is(status: JobStatus) -> Any:
     return case((job.c.status == status.value, 1), else_=0)
+
+
+def repair_step(db: Database, now: float) -> int:
+    """Recount every dataset still at work; returns how many were recounted."""
+    with db.read() as conn:
+        ids = [
+            r.id
+            for r in conn.execute(
+                select(dataset.c.id).where(dataset.c.status != DatasetStatus.COMPLETE.value)
+            )
+        ]
+    for dataset_id in ids:
+        # a slice of jobs per transaction: bounded memory, and the write lock is let go
+        # between slices (a whole 10^6-task dataset at once held it for seconds)
+        with db.read() as conn:
+            top = conn.execute(
+                select(func.max(job.c.job_index)).where(job.c.dataset_id == dataset_id)
+            ).scalar_one()
+        for start in range(0, (top if top is not None else -1) + 1, REPAIR_JOBS):
+
+            def part(conn: Connection, dataset_id: int = dataset_id, start: int = start) -> None:
+                window = (start, start + REPAIR_JOBS)
+                recount(conn, dataset_id, now, "daemon:repair", job_range=window, totals=False)
+
+            db.transaction(part)
+
+        def totals(conn: Connection, dataset_id: int = dataset_id) -> None:
+            recount_totals(conn, dataset_id, now, "daemon:repair")
+
+        db.transaction(totals)
+    return len(ids)
+
+
+#: Jobs recounted per transaction by the repair daemon.
+REPAIR_JOBS = 5_000

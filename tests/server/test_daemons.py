@@ -7,9 +7,10 @@ import time
 from sqlalchemy import update
 
 from frazil.model.records import SiteResources
-from frazil.server.daemons import repair_step, server_daemons
+from frazil.server.daemons import server_daemons
 from frazil.services import attempts, queries
 from frazil.services.claim import claim
+from frazil.services.recount import repair_step
 from frazil.services.submit import submit
 from frazil.store.schema import job
 from tests.services.conftest import make_config
@@ -42,7 +43,7 @@ def test_repair_recounts_drifted_jobs(db):
 
 
 def test_repair_works_through_a_dataset_a_slice_of_jobs_at_a_time(db, monkeypatch):
-    monkeypatch.setattr("frazil.server.daemons.REPAIR_JOBS", 2)
+    monkeypatch.setattr("frazil.services.recount.REPAIR_JOBS", 2)
     now = time.time()
     d = submit(db, make_config("flat", 1), jobs=5, now=now)
     done = claim(db, SITE, 3, now)
