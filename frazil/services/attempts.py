@@ -45,7 +45,6 @@ from frazil.store.schema import NAME, dataset, file, task, task_attempt, task_lo
 RAISE_FACTOR = 1.5
 RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
-ACTIVE = ACTIVE_TASK_STATES
 #: A task row and its attempt row, authenticated.
 Checked = tuple[TaskRow, Any]
 
@@ -152,7 +151,7 @@ def start(
     """
 
     def run(conn: Connection) -> None:
-        row, _ = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
+        row, _ = _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
         if row.status is TaskStatus.PROCESSING:
             return
         conn.execute(
@@ -184,7 +183,7 @@ def spec(
     """
 
     def run(conn: Connection) -> dict[str, Any]:
-        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
+        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
         return specs.spec_in(conn, row, a, system)
 
     try:
@@ -193,7 +192,7 @@ def spec(
         error = exc
 
     def unresolvable(conn: Connection) -> None:
-        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE)
+        row, a = _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
         fail_unresolvable(conn, row, a.id, error, now=now)
 
     db.transaction(unresolvable)
