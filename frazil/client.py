@@ -32,6 +32,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.TooLarge,
         errors.QuotaExceeded,
         errors.AuthError,
+        errors.Forbidden,
         errors.IllegalTransition,
         errors.ExpressionError,
         errors.StoreError,

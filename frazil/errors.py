@@ -25,6 +25,7 @@ The tree::
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
     ├── AuthError                 a request without a valid token or passkey
+    │   └── Forbidden                 a valid token that may not do this (its role or its site)
     ├── BatchError                a batch system refused or failed a request
     │   └── BatchCommandError         a batch command failed: argv, exit code, stdout, stderr
     └── TransferError             a file could not be staged in or out (or its checksum differs)
@@ -214,7 +215,11 @@ class SettingsError(FrazilError):
 
 
 class AuthError(FrazilError):
-    """A request without a valid token (or passkey), or with a role that may not do this."""
+    """A request without a valid token (or passkey); ``Forbidden``: with one that may not."""
+
+
+class Forbidden(AuthError):
+    """A valid token that may not do this: its role is not enough, or it is another site's."""
 
 
 class BatchError(FrazilError):

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from frazil.config import QuotaSettings, ValidationSettings
-from frazil.errors import AuthError
+from frazil.errors import AuthError, Forbidden
 from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
@@ -135,7 +135,7 @@ Reader = Annotated[TokenInfo, Depends(reader)]
 def own(who: TokenInfo, name: str) -> None:
     """Refuse a site token that acts for another site than ``name`` (an admin may act for any)."""
     if who.role is not Role.ADMIN and who.name != name:
-        raise AuthError(f"this needs a site token for {name!r}; {who.name!r} is for another site")
+        raise Forbidden(f"this needs a site token for {name!r}; {who.name!r} is for another site")
 
 
 def actor(info: TokenInfo) -> str:

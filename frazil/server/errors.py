@@ -27,6 +27,7 @@ from frazil.errors import (
     BadPasskey,
     ConfigError,
     ExpressionError,
+    Forbidden,
     FrazilError,
     IllegalTransition,
     NotFound,
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 STATUS: list[tuple[type[Exception], int]] = [
     (BadPasskey, 403),
     (TooLarge, 413),
+    (Forbidden, 403),  # authenticated, but not allowed
     (AuthError, 401),
     (NotFound, 404),
     (Rejected, 409),
@@ -61,8 +63,6 @@ UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 def _response(exc: Exception) -> JSONResponse:
     code = next(c for cls, c in STATUS if isinstance(exc, cls))
-    if isinstance(exc, AuthError) and "needs a" in str(exc):
-        code = 403  # authenticated, but not allowed
     body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
     if isinstance(exc, ConfigError):
         body["problems"] = [asdict(p) for p in exc.problems]

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from frazil.errors import AuthError, NotFound, Rejected
+from frazil.errors import AuthError, Forbidden, NotFound, Rejected
 from frazil.store.db import Database
 from frazil.store.schema import token
 
@@ -141,8 +141,8 @@ def revoke_token(db: Database, token_id: int, *, now: float) -> None:
 
 
 def require(info: TokenInfo, role: Role) -> None:
-    """Raise ``AuthError`` unless the token's role may act as ``role``."""
+    """Raise ``Forbidden`` unless the token's role may act as ``role``."""
     if info.role not in SATISFIES[role]:
-        raise AuthError(
+        raise Forbidden(
             f"this needs a {role.value} token; {info.name!r} is a {info.role.value} token"
         )

@@ -12,6 +12,7 @@ from frazil.errors import (
     AuthError,
     BadPasskey,
     ConfigError,
+    Forbidden,
     NotFound,
     QuotaExceeded,
     Rejected,
@@ -47,14 +48,21 @@ def test_no_route_answers_without_a_valid_token(live):
 
 def test_roles(live):
     user, site = live.client(live.user), live.client(live.site)
-    with pytest.raises(AuthError, match="needs a admin token"):
+    with pytest.raises(Forbidden, match="needs a admin token"):
         user.create_token("x", "admin")
-    with pytest.raises(AuthError, match="needs a user token"):
+    with pytest.raises(Forbidden, match="needs a user token"):
         site.submit(EXAMPLE.read_text())
-    with pytest.raises(AuthError, match="needs a site token"):
+    with pytest.raises(Forbidden, match="needs a site token"):
         user.claim("site-a", 1, **SLOT)
-    with pytest.raises(AuthError, match="for 'site-b'"):
+    with pytest.raises(Forbidden, match="for 'site-b'"):
         site.register_site("site-b", **SLOT)
+    # a valid token that may not: 403; no valid token: 401, with the scheme to use
+    r = httpx.post(
+        f"{live.url}/datasets", json={}, headers={"Authorization": f"Bearer {live.site}"}
+    )
+    assert (r.status_code, r.json()["error"]) == (403, "Forbidden")
+    r = httpx.post(f"{live.url}/datasets", json={}, headers={"Authorization": "Bearer frz_x"})
+    assert (r.status_code, r.headers["WWW-Authenticate"]) == (401, "Bearer")
     assert site.datasets() == []  # any token may read
     made = live.client().create_token("bob", "user")
     assert made["token"].startswith("frz_") and made["role"] == "user"
@@ -66,8 +74,9 @@ def test_revoked_tokens_stop_working(live):
     tmp = live.client(made["token"])
     tmp.datasets()
     live.client().request("DELETE", f"/tokens/{made['id']}")
-    with pytest.raises(AuthError, match="revoked"):
+    with pytest.raises(AuthError, match="revoked") as revoked:
         tmp.datasets()
+    assert not isinstance(revoked.value, Forbidden)
 
 
 def test_submit_and_inspect(live):
