@@ -214,7 +214,34 @@ class BatchPlugin(ABC):
 
     @abstractmethod
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """Submit the requests; return their batch ids in the same order."""
+        """Submit the requests; return their batch ids in the same order. If one fails, the
+        ones before it are cancelled and the error is raised (``submit_each`` does this)."""
+
+    def submit_each(
+        self, requests: Sequence[JobRequest], one: Callable[[JobRequest, Path], str]
+    ) -> list[str]:
+        """Write every request's script (all render, or nothing is submitted), then submit
+        them in order with ``one(request, script)``, which returns the batch id. If one fails,
+        the jobs submitted before it are cancelled (a failed cancel is logged) and the error is
+        raised: a failed call leaves nothing queued that nobody knows of."""
+        scripts = [self.write_script(request) for request in requests]
+        ids: list[str] = []
+        for request, script in zip(requests, scripts, strict=True):
+            try:
+                ids.append(one(request, script))
+            except BatchError:
+                if ids:
+                    log.warning(
+                        "%s: a submission failed; cancelling the %d just submitted",
+                        self.name, len(ids),
+                    )  # fmt: skip
+                    try:
+                        self.cancel(ids)
+                    except BatchError as exc:
+                        log.error("%s: could not cancel %s after a failed submission: %s",
+                                  self.name, ids, exc)  # fmt: skip
+                raise
+        return ids
 
     @abstractmethod
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:

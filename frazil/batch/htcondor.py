@@ -149,16 +149,13 @@ class HTCondorPlugin(BatchPlugin):
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
         """``condor_submit -terse`` each description; cancel what went in if one fails."""
-        paths = [self.write_script(request) for request in requests]  # all render, or none
-        ids: list[str] = []
-        for request, path in zip(requests, paths, strict=True):
-            try:
-                result = self._run("submit", ["-terse", str(path)], cwd=request.workdir)
-                ids.append(parse_submit(result.stdout))
-            except BatchError:
-                self._undo(ids)
-                raise
-        return ids
+
+        def one(request: JobRequest, path: Path) -> str:
+            return parse_submit(
+                self._run("submit", ["-terse", str(path)], cwd=request.workdir).stdout
+            )
+
+        return self.submit_each(requests, one)
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """Ask ``condor_q``, then ``condor_history`` for the rest; unknown ids are VANISHED.
@@ -281,15 +278,6 @@ class HTCondorPlugin(BatchPlugin):
         argv += ["-pool", self.pool] if self.pool else []
         result: CommandResult = self.runner([*argv, *args], timeout=self.timeout, cwd=cwd)
         return result
-
-    def _undo(self, ids: list[str]) -> None:
-        if not ids:
-            return
-        log.warning("htcondor: a submission failed; removing the %d just submitted", len(ids))
-        try:
-            self.cancel(ids)
-        except BatchError as exc:
-            log.error("htcondor: could not remove %s after a failed submission: %s", ids, exc)
 
 
 def ids_constraint(clusters: Sequence[str]) -> str:

@@ -164,16 +164,12 @@ class LsfPlugin(BatchPlugin):
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
         """``bsub`` each script (on stdin, from its workdir); kill what went in if one fails."""
-        paths = [self.write_script(request) for request in requests]  # all render, or none
-        ids: list[str] = []
-        for request, path in zip(requests, paths, strict=True):
-            try:
-                result = self._run("bsub", [], cwd=request.workdir, input=path.read_text())
-                ids.append(parse_submit(result.stdout))
-            except BatchError:
-                self._undo(ids)
-                raise
-        return ids
+
+        def one(request: JobRequest, path: Path) -> str:
+            result = self._run("bsub", [], cwd=request.workdir, input=path.read_text())
+            return parse_submit(result.stdout)
+
+        return self.submit_each(requests, one)
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``bjobs -a`` for all ids; ids it does not know are VANISHED."""
@@ -222,15 +218,6 @@ class LsfPlugin(BatchPlugin):
                 raise
             log.debug("lsf: %s: %s", command, exc.stderr.strip())
             return exc.stdout
-
-    def _undo(self, ids: list[str]) -> None:
-        if not ids:
-            return
-        log.warning("lsf: a submission failed; killing the %d just submitted", len(ids))
-        try:
-            self.cancel(ids)
-        except BatchError as exc:
-            log.error("lsf: could not kill %s after a failed submission: %s", ids, exc)
 
 
 def _directive_value(value: str, what: str) -> str:

@@ -177,16 +177,11 @@ class PbsPlugin(BatchPlugin):
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
         """``qsub`` each script from its workdir; delete what went in if one fails."""
-        paths = [self.write_script(request) for request in requests]  # all render, or none
-        ids: list[str] = []
-        for request, path in zip(requests, paths, strict=True):
-            try:
-                result = self._run("qsub", [str(path)], cwd=request.workdir)
-                ids.append(parse_submit(result.stdout))
-            except BatchError:
-                self._undo(ids)
-                raise
-        return ids
+
+        def one(request: JobRequest, path: Path) -> str:
+            return parse_submit(self._run("qsub", [str(path)], cwd=request.workdir).stdout)
+
+        return self.submit_each(requests, one)
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``qstat`` for all ids; ids it does not know are VANISHED."""
@@ -248,15 +243,6 @@ class PbsPlugin(BatchPlugin):
                 raise
             log.debug("pbs: %s: %s", command, exc.stderr.strip())
             return exc.stdout
-
-    def _undo(self, ids: list[str]) -> None:
-        if not ids:
-            return
-        log.warning("pbs: a submission failed; deleting the %d just submitted", len(ids))
-        try:
-            self.cancel(ids)
-        except BatchError as exc:
-            log.error("pbs: could not delete %s after a failed submission: %s", ids, exc)
 
 
 def _directive_value(value: str, what: str) -> str:

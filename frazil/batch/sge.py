@@ -197,10 +197,10 @@ class SgePlugin(BatchPlugin):
         return self.runner(argv, timeout=self.timeout)
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``qsub -terse -w e`` each request; returns their job ids in order."""
-        ids = []
-        for request in requests:
-            script = self.write_script(request)
+        """``qsub -terse -w e`` each request; returns their job ids in order (deletes what
+        went in if one fails)."""
+
+        def one(_request: JobRequest, script: Path) -> str:
             result = self._run(["qsub", "-terse", "-w", "e", str(script)])
             m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
             if m is None:
@@ -208,8 +208,9 @@ class SgePlugin(BatchPlugin):
                     result.argv, result.returncode, result.stdout, result.stderr,
                     "qsub printed no job id",
                 )  # fmt: skip
-            ids.append(m.group(1))
-        return ids
+            return m.group(1)
+
+        return self.submit_each(requests, one)
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``qstat -xml``; one ``qacct -j`` for the ids that left the queue."""

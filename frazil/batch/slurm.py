@@ -205,10 +205,10 @@ class SlurmPlugin(BatchPlugin):
         return self.runner(argv, timeout=self.timeout)
 
     def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``sbatch --parsable`` each request; returns their job ids in order."""
-        ids = []
-        for request in requests:
-            script = self.write_script(request)
+        """``sbatch --parsable`` each request; returns their job ids in order (cancels what
+        went in if one fails)."""
+
+        def one(_request: JobRequest, script: Path) -> str:
             result = self._run(["sbatch", "--parsable", str(script)])
             m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
             if m is None:
@@ -216,8 +216,9 @@ class SlurmPlugin(BatchPlugin):
                     result.argv, result.returncode, result.stdout, result.stderr,
                     "sbatch printed no job id",
                 )  # fmt: skip
-            ids.append(m.group(1))
-        return ids
+            return m.group(1)
+
+        return self.submit_each(requests, one)
 
     def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``scontrol`` for all; ``sacct`` once for those the controller forgot."""

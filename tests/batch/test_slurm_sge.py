@@ -166,3 +166,28 @@ def test_recorded_qstat_and_qacct_output():
     assert (done["14"].state, done["14"].exit_code) == (BatchState.FAILED, 3)
     assert done["15"].state is BatchState.TIMEOUT and "h_rt" in done["15"].reason
     assert (done["19"].state, done["19"].exit_code) == (BatchState.CANCELLED, 137)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "submit", "printed", "cancel"),
+    [
+        (SlurmPlugin(), "sbatch", "4242\n", ["scancel", "4242"]),
+        (SgePlugin(), "qsub", "4242\n", ["qdel", "4242"]),
+    ],
+)
+def test_a_failed_submission_cancels_the_ones_before_it(tmp_path, plugin, submit, printed, cancel):
+    calls: list[list[str]] = []
+
+    def runner(argv, *, timeout, **_):
+        calls.append(list(argv))
+        if argv[0] == submit and sum(c[0] == submit for c in calls) == 2:
+            raise BatchCommandError(list(argv), 1, "", "the queue is full")
+        return CommandResult(list(argv), 0, printed if argv[0] == submit else "", "", 0.01)
+
+    plugin.runner = runner
+    first, second, third = (request(tmp_path / n) for n in "abc")
+    with pytest.raises(BatchCommandError, match="the queue is full"):
+        plugin.submit([first, second, third])
+    assert [c[0] for c in calls] == [submit, submit, cancel[0]]  # the third never went in
+    assert calls[-1] == cancel
+    assert (tmp_path / "c" / "w").is_dir()  # every script was written before any submission
