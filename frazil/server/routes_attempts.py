@@ -25,7 +25,7 @@ from frazil.server.schemas import (
     StartBody,
     UsageBody,
 )
-from frazil.services import attempts, claim
+from frazil.services import attempts, claim, task_logs
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
 pilot = APIRouter(prefix="/pilot", tags=["pilot"])
@@ -112,5 +112,5 @@ def upload_log(
     task_id: int, attempt: int, name: str, body: LogBody, key: Passkey, app: State
 ) -> dict[str, bool]:
     """Keep the tail of one of the attempt's logs."""
-    attempts.store_log(app.db, task_id, attempt, key, name=name, text=body.text, now=app.now())
+    task_logs.store_log(app.db, task_id, attempt, key, name=name, text=body.text, now=app.now())
     return {"ok": True}

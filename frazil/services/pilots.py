@@ -46,7 +46,7 @@ from frazil.model.states import (
     check_task_transition,
     failure_outcome,
 )
-from frazil.services import attempts, batch_jobs, specs
+from frazil.services import attempts, batch_jobs, specs, task_logs
 from frazil.services.claim import (
     CLAIMABLE,
     MAX_BATCH,
@@ -292,7 +292,7 @@ def _apply(
         raise Rejected(f"unknown report kind {r.kind!r}: finish, fail or log")
     if r.kind != "log":
         attempts.check_report(r.stats, r.files, caps)
-    attempts.store_logs_in(conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked)
+    task_logs.store_logs_in(conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked)
     if r.kind == "finish":
         attempts.finish_in(
             conn, r.task_id, r.attempt, r.passkey, now=now, usage=r.usage, stats=r.stats,

@@ -3,7 +3,7 @@
 from sqlalchemy.engine import make_url
 
 from frazil.model.records import SiteResources
-from frazil.services import attempts, queries, sites, specs
+from frazil.services import queries, sites, specs, task_logs
 from frazil.services.claim import claim
 from frazil.services.submit import submit
 from frazil.store.schema import metadata
@@ -45,7 +45,7 @@ def test_logs_that_differ_only_in_case_are_two_logs(db):
     submit(db, make_config("flat", 1), jobs=1, now=NOW)
     (c,) = claim(db, SiteResources("site-a"), 1, NOW)
     for name, text in (("stdout", "lower\n"), ("STDOUT", "upper\n"), ("stdout", "lower again\n")):
-        attempts.store_log(db, c.task_id, c.attempt, c.passkey, name=name, text=text, now=NOW)
+        task_logs.store_log(db, c.task_id, c.attempt, c.passkey, name=name, text=text, now=NOW)
     logs = {log.name: log.text for log in queries.task_logs(db, c.task_id)}
     assert logs == {"STDOUT": "upper\n", "stdout": "lower again\n"}
 
