@@ -40,10 +40,11 @@ from frazil.services import attempts
 from frazil.services.claim import claim
 from frazil.services.submit import submit
 from frazil.services.tokens import create_token
-from frazil.site.config import Queue, Resources, SiteConfig, Storage
+from frazil.site.config import Queue, SiteConfig, Storage
 from frazil.site.main import build
 from frazil.site.main import run as run_site
 from frazil.store import Database
+from frazil.wire import Slot
 
 HERE = Path(__file__).resolve().parent
 
@@ -103,7 +104,7 @@ def status_updates(
     url = fresh(backend, "frazil_bench", workdir)
     db = Database(url)
     d = submit(db, noop_config(), jobs=2000, now=time.time())
-    site = SiteResources("bench", cpu=8, memory=64, disk=100, time=24)
+    site = SiteResources(name="bench", cpu=8, memory=64, disk=100, time=24)
     pilots = []
     while claims := claim(db, site, 1000, time.time()):
         for c in claims:
@@ -182,7 +183,7 @@ def end_to_end(backend: str, tasks: int, slots: int, workdir: Path) -> dict[str,
         queue=Queue(plugin="local", max_queued=slots, claim_batch=slots, submit_rate=slots,
                     poll_interval=0.05, heartbeat=30.0,
                     options={"cpus": slots, "memory": 64.0, "gpus": 0}),
-        resources=Resources(cpu=1, gpu=0, memory=2.0, disk=5.0, time=1.0),
+        resources=Slot(cpu=1, gpu=0, memory=2.0, disk=5.0, time=1.0),
         storage=Storage(scratch=workdir / "scratch"),
     )  # fmt: skip
     stop = threading.Event()

@@ -68,7 +68,7 @@ HERE = Path(__file__).resolve().parent
 CHAIN = 5
 SITE_NAME = "bench"
 SLOT = {"cpu": 64, "gpu": 8, "memory": 1024.0, "disk": 10_000.0, "time": 1000.0}
-SITE = SiteResources(SITE_NAME, cpu=64, gpu=8, memory=1024.0, disk=10_000.0, time=1000.0)
+SITE = SiteResources(name=SITE_NAME, cpu=64, gpu=8, memory=1024.0, disk=10_000.0, time=1000.0)
 #: The largest size's median may be at most this many times the smallest size's.
 FLAT_RATIO = 2.0
 Shape = dict[str, int]  # "task_index/status/deps_pending" -> number of tasks

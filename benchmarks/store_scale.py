@@ -43,7 +43,7 @@ from frazil.store.schema import task, task_attempt
 
 HERE = Path(__file__).resolve().parent
 NAME = "frazil_bench"
-SITE = SiteResources("bench", cpu=64, gpu=8, memory=1024, disk=10_000, time=1000)
+SITE = SiteResources(name="bench", cpu=64, gpu=8, memory=1024, disk=10_000, time=1000)
 
 
 def config(dag: bool) -> DatasetConfig:

@@ -1,10 +1,16 @@
 """The typed HTTP client that the CLI, the site daemon and the pilot share.
 
-Standard library and httpx only, so that a pilot can use it on a worker node. Responses are
-plain JSON data; errors come back as Frazil's own exceptions (``NotFound``, ``Rejected``,
-``StaleAttempt``, ``BadPasskey``, ``AuthError``, ``ConfigError`` with its problems).
-Connection failures and 502/503/504 answers are retried with a growing pause until
-``retry_for`` seconds have passed, so a server restart is ridden out.
+Standard library and httpx only, so that a pilot can use it on a worker node. What sites and
+pilots exchange with the server comes and goes as the dataclasses of ``frazil.wire``; the
+records of datasets, jobs and tasks that people read are still plain JSON data. Errors come
+back as Frazil's own exceptions (``NotFound``, ``Rejected``, ``StaleAttempt``,
+``BadPasskey``, ``AuthError``, ``ConfigError`` with its problems, ``ProtocolMismatch``);
+a server that cannot be reached raises ``Unreachable``. Connection failures and
+502/503/504 answers are retried with a growing pause until ``retry_for`` seconds have
+passed, so a server restart is ridden out.
+
+Every request names the wire format's version (``Frazil-Protocol``); a server older than
+this client is refused at the first answer, naming both versions.
 """
 
 from __future__ import annotations
@@ -13,14 +19,44 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
 from frazil import errors
-from frazil.errors import AuthError, BadPasskey, ConfigError, FrazilError, Problem, Unreachable
+from frazil.errors import (
+    AuthError,
+    BadPasskey,
+    ConfigError,
+    FrazilError,
+    Problem,
+    ProtocolMismatch,
+    Unreachable,
+)
+from frazil.wire import (
+    PROTOCOL,
+    PROTOCOL_HEADER,
+    AttemptKey,
+    Beat,
+    Claim,
+    ClaimRequest,
+    ExchangeAnswer,
+    Failure,
+    Finish,
+    JobClaim,
+    NewPilot,
+    Report,
+    SiteInfo,
+    Slot,
+    TaskSpec,
+    WireError,
+    decode,
+    encode,
+    slot_fields,
+)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ERRORS: dict[str, type[FrazilError]] = {
     cls.__name__: cls
@@ -38,6 +74,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.StoreError,
         errors.JobSpecError,
         errors.SiteSpecError,
+        ProtocolMismatch,
     )
 }
 _RETRY_STATUS = {502, 503, 504}
@@ -77,6 +114,24 @@ def _raise_for(response: httpx.Response) -> None:
     raise ServerError(f"HTTP {response.status_code} from {response.request.url}: {detail}")
 
 
+def _check_protocol(response: httpx.Response, url: str) -> None:
+    """A server older than this client cannot read what it sends: say so, naming both."""
+    theirs = response.headers.get(PROTOCOL_HEADER)
+    if theirs is None or not theirs.isdigit() or int(theirs) >= PROTOCOL:
+        return
+    raise ProtocolMismatch(
+        f"the server at {url} speaks Frazil protocol {theirs}, this client speaks {PROTOCOL}: "
+        "upgrade the server, or use a site, pilot and client of the server's release"
+    )
+
+
+def _decoded(shape: type[T], data: Any, what: str) -> T:
+    try:
+        return decode(shape, data)
+    except WireError as exc:
+        raise ServerError(f"{what}: the server's answer does not fit: {exc}") from exc
+
+
 def _detail(response: httpx.Response) -> str:
     """What an error answer says, briefly."""
     try:
@@ -101,7 +156,7 @@ class _Base:
         self.retry_for = retry_for
         self._http = httpx.Client(
             base_url=self.url,
-            headers={"Authorization": auth, "User-Agent": "frazil"},
+            headers={"Authorization": auth, "User-Agent": "frazil", PROTOCOL_HEADER: str(PROTOCOL)},
             timeout=timeout,
             transport=transport,
         )
@@ -134,6 +189,7 @@ class _Base:
                 log.warning("server unreachable (%s); retrying in %.1f s", exc, pause)
             else:
                 if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
+                    _check_protocol(response, self.url)
                     _raise_for(response)
                     return response.json() if response.content else None
                 log.warning(
@@ -229,9 +285,9 @@ class Client(_Base):
 
     # -- sites ------------------------------------------------------------------------------
 
-    def register_site(self, name: str, **resources: Any) -> dict[str, Any]:
-        """Register a site (cpu, gpu, memory, disk, time, os, attributes, system, info)."""
-        result: dict[str, Any] = self.request("PUT", f"/sites/{name}", json=resources)
+    def register_site(self, name: str, site: SiteInfo) -> dict[str, Any]:
+        """Register a site: what its slots offer, its ``$system()`` values and about itself."""
+        result: dict[str, Any] = self.request("PUT", f"/sites/{name}", json=encode(site))
         return result
 
     def site_heartbeat(self, name: str) -> None:
@@ -239,23 +295,23 @@ class Client(_Base):
         self.request("POST", f"/sites/{name}/heartbeat")
 
     def claim(
-        self, site: str, limit: int, *, request: str | None = None, **resources: Any
-    ) -> list[dict[str, Any]]:
+        self, site: str, slot: Slot, limit: int, *, request: str | None = None
+    ) -> list[Claim]:
         """Claim up to ``limit`` tasks that fit one slot of the site.
 
         ``request`` (default: a fresh ``request_id()``) names the claim: sent again, by the
         retries here or by the caller after a failure, it gets the same tasks.
         """
-        body = {"limit": limit, "request_id": request or request_id(), **resources}
-        result: list[dict[str, Any]] = self.request("POST", f"/sites/{site}/claim", json=body)
-        return result
+        body = _claim_body(slot, limit, request or request_id())
+        result = self.request("POST", f"/sites/{site}/claim", json=body)
+        return [_decoded(Claim, c, "a claim") for c in result]
 
-    def claim_jobs(self, site: str, limit: int, **resources: Any) -> list[dict[str, Any]]:
+    def claim_jobs(self, site: str, slot: Slot, limit: int) -> list[JobClaim]:
         """Claim up to ``limit`` whole jobs (batch-side DAGs) that fit one slot of the site."""
-        result: list[dict[str, Any]] = self.request(
-            "POST", f"/sites/{site}/claim-jobs", json={"limit": limit, **resources}
+        result = self.request(
+            "POST", f"/sites/{site}/claim-jobs", json=_claim_body(slot, limit, None)
         )
-        return result
+        return [_decoded(JobClaim, j, "a job claim") for j in result]
 
     def record_batch_id(self, site: str, task_id: int, attempt: int, batch_id: str) -> None:
         """Tell the server which batch job runs an attempt."""
@@ -290,11 +346,10 @@ class Client(_Base):
         )
         return [(int(t), int(a)) for t, a in result["unsubmitted"]]
 
-    def create_pilot(self, site: str, **slot: Any) -> tuple[int, str]:
-        """A new multi-task pilot of the site (cpu, gpu, memory, disk, time, os,
-        attributes); returns its id and key."""
-        result = self.request("POST", f"/sites/{site}/pilots", json=slot)
-        return int(result["pilot_id"]), str(result["key"])
+    def create_pilot(self, site: str, slot: Slot) -> NewPilot:
+        """A new multi-task pilot of the site, whose batch job offers ``slot``: its id and key."""
+        result = self.request("POST", f"/sites/{site}/pilots", json=encode(slot.slot()))
+        return _decoded(NewPilot, result, "a new pilot")
 
     def record_pilot_batch_id(self, site: str, pilot_id: int, batch_id: str) -> None:
         """Tell the server which batch job runs a pilot."""
@@ -311,9 +366,9 @@ class Client(_Base):
         )  # fmt: skip
         return int(result["ended"])
 
-    def demand(self, site: str, limit: int, **resources: Any) -> int:
+    def demand(self, site: str, slot: Slot, limit: int) -> int:
         """How many waiting tasks (up to ``limit``) fit one of the site's pilots."""
-        result = self.request("POST", f"/sites/{site}/demand", json={"limit": limit, **resources})
+        result = self.request("POST", f"/sites/{site}/demand", json=_claim_body(slot, limit, None))
         return int(result["waiting"])
 
     # -- administration -----------------------------------------------------------------------
@@ -340,25 +395,31 @@ class Client(_Base):
         return result
 
 
-def send_heartbeats(url: str, beats: Sequence[Mapping[str, Any]], **options: Any) -> list[str]:
-    """Heartbeats of many attempts in one request (``task_id``, ``attempt``, ``passkey``,
-    ``phase``); returns ``ok``, ``stale`` or ``denied`` for each."""
-    client = _Base(url, f"Passkey {beats[0]['passkey']}", **options)
+def _claim_body(slot: Slot, limit: int, request: str | None) -> dict[str, Any]:
+    request_ = ClaimRequest(**slot_fields(slot), limit=limit, request_id=request)
+    body: dict[str, Any] = encode(request_)
+    return body
+
+
+def send_heartbeats(url: str, beats: Sequence[Beat], **options: Any) -> list[str]:
+    """Heartbeats of many attempts in one request; returns ``ok``, ``stale`` or ``denied``
+    for each."""
+    client = _Base(url, f"Passkey {beats[0].passkey}", **options)
     try:
         result: list[str] = client.request(
-            "POST", "/pilot/heartbeats", json={"beats": list(beats)}
+            "POST", "/pilot/heartbeats", json={"beats": [encode(b) for b in beats]}
         )["results"]
         return result
     finally:
         client.close()
 
 
-def claim_reserved(url: str, task_id: int, key: str, **options: Any) -> dict[str, Any]:
-    """A reserved task's pilot claims it; returns its ``attempt`` and ``passkey``."""
+def claim_reserved(url: str, task_id: int, key: str, **options: Any) -> AttemptKey:
+    """A reserved task's pilot claims it; returns its attempt and passkey."""
     client = _Base(url, f"Reservation {key}", **options)
     try:
-        result: dict[str, Any] = client.request("POST", f"/pilot/tasks/{task_id}/claim")
-        return result
+        result = client.request("POST", f"/pilot/tasks/{task_id}/claim")
+        return _decoded(AttemptKey, result, "a reserved task's claim")
     finally:
         client.close()
 
@@ -370,10 +431,9 @@ class PilotClient(_Base):
         super().__init__(url, f"Passkey {passkey}", **options)
         self.base = f"/pilot/tasks/{task_id}/attempts/{attempt}"
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> TaskSpec:
         """The resolved task to run."""
-        result: dict[str, Any] = self.request("GET", f"{self.base}/spec")
-        return result
+        return _decoded(TaskSpec, self.request("GET", f"{self.base}/spec"), "a task's spec")
 
     def start(self, host: str) -> None:
         """The task is processing on ``host``."""
@@ -383,29 +443,13 @@ class PilotClient(_Base):
         """Alive (and now in ``phase``)."""
         self.request("POST", f"{self.base}/heartbeat", json={"phase": phase})
 
-    def finish(
-        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
-        files: Sequence[Mapping[str, Any]],
-    ) -> None:  # fmt: skip
+    def finish(self, done: Finish) -> None:
         """The attempt succeeded."""
-        body = {"usage": usage, "stats": stats, "files": list(files)}
-        self.request("POST", f"{self.base}/finish", json=body)
+        self.request("POST", f"{self.base}/finish", json=encode(done))
 
-    def fail(
-        self, error: str, *, usage: Mapping[str, Any] | None = None,
-        exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
-    ) -> str:  # fmt: skip
-        """The attempt failed (``counts`` false: stopped from outside; ``timeout``: at its
-        walltime); returns the task's state."""
-        result = self.request(
-            "POST", f"{self.base}/fail",
-            json={
-                "error": error, "usage": usage, "exhausted": exhausted or [],
-                "exit_code": exit_code, "stats": stats or {}, "counts": counts,
-                "timeout": timeout,
-            },
-        )  # fmt: skip
+    def fail(self, failure: Failure) -> str:
+        """The attempt failed (or was stopped); returns the task's state."""
+        result = self.request("POST", f"{self.base}/fail", json=encode(failure))
         status: str = result["status"]
         return status
 
@@ -423,19 +467,19 @@ class PilotSession(_Base):
         self.pilot_id = pilot_id
 
     def exchange(
-        self, reports: Sequence[Mapping[str, Any]] = (), *, limit: int = 0, wait: float = 0.0,
+        self, reports: Sequence[Report] = (), *, limit: int = 0, wait: float = 0.0,
         time_left: float | None = None, host: str = "", request: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> ExchangeAnswer:  # fmt: skip
         """Send reports; get up to ``limit`` tasks (waiting up to ``wait`` s for one).
 
         ``request`` (default: a fresh ``request_id()``) names the exchange, as for a claim.
         """
-        result: dict[str, Any] = self.request(
-            "POST", f"/pilots/{self.pilot_id}/exchange",
-            json={"reports": list(reports), "limit": limit, "wait": wait,
-                  "time_left": time_left, "host": host, "request_id": request or request_id()},
-        )  # fmt: skip
-        return result
+        body = {
+            "reports": [encode(r) for r in reports], "limit": limit, "wait": wait,
+            "time_left": time_left, "host": host, "request_id": request or request_id(),
+        }  # fmt: skip
+        result = self.request("POST", f"/pilots/{self.pilot_id}/exchange", json=body)
+        return _decoded(ExchangeAnswer, result, "an exchange")
 
     def end(self, reason: str) -> int:
         """The pilot is done; returns how many tasks it still held (they are reset)."""
@@ -443,4 +487,6 @@ class PilotSession(_Base):
         return int(result["ended"])
 
 
-__all__ = ["BadPasskey", "Client", "PilotClient", "PilotSession", "ServerError"]
+__all__ = [
+    "BadPasskey", "Client", "PilotClient", "PilotSession", "ServerError", "Unreachable",
+]  # fmt: skip

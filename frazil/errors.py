@@ -22,6 +22,7 @@ The tree::
     │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
     ├── StoreError                the database is unreachable, misconfigured or not migrated
     ├── Unreachable               the Frazil server did not answer within the client's retry time
+    ├── ProtocolMismatch          a caller and the server speak wire formats of other releases
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
     ├── SettingsError             Frazil's own settings cannot be read
     ├── AuthError                 a request without a valid token or passkey
@@ -204,6 +205,11 @@ class StoreError(FrazilError):
 
 class Unreachable(FrazilError):
     """The Frazil server could not be reached (the client retried for its whole retry time)."""
+
+
+class ProtocolMismatch(FrazilError):
+    """A site, pilot or client and the server speak versions of the wire format that do not
+    go together (the message names both, and what to upgrade)."""
 
 
 class BadValue(FrazilError):

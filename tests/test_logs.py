@@ -14,6 +14,7 @@ from frazil.services import attempts
 from frazil.services.claim import claim
 from frazil.services.submit import submit
 from frazil.store import Database
+from frazil.wire import Finish
 from tests.conftest import ROOT
 from tests.services.conftest import make_config
 
@@ -62,10 +63,10 @@ def test_a_path_with_a_newline_cannot_forge_a_line_of_the_server_log(tmp_path):
     evil.mkdir(parents=True)
     db = Database(f"sqlite:///{home / 'frazil.db'}")
     submit(db, make_config("flat", 1), jobs=1, now=1.0)
-    (c,) = claim(db, SiteResources("site-a"), 1, 2.0)
+    (c,) = claim(db, SiteResources(name="site-a"), 1, 2.0)
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=3.0)
-    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=4.0,
-                    files=[FileRecord(str(evil), "output", "job_temp")])  # fmt: skip
+    done = Finish(files=(FileRecord(str(evil), "output", "job_temp"),))
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, done, now=4.0)
     db.dispose()
     log = tmp_path / "server.log"
     with log.open("wb") as out:

@@ -27,10 +27,11 @@ from databases import drop, free_port, fresh
 
 from frazil.client import Client
 from frazil.services.tokens import create_token
-from frazil.site.config import Queue, Resources, SiteConfig, Storage
+from frazil.site.config import Queue, SiteConfig, Storage
 from frazil.site.main import build
 from frazil.site.main import run as run_site
 from frazil.store import Database
+from frazil.wire import Slot
 
 PILOTS = int(os.environ.get("FRAZIL_BENCH_PILOTS", "2"))
 SLOTS = int(os.environ.get("FRAZIL_BENCH_SLOTS", "4"))
@@ -85,7 +86,7 @@ class Frazil:
                 poll_interval=0.2, heartbeat=30.0, pilot_idle=120.0,
                 options={"cpus": PILOTS * SLOTS, "memory": PILOTS * 8.0, "gpus": 0},
             ),
-            resources=Resources(cpu=SLOTS, memory=8.0, disk=10.0, time=1.0),
+            resources=Slot(cpu=SLOTS, memory=8.0, disk=10.0, time=1.0),
             environment={"PYTHONPATH": pythonpath},
             storage=Storage(scratch=workdir / "scratch"),
         )  # fmt: skip

@@ -21,6 +21,7 @@ from frazil.model.expressions import Context, Evaluator
 from frazil.model.resolve import JobInfo, ResolvedTask, Resolver, resolve_job
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
+from frazil.wire import encode
 
 out = console()
 err = console(stderr=True)
@@ -110,7 +111,7 @@ def show(
         err.print(f"[red]error[/red] {shown(str(exc))}")
         raise typer.Exit(1) from exc
     if as_json:
-        typer.echo(json.dumps([t.to_dict() for t in tasks], indent=2))
+        typer.echo(json.dumps([encode(t) for t in tasks], indent=2))
         return
     dag, _ = build_dag([t.name for t in cfg.tasks], [t.depends for t in cfg.tasks])
     assert dag is not None
@@ -128,8 +129,8 @@ def show(
     for task in tasks:
         tree = Tree(Text(plain(task.name), style="bold"))
         for d in task.data:
-            arrow = {"input": "<-", "output": "->", "both": "<->"}[d.movement.value]
-            tree.add(_fold(f"{d.local} {arrow} {d.remote} ({d.type.value})"))
+            arrow = {"input": "<-", "output": "->", "both": "<->"}[str(d.movement)]
+            tree.add(_fold(f"{d.local} {arrow} {d.remote} ({d.type})"))
         for tray in task.trays:
             env = f" [{tray.env[0]} {tray.env[1]}]" if tray.env else ""
             node = tree.add(_fold(f"tray {tray.name} #{tray.iteration}{env}"))

@@ -27,10 +27,11 @@ from frazil.loader import load_config
 from frazil.server.main import ServerThread
 from frazil.services import queries
 from frazil.services.tokens import create_token
-from frazil.site.config import Queue, Resources, SiteConfig, Storage
+from frazil.site.config import Queue, SiteConfig, Storage
 from frazil.site.main import build
 from frazil.site.main import run as run_site
 from frazil.store import Database
+from frazil.wire import Slot
 
 out = console()
 STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
@@ -50,7 +51,7 @@ def _site_config(url: str, token: str, home: Path, example: Path) -> SiteConfig:
             heartbeat=5.0,
             options={"cpus": max(2, os.cpu_count() or 2), "memory": 16.0, "gpus": 1},
         ),
-        resources=Resources(cpu=1, gpu=1, memory=8.0, disk=20.0, time=24.0),
+        resources=Slot(cpu=1, gpu=1, memory=8.0, disk=20.0, time=24.0),
         system={
             "software": str(software),
             "gcd_dir": str(software / "gcd"),

@@ -28,6 +28,7 @@ from frazil.cli.text import console, shown
 from frazil.loader import load_config
 from frazil.model.dag import build_dag
 from frazil.model.resolve import JobInfo, Resolver
+from frazil.wire import encode
 
 out = console()
 
@@ -90,24 +91,23 @@ def run(
         resolver = Resolver(cfg, info)
         where: dict[int, int] = {}
         for t in dag.order:
-            spec = resolver.task(t).to_dict()
-            folder = root / f"job-{job:06d}" / spec["name"]
+            spec = resolver.task(t)
+            folder = root / f"job-{job:06d}" / spec.name
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / "spec.json").write_text(json.dumps(spec, indent=2, default=str))
-            req = spec["requirements"]
+            (folder / "spec.json").write_text(json.dumps(encode(spec), indent=2, default=str))
+            req = spec.requirements
             where[t] = len(requests)
             requests.append(JobRequest(
-                name=f"frazil-run-{job}-{spec['name']}"[:128],
+                name=f"frazil-run-{job}-{spec.name}"[:128],
                 argv=[sys.executable, "-m", "frazil.pilot", "--spec", str(folder / "spec.json"),
                       "--workdir", str(folder / "work"), "--fail-exit-code", fail_code],
                 workdir=folder,
                 stdout=folder / "pilot.out",
                 stderr=folder / "pilot.err",
-                cpu=req["cpu"], gpu=req["gpu"], memory=req["memory"], disk=req["disk"],
-                walltime=req["time"],
+                cpu=req.cpu, gpu=req.gpu, memory=req.memory, disk=req.disk, walltime=req.time,
             ))  # fmt: skip
             parents.append([where[p] for p in dag.parents[t]])
-            rows.append((job, spec["name"], ", ".join(dag.names[p] for p in dag.parents[t])))
+            rows.append((job, spec.name, ", ".join(dag.names[p] for p in dag.parents[t])))
     if dry_run:
         _table("script", rows, [str(plugin.write_script(r)) for r in requests])
         out.print(f"scripts: {shown(root)}")

@@ -1,24 +1,26 @@
-"""Records passed between the services and their callers (frozen, typed, no I/O)."""
+"""Records passed between the services and their callers (frozen, typed, no I/O).
+
+The shapes that also cross the network (claims, usage, files) are the wire format's, named
+once in ``frazil.wire`` and re-exported here for the services."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from frazil.wire import Claim, DagTask, FileRecord, JobClaim, Slot, Usage
 
-@dataclass(frozen=True)
-class SiteResources:
-    """What a site offers one task: a task fits when every requirement does."""
 
-    name: str
-    cpu: int = 1
-    gpu: int = 0
-    memory: float = 2.0  # GB
-    disk: float = 10.0  # GB
-    time: float = 24.0  # hours
-    os: str | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True, kw_only=True)
+class SiteResources(Slot):
+    """What one slot of the site ``name`` offers (a site's slot, or what a pilot has left)."""
+
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        """Made from a checked slot, or from what a pilot has left (which may be no core):
+        not checked again."""
 
 
 def attribute_matches(required: Any, offered: Any) -> bool:
@@ -49,47 +51,6 @@ def extras_fit(required: Mapping[str, Any], site: SiteResources) -> bool:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """A task handed to a site: the pilot proves itself with ``passkey`` on every report."""
-
-    task_id: int
-    attempt: int
-    passkey: str
-    dataset_id: int
-    job_index: int
-    task_index: int
-    name: str
-    cpu: int
-    gpu: int
-    memory: float
-    disk: float
-    time: float
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Resources an attempt used, as the pilot measured them."""
-
-    cpu_time: float | None = None  # seconds
-    wall_time: float | None = None  # seconds
-    max_memory: float | None = None  # GB
-    max_disk: float | None = None  # GB
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    """A file an attempt read or wrote."""
-
-    url: str
-    movement: str
-    type: str = "permanent"
-    local: str = ""
-    size: int | None = None
-    checksum_type: str | None = None
-    checksum: str | None = None
-
-
-@dataclass(frozen=True)
 class StatSummary:
     """One statistic aggregated over attempts: count, sum, mean, standard deviation, range."""
 
@@ -103,30 +64,7 @@ class StatSummary:
     maximum: float
 
 
-@dataclass(frozen=True)
-class DagTask:
-    """One task of a job claimed whole (batch-side DAG): either claimed now (a root, with
-    ``attempt`` and ``passkey``) or reserved (``reservation``: the key its pilot claims it with
-    once its dependencies are complete)."""
-
-    task_id: int
-    task_index: int
-    name: str
-    parents: tuple[int, ...]  # task ids within the job
-    cpu: int
-    gpu: int
-    memory: float
-    disk: float
-    time: float
-    attempt: int = 0
-    passkey: str = ""
-    reservation: str = ""
-
-
-@dataclass(frozen=True)
-class JobClaim:
-    """A whole job handed to a site, its tasks in an order that respects dependencies."""
-
-    dataset_id: int
-    job_index: int
-    tasks: tuple[DagTask, ...]
+__all__ = [
+    "Claim", "DagTask", "FileRecord", "JobClaim", "SiteResources", "StatSummary", "Usage",
+    "attribute_matches", "extras_fit",
+]  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from frazil.errors import (
@@ -31,8 +31,10 @@ from frazil.model.expressions import Context, Evaluator, to_text
 from frazil.model.limits import AMOUNT, COUNT, ITERATIONS, Range, shown
 from frazil.model.paths import join_path
 from frazil.model.rng import job_seed
-from frazil.model.spec import NAME_LENGTH, Data, DatasetConfig, DataType, Movement
+from frazil.model.spec import NAME_LENGTH, Data, DatasetConfig
 from frazil.model.urls import MODULE_URL_SCHEMES, climbs, plain_file_name, url_scheme
+from frazil.wire import Data as ResolvedDataShape
+from frazil.wire import Module, Requirements, TaskSpec, Tray
 
 #: Evaluation steps for everything one resolver evaluates (a job's tasks when a config is
 #: checked, one task when a pilot asks for its spec): the bound on one job as a whole, where
@@ -55,73 +57,12 @@ class JobInfo:
     defer_site_values: bool = False
 
 
-@dataclass(frozen=True)
-class ResolvedRequirements:
-    """A task's needs, with numbers that a site can compare."""
-
-    cpu: int
-    gpu: int
-    memory: float
-    disk: float
-    time: float
-    os: tuple[str, ...] = ()
-    site: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ResolvedData:
-    """A file entry with its names evaluated."""
-
-    remote: str
-    local: str
-    type: DataType
-    movement: Movement
-    transfer: bool | str
-
-
-@dataclass(frozen=True)
-class ResolvedModule:
-    """One module, ready to run: its command-line arguments as an argv list."""
-
-    name: str
-    src: str
-    class_: str
-    url: str
-    argv: tuple[str, ...]
-    env_shell: str
-    env_clear: bool
-    configs: Mapping[str, Any]
-    parameters: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ResolvedTray:
-    """One iteration of a tray."""
-
-    name: str
-    iteration: int
-    env: tuple[str, str] | None
-    modules: tuple[ResolvedModule, ...]
-
-
-@dataclass(frozen=True)
-class ResolvedTask:
-    """Everything a pilot needs to run one task of one job."""
-
-    job: int
-    index: int
-    name: str
-    depends: tuple[str, ...]
-    requirements: ResolvedRequirements
-    data: tuple[ResolvedData, ...]
-    batchsys: Mapping[str, Any]
-    container: str
-    trays: tuple[ResolvedTray, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (stored with each attempt as the spec it ran)."""
-        return asdict(self)
+#: What the resolver makes is what a pilot runs: the wire format's shapes.
+ResolvedRequirements = Requirements
+ResolvedData = ResolvedDataShape
+ResolvedModule = Module
+ResolvedTray = Tray
+ResolvedTask = TaskSpec
 
 
 def args_to_argv(value: Any) -> list[str]:
@@ -431,7 +372,7 @@ class Resolver:
             batchsys[system] = {**batchsys.get(system, {}), **props}
         unique: dict[tuple[str, str, str], ResolvedData] = {}
         for d in data:
-            unique.setdefault((d.remote, d.local, d.movement.value), d)
+            unique.setdefault((d.remote, d.local, str(d.movement)), d)
         return ResolvedTask(
             job=self.info.job,
             index=t,

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         except Rejected as exc:  # its dependencies did not complete: nothing to run
             logging.getLogger("frazil.pilot").warning("not claimed: %s", exc)
             return 0
-        a.attempt, passkey = claimed["attempt"], claimed["passkey"]
+        a.attempt, passkey = claimed.attempt, claimed.passkey
     elif a.server is None or a.task is None or a.attempt is None or a.passkey_file is None:
         p.error("give --server, --task, --attempt and --passkey-file (or --reservation-file)")
     else:

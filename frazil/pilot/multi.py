@@ -22,14 +22,14 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from frazil.client import PilotSession, request_id, send_heartbeats
 from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError, Unreachable
 from frazil.pilot.run import LOG_TAIL, Pilot, PilotOptions
+from frazil.wire import Beat, Failure, Finish, Handed, Report, TaskSpec, encode
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class MultiOptions:
 
 @dataclass
 class _Task:
-    claim: dict[str, Any]
+    claim: Handed
     cpu: int
     gpu: int
     memory: float
@@ -79,11 +79,6 @@ class _Task:
     logs: dict[str, str] = field(default_factory=dict)
     pilot: Pilot | None = None
 
-    @property
-    def ref(self) -> dict[str, Any]:
-        c = self.claim
-        return {"task_id": c["task_id"], "attempt": c["attempt"], "passkey": c["passkey"]}
-
 
 class _Reporter:
     """A task's reporter inside the multi-task pilot: reports go to the pilot's outbox."""
@@ -92,40 +87,25 @@ class _Reporter:
         self.owner = owner
         self.t = t
 
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.t.claim["spec"]
-        return spec
+    def spec(self) -> TaskSpec:
+        return self.t.claim.spec
 
     def start(self, host: str) -> None:
         """Already started: the server handed the task out as processing."""
 
     def heartbeat(self, phase: str | None = None) -> None:
         if self.t.stale:
-            raise StaleAttempt(f"task {self.t.claim['task_id']} is no longer this pilot's")
+            raise StaleAttempt(f"task {self.t.claim.task_id} is no longer this pilot's")
         if phase is not None:
             self.t.phase = phase
 
-    def finish(
-        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
-        files: Sequence[Mapping[str, Any]],
-    ) -> None:  # fmt: skip
+    def finish(self, done: Finish) -> None:
         self.t.reported = True
-        self.owner.post(
-            {**self.t.ref, "kind": "finish", "usage": usage, "stats": dict(stats),
-             "files": list(files), "logs": self.t.logs}
-        )  # fmt: skip
+        self.owner.post(Report.finished(self.t.claim.key, done, dict(self.t.logs)))
 
-    def fail(
-        self, error: str, *, usage: Mapping[str, Any] | None = None,
-        exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
-    ) -> str:  # fmt: skip
+    def fail(self, failure: Failure) -> str:
         self.t.reported = True
-        self.owner.post(
-            {**self.t.ref, "kind": "fail", "error": error[:100_000], "usage": usage,
-             "exhausted": exhausted or [], "exit_code": exit_code, "stats": dict(stats or {}),
-             "counts": counts, "timeout": timeout, "logs": self.t.logs}
-        )  # fmt: skip
+        self.owner.post(Report.failed(self.t.claim.key, failure, dict(self.t.logs)))
         return "reported"
 
     def log(self, name: str, text: str) -> None:
@@ -143,7 +123,7 @@ class MultiPilot:
         self.host = socket.gethostname()
         self.running: dict[int, _Task] = {}
         self.free_devices = list(options.gpus or [str(i) for i in range(options.gpu)])
-        self.outbox: list[dict[str, Any]] = []
+        self.outbox: list[Report] = []
         self.terminated = False
         self.ended = False  # the server ended this pilot
         self.closing = False  # the pilot takes no more work
@@ -257,39 +237,35 @@ class MultiPilot:
             finally:
                 with self._lock:
                     self._polling = False
-            self._check(reports, answer["results"])
-            for claim in answer["tasks"]:
+            self._check(reports, answer.results)
+            for claim in answer.tasks:
                 self._launch(claim)
-            if answer["tasks"]:
+            if answer.tasks:
                 last_work = time.monotonic()
         return "terminated (SIGTERM)"
 
-    def _launch(self, claim: dict[str, Any]) -> None:
-        req = claim["spec"].get("requirements", {})
-        gpu = int(req.get("gpu", 0) or 0)
+    def _launch(self, claim: Handed) -> None:
+        req = claim.spec.requirements
         with self._lock:
-            if claim["task_id"] in self.running:  # handed out again by a repeated exchange
+            if claim.task_id in self.running:  # handed out again by a repeated exchange
                 return
-            devices = [self.free_devices.pop(0) for _ in range(min(gpu, len(self.free_devices)))]
-            t = _Task(
-                claim, cpu=int(req.get("cpu", 1) or 0), gpu=gpu,
-                memory=float(req.get("memory", 0) or 0), disk=float(req.get("disk", 0) or 0),
-                devices=devices,
-            )  # fmt: skip
-            self.running[claim["task_id"]] = t
+            free = self.free_devices
+            devices = [free.pop(0) for _ in range(min(req.gpu, len(free)))]
+            t = _Task(claim, req.cpu, req.gpu, req.memory, req.disk, devices)
+            self.running[claim.task_id] = t
         threading.Thread(
-            target=self._run_task, args=(t,), name=f"task-{claim['task_id']}", daemon=True
+            target=self._run_task, args=(t,), name=f"task-{claim.task_id}", daemon=True
         ).start()
 
     def _run_task(self, t: _Task) -> None:
         c = t.claim
-        root = self.o.workdir / f"{c['task_id']}-{c['attempt']}"
+        root = self.o.workdir / f"{c.task_id}-{c.attempt}"
         env = {"FRAZIL_PILOT": str(self.o.pilot_id)}
         if self.o.gpu or self.o.gpus:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(t.devices)
         options = PilotOptions(
-            server=self.o.server, task_id=c["task_id"], attempt=c["attempt"],
-            passkey=c["passkey"], workdir=root / "task", heartbeat=self.o.heartbeat,
+            server=self.o.server, task_id=c.task_id, attempt=c.attempt,
+            passkey=c.passkey, workdir=root / "task", heartbeat=self.o.heartbeat,
             cache=self.o.cache, keep=self.o.keep, md5=self.o.md5, env=env, beats=False,
             cleans=False,
         )  # fmt: skip
@@ -299,29 +275,29 @@ class MultiPilot:
                 t.pilot.terminate()
             t.pilot.run()
         except Exception:  # a bug in the pilot must not take the other tasks down
-            log.exception("task %d: the pilot failed", c["task_id"])
-            self.post({**t.ref, "kind": "fail", "error": "the pilot failed; see its log"})
+            log.exception("task %d: the pilot failed", c.task_id)
+            self.post(Report.failed(c.key, Failure("the pilot failed; see its log"), {}))
         finally:
             if not self.o.keep:
                 shutil.rmtree(root, ignore_errors=True)
             with self._lock:
-                self.running.pop(c["task_id"], None)
+                self.running.pop(c.task_id, None)
                 self.free_devices.extend(t.devices)
                 self.done += 1
                 self._lock.notify_all()
 
     # -- reports ------------------------------------------------------------------------------
 
-    def post(self, report: dict[str, Any]) -> None:
+    def post(self, report: Report) -> None:
         """Queue a report; it goes out at once (with whatever else is waiting)."""
         with self._lock:
             self.outbox.append(report)
             self._lock.notify_all()
 
-    def _take_outbox(self) -> list[dict[str, Any]]:
+    def _take_outbox(self) -> list[Report]:
         size, count = 0, 0
         for report in self.outbox[:REPORT_BATCH]:
-            size += len(json.dumps(report))
+            size += len(json.dumps(encode(report)))
             if count and size > REPORT_BYTES:
                 break
             count += 1
@@ -366,15 +342,15 @@ class MultiPilot:
                 log.error("the server refused %d report(s), dropping them: %s", len(reports), exc)
                 continue
             request = request_id()
-            self._check(reports, answer["results"])
-            for claim in answer["tasks"]:
+            self._check(reports, answer.results)
+            for claim in answer.tasks:
                 self._launch(claim)
 
-    def _check(self, reports: Sequence[Mapping[str, Any]], results: Sequence[str]) -> None:
+    def _check(self, reports: Sequence[Report], results: Sequence[str]) -> None:
         for r, result in zip(reports, results, strict=True):
             if result != "ok":
-                log.warning("task %d attempt %d: report %s was %s", r["task_id"], r["attempt"],
-                            r["kind"], result)  # fmt: skip
+                log.warning("task %d attempt %d: report %s was %s", r.task_id, r.attempt,
+                            r.kind, result)  # fmt: skip
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.o.heartbeat):
@@ -382,7 +358,9 @@ class MultiPilot:
                 tasks = [t for t in self.running.values() if not t.stale]
             if not tasks:
                 continue
-            beats = [{**t.ref, "phase": t.phase} for t in tasks]
+            beats = [
+                Beat(t.claim.task_id, t.claim.attempt, t.claim.passkey, t.phase) for t in tasks
+            ]
             try:
                 results = send_heartbeats(self.o.server, beats, retry_for=30)
             except FrazilError as exc:
@@ -390,7 +368,7 @@ class MultiPilot:
                 continue
             for t, result in zip(tasks, results, strict=True):
                 if result != "ok" and not t.reported:
-                    log.warning("task %d: heartbeat %s; stopping it", t.claim["task_id"], result)
+                    log.warning("task %d: heartbeat %s; stopping it", t.claim.task_id, result)
                     t.stale = True
                     if t.pilot is not None:
                         t.pilot.stale = True

@@ -20,7 +20,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -34,11 +34,14 @@ from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, mo
 from frazil.pilot.modules import UnpackTarball
 from frazil.pilot.protocols import SourceMissing
 from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
+from frazil.wire import Failure, FileRecord, Finish, Module, TaskSpec, Usage
 
 log = logging.getLogger(__name__)
 
 #: A log's last this many characters are sent (the server keeps no more of it).
 LOG_TAIL = 64 * 1024
+#: A failure's text is cut to this many characters (the most the server takes).
+MAX_ERROR = 100_000
 
 REMOTE_SCHEMES = ("http", "https", "file")
 #: A SIGTERM after this share of the requested walltime is the batch system's time limit.
@@ -48,18 +51,11 @@ WALLTIME_SHARE = 0.9
 class Reporter(Protocol):
     """Where a pilot gets its task and sends its reports: the server, or files (standalone)."""
 
-    def spec(self) -> dict[str, Any]: ...
+    def spec(self) -> TaskSpec: ...
     def start(self, host: str) -> None: ...
     def heartbeat(self, phase: str | None = None) -> None: ...
-    def finish(
-        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
-        files: Sequence[Mapping[str, Any]],
-    ) -> None: ...  # fmt: skip
-    def fail(
-        self, error: str, *, usage: Mapping[str, Any] | None = None,
-        exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
-    ) -> str: ...  # fmt: skip
+    def finish(self, done: Finish) -> None: ...
+    def fail(self, failure: Failure) -> str: ...
     def log(self, name: str, text: str) -> None: ...
 
 
@@ -93,8 +89,12 @@ class Pilot:
 
     def __init__(self, options: PilotOptions, client: Reporter | None = None) -> None:
         self.o = options
-        self.client: Reporter = client or PilotClient(
-            options.server, options.task_id, options.attempt, options.passkey, retry_for=600
+        self.client: Reporter = (
+            PilotClient(
+                options.server, options.task_id, options.attempt, options.passkey, retry_for=600
+            )
+            if client is None
+            else client
         )
         self.workdir = options.workdir
         self.logs = options.workdir.parent / "logs"
@@ -145,7 +145,7 @@ class Pilot:
         )  # fmt: skip
         try:
             spec = self.client.spec()
-            self.walltime_hours = float(spec.get("requirements", {}).get("time", 0) or 0)
+            self.walltime_hours = spec.requirements.time
             self.client.start(socket.gethostname())
         except StaleAttempt as exc:
             log.warning("the attempt is no longer current: %s", exc)
@@ -157,7 +157,7 @@ class Pilot:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.o.beats:
             threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
-        files: list[dict[str, Any]] = []
+        files: list[FileRecord] = []
         error: BaseException | None = None
         try:
             self._set_phase("copying_input")
@@ -175,7 +175,13 @@ class Pilot:
         self.usage["wall_time"] = time.monotonic() - started
         return self._report(error, files)
 
-    def _report(self, error: BaseException | None, files: list[dict[str, Any]]) -> int:
+    def _usage(self) -> Usage:
+        return Usage(
+            cpu_time=self.usage["cpu_time"], wall_time=self.usage["wall_time"],
+            max_memory=self.usage["max_memory"],
+        )  # fmt: skip
+
+    def _report(self, error: BaseException | None, files: list[FileRecord]) -> int:
         self._stop.set()
         if not self.stale:
             self._upload_logs()
@@ -190,10 +196,13 @@ class Pilot:
             if error is not None:
                 exit_code = error.exit_code if isinstance(error, ModuleFailed) else None
                 self.client.fail(
-                    str(error), usage=self.usage, stats=self.stats, exit_code=exit_code
-                )
+                    Failure(
+                        str(error)[:MAX_ERROR], self._usage(), exit_code=exit_code,
+                        stats=self.stats,
+                    )
+                )  # fmt: skip
                 return self.o.fail_exit_code
-            self.client.finish(usage=self.usage, stats=self.stats, files=files)
+            self.client.finish(Finish(self._usage(), self.stats, tuple(files)))
             return 0
         except StaleAttempt as exc:
             log.warning("the attempt ended meanwhile; nothing reported: %s", exc)
@@ -201,8 +210,8 @@ class Pilot:
         except TooLarge as exc:  # past the server's caps: the attempt fails, saying why
             log.error("the server refused the report: %s", exc)
             reason = f"the server refused the pilot's report: {exc}"
-            self.client.fail(reason + (f"; the pilot reported: {error}" if error else ""),
-                             usage=self.usage)  # fmt: skip
+            said = f"; the pilot reported: {error}" if error else ""
+            self.client.fail(Failure((reason + said)[:MAX_ERROR], self._usage()))
             return self.o.fail_exit_code
 
     def _report_termination(self) -> None:
@@ -211,14 +220,16 @@ class Pilot:
         elapsed = self.usage["wall_time"]
         if requested > 0 and elapsed >= WALLTIME_SHARE * requested:
             self.client.fail(
-                f"stopped at its walltime: SIGTERM after {elapsed:.0f} s of the "
-                f"{requested:.0f} s requested", usage=self.usage, stats=self.stats,
-                exhausted=["time"], timeout=True,
+                Failure(
+                    f"stopped at its walltime: SIGTERM after {elapsed:.0f} s of the "
+                    f"{requested:.0f} s requested", self._usage(), exhausted=("time",),
+                    stats=self.stats, timeout=True,
+                )
             )  # fmt: skip
         else:
             self.client.fail(
-                "terminated by the batch system (SIGTERM)", usage=self.usage,
-                stats=self.stats, counts=False,
+                Failure("terminated by the batch system (SIGTERM)", self._usage(),
+                        stats=self.stats, counts=False)
             )  # fmt: skip
 
     # -- the phases -------------------------------------------------------------------------
@@ -241,56 +252,55 @@ class Pilot:
             except FrazilError as exc:
                 log.warning("heartbeat failed: %s", exc)
 
-    def _stage_in(self, spec: dict[str, Any]) -> None:
-        for d in spec.get("data", []):
-            if d["movement"] not in ("input", "both") or d["transfer"] is False:
+    def _stage_in(self, spec: TaskSpec) -> None:
+        for d in spec.data:
+            if d.movement not in ("input", "both") or d.transfer is False:
                 continue
-            dest = self.workdir / safe_local_name(d["local"])
+            dest = self.workdir / safe_local_name(d.local)
             try:
-                stage_in(d["remote"], dest, checksum=d.get("checksum"), cache=self.cache)
+                stage_in(d.remote, dest, checksum=d.checksum, cache=self.cache)
             except SourceMissing:
-                if d["transfer"] == "maybe":
-                    log.info("optional input %s is absent", d["remote"])
+                if d.transfer == "maybe":
+                    log.info("optional input %s is absent", d.remote)
                     continue
                 raise
 
-    def _stage_out(self, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    def _stage_out(self, spec: TaskSpec) -> list[FileRecord]:
         files = []
-        for d in spec.get("data", []):
-            if d["movement"] not in ("output", "both") or d["transfer"] is False:
+        for d in spec.data:
+            if d.movement not in ("output", "both") or d.transfer is False:
                 continue
-            local = self.workdir / safe_local_name(d["local"])
-            if d["transfer"] == "maybe" and not local.exists():
+            local = self.workdir / safe_local_name(d.local)
+            if d.transfer == "maybe" and not local.exists():
                 continue
             try:
-                sums = stage_out(local, d["remote"], md5=self.o.md5)
+                sums = stage_out(local, d.remote, md5=self.o.md5)
             except SourceMissing as exc:
-                raise TransferError(f"output {d['local']} was not produced: {exc}") from exc
+                raise TransferError(f"output {d.local} was not produced: {exc}") from exc
             files.append(
-                {"url": d["remote"], "movement": d["movement"], "type": d["type"],
-                 "local": d["local"], "size": sums.size, "checksum_type": "sha256",
-                 "checksum": sums.sha256}
+                FileRecord(d.remote, d.movement, d.type, d.local, size=sums.size,
+                           checksum_type="sha256", checksum=sums.sha256)
             )  # fmt: skip
         return files
 
-    def _run_modules(self, spec: dict[str, Any]) -> None:
-        for tray in spec["trays"]:
-            for m in tray["modules"]:
+    def _run_modules(self, spec: TaskSpec) -> None:
+        for tray in spec.trays:
+            for m in tray.modules:
                 if self.terminated:
                     raise Terminated("terminated by the batch system (SIGTERM)")
-                name = m["name"] or (m["src"] or m["class_"]).rsplit("/", 1)[-1]
-                label = f"{tray['name'] or 'tray'}[{tray['iteration']}].{name}"
-                self._write_configs(m.get("configs") or {})
+                name = m.name or (m.src or m.class_).rsplit("/", 1)[-1]
+                label = f"{tray.name or 'tray'}[{tray.iteration}].{name}"
+                self._write_configs(m.configs)
                 extra = {**(self.o.env or {}), "FRAZIL_MODULE": label}
                 try:
-                    if m["class_"]:
-                        paths = [self._module_code(m["url"])] if m["url"] else []
+                    if m.class_:
+                        paths = [self._module_code(m.url)] if m.url else []
                         measured, stats = self.runner.python_class(
-                            label, m["class_"], m["parameters"], paths=paths, env=extra
+                            label, m.class_, m.parameters, paths=paths, env=extra
                         )
                     else:
-                        argv = [*self._command(m), *m["argv"]]
-                        env = module_environment(m["env_clear"], extra)
+                        argv = [*self._command(m), *m.argv]
+                        env = module_environment(m.env_clear, extra)
                         measured = self.runner.subprocess(label, argv, env)
                         stats = self.runner.collect_stats(label)
                 except ModuleFailed:
@@ -299,8 +309,8 @@ class Pilot:
                     raise
                 self._account(label, measured, stats)
 
-    def _command(self, module: dict[str, Any]) -> list[str]:
-        src = module["src"]
+    def _command(self, module: Module) -> list[str]:
+        src = module.src
         if urlsplit(src).scheme in REMOTE_SCHEMES:
             local = self.workdir / ".modules" / safe_local_name(src.rstrip("/").rsplit("/", 1)[-1])
             if not local.exists():
@@ -311,8 +321,8 @@ class Pilot:
         elif shutil.which(src) is None:
             raise ModuleFailed(f"module source {src!r} not found on {socket.gethostname()}")
         command = command_for(src)
-        if module["env_shell"]:
-            command = [*module["env_shell"].split(), *command]
+        if module.env_shell:
+            command = [*module.env_shell.split(), *command]
         return command
 
     def _module_code(self, url: str) -> Path:
@@ -340,7 +350,7 @@ class Pilot:
             raise ModuleFailed(f"module code {url!r} is neither a .py file nor a tarball")
         return path
 
-    def _write_configs(self, configs: dict[str, Any]) -> None:
+    def _write_configs(self, configs: Mapping[str, Any]) -> None:
         for name, content in configs.items():
             path = self.workdir / safe_local_name(name)
             text = content if isinstance(content, str) else json.dumps(content, indent=2)

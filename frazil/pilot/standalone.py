@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from frazil.errors import SpecError
+from frazil.wire import Failure, Finish, TaskSpec, decode, encode
 
 
 class StandaloneClient:
@@ -26,10 +28,14 @@ class StandaloneClient:
     def close(self) -> None:
         """Nothing to close."""
 
-    def spec(self) -> dict[str, Any]:
+    def spec(self) -> TaskSpec:
         """The task, as ``frazil run`` resolved it."""
-        data: dict[str, Any] = json.loads(self.spec_path.read_text())
-        return data
+        try:
+            return decode(TaskSpec, json.loads(self.spec_path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise SpecError(
+                f"{self.spec_path}: not a task spec that this pilot can run: {exc}"
+            ) from exc
 
     def start(self, host: str) -> None:
         """Note where the task runs."""
@@ -40,23 +46,13 @@ class StandaloneClient:
         if phase:
             (self.folder / "phase").write_text(phase + "\n")
 
-    def finish(
-        self, *, usage: Mapping[str, Any] | None, stats: Mapping[str, float],
-        files: Sequence[Mapping[str, Any]],
-    ) -> None:  # fmt: skip
+    def finish(self, done: Finish) -> None:
         """Record success."""
-        self._write({"status": "complete", "usage": usage, "stats": stats, "files": list(files)})
+        self._write({"status": "complete", **encode(done)})
 
-    def fail(
-        self, error: str, *, usage: Mapping[str, Any] | None = None,
-        exhausted: list[str] | None = None, exit_code: int | None = None,
-        stats: Mapping[str, float] | None = None, counts: bool = True, timeout: bool = False,
-    ) -> str:  # fmt: skip
+    def fail(self, failure: Failure) -> str:
         """Record the failure."""
-        self._write(
-            {"status": "failed" if counts else "stopped", "error": error, "usage": usage,
-             "exit_code": exit_code, "stats": stats or {}}
-        )  # fmt: skip
+        self._write({"status": "failed" if failure.counts else "stopped", **encode(failure)})
         return "failed"
 
     def log(self, name: str, text: str) -> None:

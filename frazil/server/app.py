@@ -22,6 +22,7 @@ from frazil.server import (
 )
 from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
+from frazil.server.protocol import ProtocolCheck
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.store.db import Database
 
@@ -62,6 +63,7 @@ def create_app(
         BodyLimit, max_bytes=max_body_bytes, max_key_bytes=max_key_body_bytes,
         check_token=state.token, answer=errors.answer,
     )  # fmt: skip
+    app.add_middleware(ProtocolCheck)  # added last: it runs first
     for module in (
         routes_datasets,
         routes_tasks,

@@ -13,19 +13,16 @@ from typing import Any
 from fastapi import APIRouter
 
 from frazil.errors import AuthError
-from frazil.model.records import FileRecord, Usage
-from frazil.model.states import failure_outcome
+from frazil.model.states import TaskPhase
 from frazil.server.deps import Passkey, Reservation, State
 from frazil.server.schemas import (
     BeatsBody,
-    FailBody,
-    FinishBody,
     HeartbeatBody,
     LogBody,
     StartBody,
-    UsageBody,
 )
 from frazil.services import attempts, claim, task_logs
+from frazil.wire import AttemptKey, Failure, Finish, encode
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
 pilot = APIRouter(prefix="/pilot", tags=["pilot"])
@@ -35,7 +32,8 @@ pilot = APIRouter(prefix="/pilot", tags=["pilot"])
 def claim_reserved(task_id: int, key: Reservation, app: State) -> dict[str, Any]:
     """A reserved task's pilot claims it (batch-side DAGs): its attempt and passkey."""
     c = claim.claim_reserved(app.db, task_id, key, app.now())
-    return {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey}
+    answer: dict[str, Any] = encode(AttemptKey(c.task_id, c.attempt, c.passkey))
+    return answer
 
 
 @pilot.post("/heartbeats")
@@ -47,12 +45,11 @@ def heartbeats(body: BeatsBody, key: Passkey, app: State) -> dict[str, list[str]
     """
     if not any(b.passkey == key for b in body.beats):
         raise AuthError("the Authorization passkey must be one of the beats' passkeys")
-    beats = [attempts.Beat(b.task_id, b.attempt, b.passkey, b.phase) for b in body.beats]
+    beats = [
+        attempts.Beat(b.task_id, b.attempt, b.passkey, TaskPhase(b.phase) if b.phase else None)
+        for b in body.beats
+    ]
     return {"results": attempts.heartbeats(app.db, beats, now=app.now())}
-
-
-def _usage(body: UsageBody | None) -> Usage | None:
-    return Usage(**body.model_dump()) if body is not None else None
 
 
 @router.get("/spec")
@@ -79,29 +76,19 @@ def heartbeat(
 
 
 @router.post("/finish")
-def finish(
-    task_id: int, attempt: int, body: FinishBody, key: Passkey, app: State
-) -> dict[str, bool]:
+def finish(task_id: int, attempt: int, body: Finish, key: Passkey, app: State) -> dict[str, bool]:
     """The attempt succeeded; its statistics and files are recorded."""
-    attempts.finish(
-        app.db, task_id, attempt, key, now=app.now(), usage=_usage(body.usage),
-        stats=body.stats, files=[FileRecord(**f.model_dump()) for f in body.files],
-        caps=app.report_caps,
-    )  # fmt: skip
+    attempts.finish(app.db, task_id, attempt, key, body, now=app.now(), caps=app.report_caps)
     if app.metrics is not None:
         app.metrics.completed()
     return {"ok": True}
 
 
 @router.post("/fail")
-def fail(task_id: int, attempt: int, body: FailBody, key: Passkey, app: State) -> dict[str, str]:
+def fail(task_id: int, attempt: int, body: Failure, key: Passkey, app: State) -> dict[str, str]:
     """The attempt failed (or was stopped from outside, with ``counts`` false)."""
-    status = attempts.fail(
-        app.db, task_id, attempt, key, now=app.now(), error=body.error, usage=_usage(body.usage),
-        exhausted=body.exhausted, exit_code=body.exit_code, stats=body.stats,
-        counts=body.counts, caps=app.report_caps,
-        outcome=failure_outcome(timeout=body.timeout, counts=body.counts),
-    )  # fmt: skip
+    status = attempts.fail(app.db, task_id, attempt, key, body, now=app.now(),
+                           caps=app.report_caps)  # fmt: skip
     if app.metrics is not None:
         app.metrics.failed()
     return {"status": status.value}

@@ -15,20 +15,11 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from frazil.model.records import FileRecord, Usage
 from frazil.model.states import AttemptOutcome
 from frazil.server.deps import PilotKey, Reader, Site, State, own
-from frazil.server.schemas import (
-    BatchIdBody,
-    ClaimBody,
-    ExchangeBody,
-    LostBody,
-    PilotBody,
-    PilotEndBody,
-    ReportBody,
-    slot,
-)
+from frazil.server.schemas import BatchIdBody, LostBody, PilotEndBody, slot
 from frazil.services import pilots
+from frazil.wire import ClaimRequest, Exchange, NewPilot, Slot, encode
 
 router = APIRouter(tags=["pilots"])
 
@@ -37,12 +28,12 @@ RECHECK = 1.0
 
 
 @router.post("/sites/{name}/pilots")
-def create_pilot(name: str, body: PilotBody, app: State, who: Site) -> dict[str, Any]:
+def create_pilot(name: str, body: Slot, app: State, who: Site) -> dict[str, Any]:
     """A new multi-task pilot of the site: its id and key (the key is shown only here)."""
     own(who, name)
-    slot = pilots.PilotSlot(**body.model_dump())
-    pilot_id, key = pilots.create(app.db, name, slot, now=app.now())
-    return {"pilot_id": pilot_id, "key": key}
+    pilot_id, key = pilots.create(app.db, name, body, now=app.now())
+    answer: dict[str, Any] = encode(NewPilot(pilot_id, key))
+    return answer
 
 
 @router.post("/sites/{name}/pilots/{pilot_id}/batch")
@@ -70,7 +61,7 @@ def pilot_ended(name: str, pilot_id: int, body: LostBody, app: State, who: Site)
 
 
 @router.post("/sites/{name}/demand")
-def demand(name: str, body: ClaimBody, app: State, who: Site) -> dict[str, int]:
+def demand(name: str, body: ClaimRequest, app: State, who: Site) -> dict[str, int]:
     """How many waiting tasks (up to ``limit``) fit what one of the site's pilots offers."""
     own(who, name)
     resources = slot(name, body)
@@ -85,25 +76,15 @@ def list_pilots(
     return pilots.list_pilots(app.db, site, open_only=open_only)
 
 
-def _report(r: ReportBody) -> pilots.Report:
-    return pilots.Report(
-        kind=r.kind, task_id=r.task_id, attempt=r.attempt, passkey=r.passkey,
-        usage=Usage(**r.usage.model_dump()) if r.usage is not None else None,
-        stats=r.stats, files=[FileRecord(**f.model_dump()) for f in r.files],
-        error=r.error, exhausted=r.exhausted, exit_code=r.exit_code, counts=r.counts,
-        timeout=r.timeout, logs=r.logs,
-    )  # fmt: skip
-
-
 @router.post("/pilots/{pilot_id}/exchange")
-async def exchange(pilot_id: int, body: ExchangeBody, key: PilotKey, app: State) -> dict[str, Any]:
+async def exchange(pilot_id: int, body: Exchange, key: PilotKey, app: State) -> dict[str, Any]:
     """Apply the pilot's reports, then hand it up to ``limit`` tasks that fit what it has left.
 
     With ``wait`` > 0 and nothing to hand out, the request waits for a task to become ready.
     A repeat (the same ``request_id``) gets the tasks the first one handed out; so does each
     look while it waits, so a request that lost its caller hands nothing new to nobody.
     """
-    reports = [_report(r) for r in body.reports]
+    reports = body.reports
     deadline = time.monotonic() + body.wait
     since = app.waker.generation
     # one that takes nothing still shows its key (a pilot's way to check in)

@@ -5,23 +5,15 @@ A site token may act only for the site of the same name (an admin token for any)
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
 
 from frazil.server.deps import Reader, Site, State, own
-from frazil.server.schemas import (
-    AttemptsBody,
-    BatchIdBody,
-    ClaimBody,
-    KnownBody,
-    LostBody,
-    SiteBody,
-    slot,
-)
+from frazil.server.schemas import AttemptsBody, BatchIdBody, KnownBody, LostBody, slot
 from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
+from frazil.wire import ClaimRequest, SiteInfo, encode
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -33,12 +25,12 @@ def list_sites(app: State, _: Reader) -> list[sites.SiteView]:
 
 
 @router.put("/{name}")
-def register(name: str, body: SiteBody, app: State, who: Site) -> sites.SiteView:
+def register(name: str, body: SiteInfo, app: State, who: Site) -> sites.SiteView:
     """Register the site, or update what its slots offer."""
     own(who, name)
     resources = slot(name, body)
     return sites.register(
-        app.db, resources, now=app.now(), info={**body.info, "system": body.system}
+        app.db, resources, now=app.now(), info={**body.info, "system": dict(body.system)}
     )
 
 
@@ -51,14 +43,14 @@ def heartbeat(name: str, app: State, who: Site) -> dict[str, bool]:
 
 
 @router.post("/{name}/claim")
-def claim_tasks(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
+def claim_tasks(name: str, body: ClaimRequest, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` waiting tasks that fit one slot to the site."""
     own(who, name)
     resources = slot(name, body)
     claims = claim(app.db, resources, body.limit, app.now(), request_id=body.request_id)
     if app.metrics is not None:
         app.metrics.claimed(len(claims))
-    return [asdict(c) for c in claims]
+    return [encode(c) for c in claims]
 
 
 @router.post("/{name}/tasks/{task_id}/attempts/{attempt}/batch")
@@ -104,11 +96,11 @@ def unsubmitted(name: str, body: KnownBody, app: State, who: Site) -> dict[str, 
 
 
 @router.post("/{name}/claim-jobs")
-def claim_whole_jobs(name: str, body: ClaimBody, app: State, who: Site) -> list[dict[str, Any]]:
+def claim_whole_jobs(name: str, body: ClaimRequest, app: State, who: Site) -> list[dict[str, Any]]:
     """Hand up to ``limit`` whole jobs to the site (to run their DAGs in its batch system)."""
     own(who, name)
     resources = slot(name, body)
     jobs = claim_jobs(app.db, resources, body.limit, app.now())
     if app.metrics is not None:
         app.metrics.claimed(sum(1 for j in jobs for t in j.tasks if t.attempt))
-    return [asdict(j) for j in jobs]
+    return [encode(j) for j in jobs]

@@ -32,6 +32,7 @@ from frazil.model.states import (
     TaskStatus,
     attempt_is_current,
     check_phase_transition,
+    failure_outcome,
 )
 from frazil.services import sites, specs
 from frazil.services.keys import key_matches
@@ -39,10 +40,10 @@ from frazil.services.transitions import TaskRow, change_task, load_task
 from frazil.store.db import Database
 from frazil.store.prepared import prepared
 from frazil.store.schema import NAME, dataset, file, task, task_attempt, task_stat
+from frazil.wire import Failure, Finish
 
 #: A task that ran out of memory, disk or time asks for this much more of what it used.
 RAISE_FACTOR = 1.5
-RESOURCES = ("memory", "disk", "time")
 MAX_ERROR = 20_000
 #: A task row and its attempt row, authenticated.
 Checked = tuple[TaskRow, Any]
@@ -200,7 +201,7 @@ def fail_unresolvable(
     """Fail the task's current attempt, whose spec cannot be resolved, with the located error:
     at once when no site could resolve it (``JobSpecError``), else as any failure."""
     return fail_current(
-        conn, row, now=now, error=f"the task's spec cannot be resolved: {error}",
+        conn, row, Failure(f"the task's spec cannot be resolved: {error}"), now=now,
         actor="pilot", outcome=AttemptOutcome.FAILED, attempt_id=attempt_id,
         final=isinstance(error, JobSpecError),
     )  # fmt: skip
@@ -327,9 +328,8 @@ def _store_stats(
 
 
 def finish(
-    db: Database, task_id: int, attempt: int, passkey: str, *, now: float,
-    usage: Usage | None = None, stats: Mapping[str, float] | None = None,
-    files: Sequence[FileRecord] = (), actor: str = "pilot", caps: ReportCaps = DEFAULT_CAPS,
+    db: Database, task_id: int, attempt: int, passkey: str, done: Finish | None = None, *,
+    now: float, actor: str = "pilot", caps: ReportCaps = DEFAULT_CAPS,
 ) -> None:  # fmt: skip
     """The attempt succeeded: ``processing`` → ``complete``; its dependents may start.
 
@@ -337,29 +337,26 @@ def finish(
     """
     db.transaction(
         lambda conn: finish_in(
-            conn, task_id, attempt, passkey, now=now, usage=usage, stats=stats, files=files,
-            actor=actor, caps=caps,
+            conn, task_id, attempt, passkey, done or Finish(), now=now, actor=actor, caps=caps
         )
-    )  # fmt: skip
+    )
 
 
 def finish_in(
-    conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float,
-    usage: Usage | None = None, stats: Mapping[str, float] | None = None,
-    files: Sequence[FileRecord] = (), actor: str = "pilot", checked: Checked | None = None,
-    caps: ReportCaps = DEFAULT_CAPS,
+    conn: Connection, task_id: int, attempt: int, passkey: str, done: Finish, *, now: float,
+    actor: str = "pilot", checked: Checked | None = None, caps: ReportCaps = DEFAULT_CAPS,
 ) -> None:  # fmt: skip
     """``finish`` within a transaction (``checked``: the attempt was authenticated already)."""
     row, a = checked or _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
-    check_report(stats or {}, files, caps)
-    done = change_task(
-        conn, row, TaskStatus.COMPLETE, now, actor,
-        outcome=AttemptOutcome.COMPLETE, outcome_values={"exit_code": 0, **_usage_values(usage)},
+    check_report(done.stats, done.files, caps)
+    finished = change_task(
+        conn, row, TaskStatus.COMPLETE, now, actor, outcome=AttemptOutcome.COMPLETE,
+        outcome_values={"exit_code": 0, **_usage_values(done.usage)},
     )  # fmt: skip
-    if not done:
+    if not finished:
         raise StaleAttempt(f"task {task_id} changed while finishing")
-    _store_stats(conn, row, a.id, stats or {})
-    if files:
+    _store_stats(conn, row, a.id, done.stats)
+    if done.files:
         conn.execute(
             insert(file),
             [
@@ -376,60 +373,47 @@ def finish_in(
                     "type": f.type,
                     "created_at": now,
                 }
-                for f in files
+                for f in done.files
             ],
         )
 
 
 def fail(
-    db: Database, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
-    usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str = "pilot",
-    outcome: AttemptOutcome = AttemptOutcome.FAILED, counts: bool = True,
-    caps: ReportCaps = DEFAULT_CAPS,
+    db: Database, task_id: int, attempt: int, passkey: str, failure: Failure, *, now: float,
+    actor: str = "pilot", caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """The attempt failed: retry (``waiting``), give up (``failed``) or hold (``suspended``).
 
-    ``exhausted`` names the resources the attempt ran out of (memory, disk, time): the next
-    attempt asks for 1.5 times what this one used (or requested, when nothing was measured).
-    ``counts=False`` is for attempts stopped from outside (the batch system preempted or
-    cancelled the job): the task waits again without counting a failure. Returns the task's
-    new status. A report past ``caps`` raises ``TooLarge`` and changes nothing.
+    ``failure.exhausted`` names the resources the attempt ran out of (memory, disk, time):
+    the next attempt asks for 1.5 times what this one used (or requested, when nothing was
+    measured). ``failure.counts`` false is for attempts stopped from outside (the batch
+    system preempted or cancelled the job): the task waits again without counting a
+    failure. Returns the task's new status. A report past ``caps`` raises ``TooLarge`` and
+    changes nothing.
     """
     return db.transaction(
         lambda conn: fail_in(
-            conn, task_id, attempt, passkey, now=now, error=error, usage=usage,
-            exhausted=exhausted, exit_code=exit_code, stats=stats, actor=actor,
-            outcome=outcome, counts=counts, caps=caps,
+            conn, task_id, attempt, passkey, failure, now=now, actor=actor, caps=caps
         )
-    )  # fmt: skip
+    )
 
 
 def fail_in(
-    conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float, error: str,
-    usage: Usage | None = None, exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str = "pilot",
-    outcome: AttemptOutcome = AttemptOutcome.FAILED, counts: bool = True,
-    checked: Checked | None = None, caps: ReportCaps = DEFAULT_CAPS,
+    conn: Connection, task_id: int, attempt: int, passkey: str, failure: Failure, *,
+    now: float, actor: str = "pilot", checked: Checked | None = None,
+    caps: ReportCaps = DEFAULT_CAPS,
 ) -> TaskStatus:  # fmt: skip
     """``fail`` within a transaction (``checked``: the attempt was authenticated already)."""
-    unknown = set(exhausted) - set(RESOURCES)
-    if unknown:
-        raise ValueError(f"unknown resources {sorted(unknown)}; known: {', '.join(RESOURCES)}")
     row, a = checked or _authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
-    check_report(stats or {}, (), caps)
-    return fail_current(
-        conn, row, now=now, error=error, usage=usage, exhausted=exhausted,
-        exit_code=exit_code, stats=stats, actor=actor, outcome=outcome, attempt_id=a.id,
-        counts=counts,
-    )  # fmt: skip
+    check_report(failure.stats, (), caps)
+    outcome = failure_outcome(timeout=failure.timeout, counts=failure.counts)
+    return fail_current(conn, row, failure, now=now, actor=actor, outcome=outcome,
+                        attempt_id=a.id)  # fmt: skip
 
 
 def fail_current(
-    conn: Connection, row: TaskRow, *, now: float, error: str, usage: Usage | None = None,
-    exhausted: Sequence[str] = (), exit_code: int | None = None,
-    stats: Mapping[str, float] | None = None, actor: str, outcome: AttemptOutcome,
-    attempt_id: int | None, counts: bool = True, final: bool = False,
+    conn: Connection, row: TaskRow, failure: Failure, *, now: float, actor: str,
+    outcome: AttemptOutcome, attempt_id: int | None, final: bool = False,
 ) -> TaskStatus:  # fmt: skip
     """End the task's current attempt unsuccessfully and move the task on.
 
@@ -437,7 +421,8 @@ def fail_current(
     the dataset's policy; an uncounted one (preemption) simply waits again; a ``final`` one
     (no site could run the task) fails it at once, without its remaining retries.
     """
-    error = error.replace("\0", "\ufffd")  # a program's output may hold NULs; PostgreSQL not
+    counts = failure.counts
+    error = failure.error.replace("\0", "\ufffd")  # a program's output may hold NULs
     policy = _policy(conn, row.dataset_id)
     new = (
         status_after_failure(row.failures + 1, policy, final=final)
@@ -446,21 +431,22 @@ def fail_current(
     )
     if new is TaskStatus.WAITING and row.deps_pending:
         new = TaskStatus.IDLE
-    values: dict[str, Any] = _raised_requests(conn, row, usage, exhausted)
+    values: dict[str, Any] = _raised_requests(conn, row, failure.usage, failure.exhausted)
     retries = counts and new in (TaskStatus.WAITING, TaskStatus.IDLE)
     # a failure that may be the site's: the retry prefers another site, if one could take it
     values["avoid_site"] = sites.site_to_avoid(conn, row.id, now) if retries else None
     done = change_task(
         conn, row, new, now, actor, values=values, failures_delta=int(counts), outcome=outcome,
         outcome_values={
-            "error": error[:MAX_ERROR], "exit_code": exit_code, **_usage_values(usage),
+            "error": error[:MAX_ERROR], "exit_code": failure.exit_code,
+            **_usage_values(failure.usage),
         },
         action=outcome.value, reason=error[:2000],
     )  # fmt: skip
     if not done:
         raise StaleAttempt(f"task {row.id} changed while failing")
     if attempt_id is not None:
-        _store_stats(conn, row, attempt_id, stats or {})
+        _store_stats(conn, row, attempt_id, failure.stats)
     return new
 
 

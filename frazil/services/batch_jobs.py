@@ -18,6 +18,7 @@ from frazil.services.claim import CLAIMABLE
 from frazil.services.transitions import TaskRow, load_task
 from frazil.store.db import Database
 from frazil.store.schema import dataset, task, task_attempt
+from frazil.wire import Failure
 
 
 def record_batch_id(db: Database, task_id: int, attempt: int, batch_id: str, *, site: str) -> None:
@@ -86,11 +87,11 @@ def end_from_outside(
     active = row.status in ACTIVE_TASK_STATES
     if row.attempts != attempt or not active:
         return None
-    exhausted = ["time"] if outcome is AttemptOutcome.TIMEOUT else []
+    exhausted = ("time",) if outcome is AttemptOutcome.TIMEOUT else ()
+    failure = Failure(reason, exhausted=exhausted, counts=counts)
     return fail_current(
-        conn, row, now=now, error=reason, actor=actor, outcome=outcome, attempt_id=attempt_id,
-        exhausted=exhausted, counts=counts,
-    )  # fmt: skip
+        conn, row, failure, now=now, actor=actor, outcome=outcome, attempt_id=attempt_id
+    )
 
 
 def stale_attempts(

@@ -489,7 +489,9 @@ def claim_reserved(db: Database, task_id: int, key: str, now: float) -> Claim:
         version = conn.execute(
             select(dataset.c.config_version).where(dataset.c.id == r.dataset_id)
         ).scalar_one()
-        (claim,) = _hand_out(conn, r.dataset_id, version, [r], SiteResources(r.reserved_for), now)
+        (claim,) = _hand_out(
+            conn, r.dataset_id, version, [r], SiteResources(name=r.reserved_for), now
+        )
         conn.execute(update(task).where(task.c.id == task_id).values(reservation_hash=None))
         return claim
 

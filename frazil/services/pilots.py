@@ -21,8 +21,7 @@ import dataclasses
 import json
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
@@ -37,14 +36,13 @@ from frazil.errors import (
     StoreError,
     TooLarge,
 )
-from frazil.model.records import Claim, FileRecord, SiteResources, Usage
+from frazil.model.records import Claim, SiteResources
 from frazil.model.states import (
     ACTIVE_TASK_STATES,
     AttemptOutcome,
     PilotState,
     TaskStatus,
     check_task_transition,
-    failure_outcome,
 )
 from frazil.services import attempts, batch_jobs, specs, task_logs
 from frazil.services.claim import (
@@ -61,6 +59,7 @@ from frazil.services.transitions import load_task
 from frazil.store.db import Database, locks_rows
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
+from frazil.wire import AttemptKey, Report, Slot, handed_json
 
 log = logging.getLogger(__name__)
 
@@ -68,39 +67,7 @@ log = logging.getLogger(__name__)
 MAX_REPORTS = 1000
 
 
-@dataclass(frozen=True)
-class PilotSlot:
-    """What a pilot's batch job offers the tasks it runs (all of them together)."""
-
-    cpu: int = 1
-    gpu: int = 0
-    memory: float = 2.0
-    disk: float = 10.0
-    time: float = 24.0
-    os: str | None = None
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a pilot says about one of its attempts: ``finish``, ``fail`` or ``log``."""
-
-    kind: str
-    task_id: int
-    attempt: int
-    passkey: str
-    usage: Usage | None = None
-    stats: Mapping[str, float] = field(default_factory=dict)
-    files: Sequence[FileRecord] = ()
-    error: str = ""
-    exhausted: Sequence[str] = ()
-    exit_code: int | None = None
-    counts: bool = True
-    timeout: bool = False
-    logs: Mapping[str, str] = field(default_factory=dict)
-
-
-def create(db: Database, site_name: str, slot: PilotSlot, *, now: float) -> tuple[int, str]:
+def create(db: Database, site_name: str, slot: Slot, *, now: float) -> tuple[int, str]:
     """A new pilot of ``site_name``: its id and its key (shown once)."""
     key = secrets.token_urlsafe(24)
 
@@ -245,11 +212,13 @@ def _again(conn: Connection, p: Any, request_id: str) -> list[dict[str, Any]] | 
     if rows is None:
         return None
     return [
-        {"task_id": r.task_id, "attempt": r.number,
-         "passkey": request_passkey(request_id, r.task_id, r.number), "spec": json.loads(r.spec)}
+        handed_json(
+            AttemptKey(r.task_id, r.number, request_passkey(request_id, r.task_id, r.number)),
+            json.loads(r.spec),
+        )
         for r in rows
         if r.spec is not None
-    ]  # fmt: skip
+    ]
 
 
 def _report_one(
@@ -295,16 +264,12 @@ def _apply(
     task_logs.store_logs_in(conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked)
     if r.kind == "finish":
         attempts.finish_in(
-            conn, r.task_id, r.attempt, r.passkey, now=now, usage=r.usage, stats=r.stats,
-            files=r.files, checked=checked, caps=caps,
-        )  # fmt: skip
+            conn, r.task_id, r.attempt, r.passkey, r.finish, now=now, checked=checked, caps=caps
+        )
     elif r.kind == "fail":
         attempts.fail_in(
-            conn, r.task_id, r.attempt, r.passkey, now=now, error=r.error, usage=r.usage,
-            exhausted=r.exhausted, exit_code=r.exit_code, stats=r.stats, counts=r.counts,
-            outcome=failure_outcome(timeout=r.timeout, counts=r.counts), checked=checked,
-            caps=caps,
-        )  # fmt: skip
+            conn, r.task_id, r.attempt, r.passkey, r.failure, now=now, checked=checked, caps=caps
+        )
 
 
 def _held_stmt() -> Any:
@@ -358,18 +323,15 @@ def _take(
     if not limit:
         return []
     held = _held(conn, p.id)
-    left = SiteResources(
-        name=p.site,
-        cpu=int(p.cpu - held["cpu"]),
-        gpu=int(p.gpu - held["gpu"]),
-        memory=p.memory - held["memory"],
-        disk=p.disk - held["disk"],
-        time=min(p.time, time_left) if time_left is not None else p.time,
-        os=p.os,
-        attributes=json.loads(p.attributes) if p.attributes else {},
-    )
-    if left.cpu < 0 or left.gpu < 0 or left.memory <= 0 or left.disk <= 0:
+    cpu, gpu = int(p.cpu - held["cpu"]), int(p.gpu - held["gpu"])
+    memory, disk = p.memory - held["memory"], p.disk - held["disk"]
+    hours = min(p.time, time_left) if time_left is not None else p.time
+    if cpu < 0 or gpu < 0 or memory <= 0 or disk <= 0 or hours <= 0:
         return []
+    left = SiteResources(
+        name=p.site, cpu=cpu, gpu=gpu, memory=memory, disk=disk, time=hours, os=p.os,
+        attributes=json.loads(p.attributes) if p.attributes else {},
+    )  # fmt: skip
     claims = claim_in(
         conn, left, limit, now, skip_locked, budget=Budget(left), pilot_id=p.id,
         request_id=request_id,
@@ -443,7 +405,7 @@ def _start(
         ],
     )  # fmt: skip
     return [
-        {"task_id": c.task_id, "attempt": c.attempt, "passkey": c.passkey, "spec": json.loads(text)}
+        handed_json(AttemptKey(c.task_id, c.attempt, c.passkey), json.loads(text))
         for c, text in good
     ]
 

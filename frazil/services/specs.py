@@ -18,6 +18,7 @@ from frazil.services.datasets import config_of
 from frazil.services.transitions import TaskRow
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, file, site, task_attempt
+from frazil.wire import encode
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def resolve_texts(
             dataset_seed=d.seed, system=system,
         )  # fmt: skip
         try:
-            resolved = resolve_at_site(config, t.task_index, info).to_dict()
+            resolved = encode(resolve_at_site(config, t.task_index, info))
         except SpecError as exc:
             out.append(exc)
             continue

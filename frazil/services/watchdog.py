@@ -18,6 +18,7 @@ from frazil.services.attempts import fail_current
 from frazil.services.transitions import TASK_ROW_COLUMNS, task_row
 from frazil.store.db import Database, locks_rows
 from frazil.store.schema import dataset, task
+from frazil.wire import Failure
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ def timeouts_step(db: Database, now: float, *, limit: int = 1000) -> int:
                 return False  # it moved on since we looked
             try:
                 fail_current(
-                    conn, task_row(row), now=now, error=f"timeout: {reason}",
-                    actor=ACTOR, outcome=AttemptOutcome.TIMEOUT, attempt_id=None,
+                    conn, task_row(row), Failure(f"timeout: {reason}"), now=now, actor=ACTOR,
+                    outcome=AttemptOutcome.TIMEOUT, attempt_id=None,
                 )  # fmt: skip
             except StaleAttempt:
                 return False

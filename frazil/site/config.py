@@ -49,6 +49,7 @@ task directory, and another user of a shared directory could plant links there.
 from __future__ import annotations
 
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from frazil.config import frazil_home
 from frazil.errors import SettingsError
+from frazil.wire import Slot
 
 
 class _Section(BaseModel):
@@ -73,15 +75,6 @@ class Queue(_Section):
     pilot_idle: float = Field(60.0, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
     extra: list[str] = Field(default_factory=list, description="extra batch directives")
-
-
-class Resources(_Section):
-    cpu: int = Field(1, ge=1)
-    gpu: int = Field(0, ge=0)
-    memory: float = Field(2.0, gt=0)
-    disk: float = Field(10.0, gt=0)
-    time: float = Field(24.0, gt=0)
-    os: str | None = None
 
 
 class Storage(_Section):
@@ -102,7 +95,8 @@ class SiteConfig(_Section):
     token: str | None = None
     token_file: Path | None = None
     queue: Queue = Field(default_factory=Queue)
-    resources: Resources = Field(default_factory=Resources)
+    #: what one slot offers (the wire format's ``Slot``; attributes go in ``[attributes]``)
+    resources: Slot = Field(default_factory=Slot)
     attributes: dict[str, Any] = Field(default_factory=dict)
     system: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, str] = Field(default_factory=dict)
@@ -114,6 +108,17 @@ class SiteConfig(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"server must be an http(s) URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("resources")
+    @classmethod
+    def _no_attributes(cls, value: Slot) -> Slot:
+        if value.attributes:
+            raise ValueError("a slot's attributes go in the [attributes] table, not [resources]")
+        return value
+
+    def slot(self) -> Slot:
+        """What one slot of the site offers, attributes included."""
+        return replace(self.resources, attributes=self.attributes)
 
     def api_token(self) -> str:
         """The site's token, from ``token`` or ``token_file``."""

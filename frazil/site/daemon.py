@@ -29,13 +29,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from frazil import __version__
 from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest
 from frazil.client import Client, request_id
 from frazil.errors import BatchError, FrazilError, NotFound, Rejected
 from frazil.site.config import SiteConfig
+from frazil.wire import Claim, SiteInfo, slot_fields
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,10 @@ class SiteDaemon:
 
     def register(self) -> None:
         """Tell the server who the site is and what its slots offer."""
-        r = self.config.resources
-        self.client.register_site(
-            self.config.name,
-            cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time, os=r.os,
-            attributes=self.config.attributes, system=self.config.system,
-            info={"plugin": self.config.queue.plugin, "host": socket.gethostname(),
-                  "version": __version__},
-        )  # fmt: skip
+        info = {"plugin": self.config.queue.plugin, "host": socket.gethostname(),
+                "version": __version__}  # fmt: skip
+        site = SiteInfo(**slot_fields(self.config.slot()), system=self.config.system, info=info)
+        self.client.register_site(self.config.name, site)
 
     def step(self, now: float) -> Round:
         """One round; returns what it did."""
@@ -241,15 +237,12 @@ class SiteDaemon:
         if self.claim_request is None:  # saved before it is sent: a repeat gets the same tasks
             self.claim_request = request_id()
             self._save()
-        r = self.config.resources
         claims = self.client.claim(
-            self.config.name, max(want, 1), request=self.claim_request, cpu=r.cpu, gpu=r.gpu,
-            memory=r.memory, disk=r.disk, time=r.time, os=r.os,
-            attributes=self.config.attributes,
-        )  # fmt: skip
+            self.config.name, self.config.slot(), max(want, 1), request=self.claim_request
+        )
         done.claimed += len(claims)
         submitted = {(j.task_id, j.attempt) for j in self.running.values()}
-        claims = [c for c in claims if (c["task_id"], c["attempt"]) not in submitted]
+        claims = [c for c in claims if (c.task_id, c.attempt) not in submitted]
         for k, c in enumerate(claims):
             try:
                 batch_id = self._submit(c, now)
@@ -258,19 +251,19 @@ class SiteDaemon:
                 # hand back this task and the rest of the claim without counting failures,
                 # and end the round (it backs off).
                 why = f"{exc} (scratch {self.scratch})" if isinstance(exc, OSError) else exc
-                log.error("cannot submit task %d: %s", c["task_id"], why)
+                log.error("cannot submit task %d: %s", c.task_id, why)
                 for back in claims[k:]:
                     self.client.lost(
-                        self.config.name, back["task_id"], back["attempt"],
+                        self.config.name, back.task_id, back.attempt,
                         f"not submitted: {why}", "unsubmitted", counts=False,
                     )  # fmt: skip
                 self.claim_request = None
                 raise
             done.submitted += 1
             try:
-                self.client.record_batch_id(self.config.name, c["task_id"], c["attempt"], batch_id)
+                self.client.record_batch_id(self.config.name, c.task_id, c.attempt, batch_id)
             except FrazilError as exc:  # for the record only: submit the rest of the claim
-                log.warning("task %d: batch id %s not recorded: %s", c["task_id"], batch_id, exc)
+                log.warning("task %d: batch id %s not recorded: %s", c.task_id, batch_id, exc)
         self.claim_request = None
 
     def _reconcile(self, done: Round) -> None:
@@ -295,12 +288,8 @@ class SiteDaemon:
 
     def _submit_pilots(self, now: float, done: Round, room: int) -> None:
         """Start pilots while waiting tasks outnumber what the pilots not yet running take."""
-        r = self.config.resources
-        per_pilot = max(1, r.cpu)
-        waiting = self.client.demand(
-            self.config.name, 10_000, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk,
-            time=r.time, os=r.os, attributes=self.config.attributes,
-        )  # fmt: skip
+        per_pilot = max(1, self.config.resources.cpu)
+        waiting = self.client.demand(self.config.name, self.config.slot(), 10_000)
         wanted = -(-waiting // per_pilot) - self._pending_pilots
         for _ in range(min(room, wanted)):
             self._submit_pilot(now)
@@ -309,10 +298,8 @@ class SiteDaemon:
 
     def _submit_pilot(self, now: float) -> None:
         r = self.config.resources
-        pilot_id, key = self.client.create_pilot(
-            self.config.name, cpu=r.cpu, gpu=r.gpu, memory=r.memory, disk=r.disk, time=r.time,
-            os=r.os, attributes=self.config.attributes,
-        )  # fmt: skip
+        new = self.client.create_pilot(self.config.name, self.config.slot())
+        pilot_id, key = new.pilot_id, new.key
         workdir = self._workdir("pilots", str(pilot_id))
         secret = _secret(workdir / "key", key)
         argv = [
@@ -368,53 +355,45 @@ class SiteDaemon:
 
     def _claim_jobs(self, now: float, done: Round, room: int) -> int:
         """Claim whole jobs and submit each as a DAG of batch jobs; returns tasks submitted."""
-        r = self.config.resources
-        jobs = self.client.claim_jobs(
-            self.config.name, max(1, room // 2), cpu=r.cpu, gpu=r.gpu, memory=r.memory,
-            disk=r.disk, time=r.time, os=r.os, attributes=self.config.attributes,
-        )  # fmt: skip
+        jobs = self.client.claim_jobs(self.config.name, self.config.slot(), max(1, room // 2))
         submitted = 0
         for job in jobs:
-            tasks = job["tasks"]
-            position = {t["task_id"]: k for k, t in enumerate(tasks)}
+            position = {t.task_id: k for k, t in enumerate(job.tasks)}
             try:
-                claims = [
-                    {**t, "dataset_id": job["dataset_id"], "job_index": job["job_index"]}
-                    for t in tasks
+                requests = [
+                    self._request(t.claim(job.dataset_id, job.job_index), t.reservation)
+                    for t in job.tasks
                 ]
-                requests = [self._request(c) for c in claims]
-                parents = [[position[p] for p in t["parents"]] for t in tasks]
+                parents = [[position[p] for p in t.parents] for t in job.tasks]
                 ids = self.plugin.submit_dag(requests, parents)
             except (BatchError, OSError) as exc:
-                log.error("cannot submit job %s.%s: %s", job["dataset_id"], job["job_index"], exc)
-                for t in tasks:
-                    if t["attempt"]:
+                log.error("cannot submit job %s.%s: %s", job.dataset_id, job.job_index, exc)
+                for t in job.tasks:
+                    if t.attempt:
                         self.client.lost(
-                            self.config.name, t["task_id"], t["attempt"],
+                            self.config.name, t.task_id, t.attempt,
                             f"not submitted: {exc}", "unsubmitted", counts=False,
                         )  # fmt: skip
                 raise
             self._track(
                 *(
-                    Running(c["task_id"], c["attempt"], b, str(r.workdir), now, not c["attempt"])
-                    for c, r, b in zip(claims, requests, ids, strict=True)
+                    Running(t.task_id, t.attempt, b, str(r.workdir), now, not t.attempt)
+                    for t, r, b in zip(job.tasks, requests, ids, strict=True)
                 )
             )
-            for c, batch_id in zip(claims, ids, strict=True):
-                if c["attempt"]:
-                    self.client.record_batch_id(
-                        self.config.name, c["task_id"], c["attempt"], batch_id
-                    )
+            for t, batch_id in zip(job.tasks, ids, strict=True):
+                if t.attempt:
+                    self.client.record_batch_id(self.config.name, t.task_id, t.attempt, batch_id)
             submitted += len(ids)
             done.claimed += len(ids)
             done.submitted += len(ids)
         return submitted
 
-    def _submit(self, claim: dict[str, Any], now: float) -> str:
+    def _submit(self, claim: Claim, now: float) -> str:
         request = self._request(claim)
         (batch_id,) = self.plugin.submit([request])
         workdir = str(request.workdir)
-        self._track(Running(claim["task_id"], claim["attempt"], batch_id, workdir, now))
+        self._track(Running(claim.task_id, claim.attempt, batch_id, workdir, now))
         return batch_id
 
     def _track(self, *jobs: Running) -> None:
@@ -424,26 +403,26 @@ class SiteDaemon:
             self.running[job.batch_id] = job
         self._save()
 
-    def _request(self, claim: dict[str, Any]) -> JobRequest:
-        """The batch job of one claimed (or reserved) task: a pilot with its secret in a file."""
-        reserved = not claim["attempt"]
-        label = "r" if reserved else str(claim["attempt"])
+    def _request(self, claim: Claim, reservation: str = "") -> JobRequest:
+        """The batch job of one claimed task (or of a reserved one, attempt 0, claimed by its
+        pilot with ``reservation``): a pilot with its secret in a file."""
+        reserved = not claim.attempt
+        label = "r" if reserved else str(claim.attempt)
         workdir = self._workdir(
-            str(claim["dataset_id"]), str(claim["job_index"]),
-            f"{claim['name']}-{claim['task_id']}-{label}",
-        )  # fmt: skip
+            str(claim.dataset_id), str(claim.job_index), f"{claim.name}-{claim.task_id}-{label}"
+        )
         secret = _secret(
             workdir / ("reservation" if reserved else "passkey"),
-            claim["reservation"] if reserved else claim["passkey"],
+            reservation if reserved else claim.passkey,
         )
         who = (
             ["--reservation-file", str(secret)] if reserved
-            else ["--attempt", str(claim["attempt"]), "--passkey-file", str(secret)]
+            else ["--attempt", str(claim.attempt), "--passkey-file", str(secret)]
         )  # fmt: skip
         argv = [
             *self.pilot,
             "--server", self.config.server,
-            "--task", str(claim["task_id"]),
+            "--task", str(claim.task_id),
             *who,
             "--workdir", str(workdir / "task"),
             "--heartbeat", str(self.config.queue.heartbeat),
@@ -451,16 +430,16 @@ class SiteDaemon:
         if self.config.storage.cache is not None:
             argv += ["--cache", str(self.config.storage.cache)]
         return JobRequest(
-            name=f"frazil-{claim['task_id']}-{label}",
+            name=f"frazil-{claim.task_id}-{label}",
             argv=argv,
             workdir=workdir,
             stdout=workdir / "pilot.out",
             stderr=workdir / "pilot.err",
-            cpu=claim["cpu"],
-            gpu=claim["gpu"],
-            memory=claim["memory"],
-            disk=claim["disk"],
-            walltime=claim["time"],
+            cpu=claim.cpu,
+            gpu=claim.gpu,
+            memory=claim.memory,
+            disk=claim.disk,
+            walltime=claim.time,
             env={**self.config.environment, "FRAZIL_SITE": self.config.name},
             extra=tuple(self.config.queue.extra),
         )

@@ -135,15 +135,16 @@ def test_stats_are_paged_by_name(frazil, tmp_path):
     from frazil.services import attempts
     from frazil.services.claim import claim
     from frazil.store import Database
+    from frazil.wire import Finish
 
     frazil("init")
     frazil("submit", EXAMPLE, "--jobs", 1, "--name", "sim")
     db = Database(f"sqlite:///{tmp_path / 'home' / 'frazil.db'}")
-    site = SiteResources("s", cpu=8, gpu=1, memory=64, disk=100)
+    site = SiteResources(name="s", cpu=8, gpu=1, memory=64, disk=100)
     c = claim(db, site, 1, 1.0)[0]
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=2.0)
-    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=3.0,
-                    stats={"alpha": 1.0, "beta": 2.0, "gamma": 3.0})  # fmt: skip
+    done = Finish(stats={"alpha": 1.0, "beta": 2.0, "gamma": 3.0})
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, done, now=3.0)
     db.dispose()
     first = frazil("stats", "sim", "--limit", 2).stdout
     assert "alpha" in first and "beta" in first and "gamma" not in first
@@ -165,16 +166,17 @@ def test_hostile_text_is_printed_as_text(frazil, tmp_path):
     from frazil.services.claim import claim
     from frazil.services.submit import submit
     from frazil.store import Database
+    from frazil.wire import Failure
     from tests.services.conftest import make_config
 
     frazil("init")
     db = Database(f"sqlite:///{tmp_path / 'home' / 'frazil.db'}")
     config = make_config("flat", 1).model_copy(update={"description": HOSTILE})
     submit(db, config, jobs=1, now=1.0, owner="\x1b[31mmallory", alias="sim", debug=True)
-    (c,) = claim(db, SiteResources("site-a"), 1, 2.0)
+    (c,) = claim(db, SiteResources(name="site-a"), 1, 2.0)
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=3.0, host="node\x1b[31mEVIL\x1b[0m")
-    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=4.0, error=f"[/red] {HOSTILE}\nline 2",
-                  stats={"[/]\x1b[1mstat": 1.0})  # fmt: skip
+    failure = Failure(f"[/red] {HOSTILE}\nline 2", stats={"[/]\x1b[1mstat": 1.0})
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, failure, now=4.0)
     db.dispose()
     shown = "\\[/] \\[bold red]x\\[/bold red] \\x1b[2J\\x1b]0;owned\\x07 \\u202eevil :smile:"
     wide = {"COLUMNS": "400"}

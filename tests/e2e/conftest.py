@@ -15,10 +15,11 @@ import pytest
 from frazil.client import Client
 from frazil.server.main import ServerThread
 from frazil.services.tokens import create_token
-from frazil.site.config import Queue, Resources, SiteConfig, Storage
+from frazil.site.config import Queue, SiteConfig, Storage
 from frazil.site.daemon import SiteDaemon
 from frazil.site.main import build, run
 from frazil.store import Database
+from frazil.wire import Slot
 from tests.conftest import BACKENDS, ROOT, fresh_server
 
 MODULE = Path(__file__).parent / "modules" / "work.py"
@@ -36,7 +37,7 @@ class World:
     _thread: threading.Thread | None = None
 
     def start_site(
-        self, plugin: str = "local", resources: Resources | None = None,
+        self, plugin: str = "local", resources: Slot | None = None,
         system: dict[str, str] | None = None, **queue: Any,
     ) -> SiteDaemon:  # fmt: skip
         options = {"cpus": 4, "memory": 8.0, "gpus": 1} if plugin == "local" else {}
@@ -56,7 +57,7 @@ class World:
                     **queue,
                 }
             ),
-            resources=resources or Resources(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
+            resources=resources or Slot(cpu=1, gpu=1, memory=2.0, disk=5.0, time=1.0),
             system={
                 "storage": f"file://{self.home / 'storage'}",
                 "module": str(MODULE),

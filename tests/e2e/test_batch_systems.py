@@ -13,8 +13,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from frazil.site.config import Resources
 from frazil.store.schema import task_attempt
+from frazil.wire import Slot
 from tests.conftest import ROOT
 from tests.e2e.conftest import World, config, task
 
@@ -78,7 +78,7 @@ def test_the_simulation_chain_completes(sqlite_world: World, system: str):
     software = ROOT / "examples" / "simulation"
     world.start_site(
         system,
-        Resources(cpu=1, gpu=1, memory=4.0, disk=10.0, time=4.0),
+        Slot(cpu=1, gpu=1, memory=4.0, disk=10.0, time=4.0),
         system={
             "software": str(software),
             "gcd_dir": str(software / "gcd"),

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from frazil.batch.local_runner import pid_alive
 from frazil.client import PilotClient
 from frazil.store.schema import file, task_attempt
+from frazil.wire import Finish
 from tests.conftest import store_unchecked
 from tests.e2e.conftest import ROOT, World, config, task
 
@@ -168,7 +169,7 @@ def test_a_stale_pilot_cannot_change_a_reset_task(world: World):
     assert detail["attempts"][-1]["outcome"] == "complete" and len(detail["attempts"]) >= 2
     old = PilotClient(world.server.url, t["id"], first, "an-old-passkey", retry_for=0)
     with pytest.raises(Exception):  # noqa: B017 - a wrong passkey or a stale attempt, either refused
-        old.finish(usage=None, stats={}, files=[])
+        old.finish(Finish())
     assert world.client.task(t["id"])["task"]["status"] == "complete"
 
 

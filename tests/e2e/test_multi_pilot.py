@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from frazil.site.config import Resources
 from frazil.store.schema import file, pilot, task_attempt
+from frazil.wire import Slot
 from tests.conftest import store_unchecked
 from tests.e2e.conftest import World, config, task
 
-SLOT = Resources(cpu=2, gpu=1, memory=4.0, disk=5.0, time=1.0)
+SLOT = Slot(cpu=2, gpu=1, memory=4.0, disk=5.0, time=1.0)
 
 
 def _file(name: str) -> dict[str, str]:
@@ -157,7 +157,7 @@ def test_a_task_whose_spec_fails_fails_alone_and_the_pilot_goes_on(world: World)
     d = world.client.submit(config(work), jobs=9)
     poison = task("work", "--out w.txt --sleep 0.5 --value $eval(1/($args(job)-5))")
     store_unchecked(world.db, d, config(poison))
-    world.start_site(resources=Resources(cpu=3, memory=6.0, disk=5.0, time=1.0),
+    world.start_site(resources=Slot(cpu=3, memory=6.0, disk=5.0, time=1.0),
                      pilot="multi", pilot_idle=2.0, max_queued=1)  # fmt: skip
     world.wait(lambda: world.status(d)["dataset"]["jobs_complete"] == 8, 90, world.explain(d))
     view = world.status(d)["dataset"]

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from frazil.client import Client, PilotClient
 from frazil.services.tokens import create_token
 from frazil.store.schema import metadata
+from frazil.wire import Finish, SiteInfo, Slot, slot_fields
 from tests.faults.conftest import MODULE, World, chain_config
 
 pytestmark = pytest.mark.slow
 
-SLOT = {"cpu": 1, "gpu": 0, "memory": 2.0, "disk": 5.0, "time": 1.0}
+SLOT = Slot(cpu=1, gpu=0, memory=2.0, disk=5.0, time=1.0)
 
 
 def snapshot(world: World) -> dict[str, list[tuple[Any, ...]]]:
@@ -67,13 +68,12 @@ def test_a_reset_tasks_old_passkey_is_refused_and_changes_nothing(world: World) 
     d = world.submit(chain_config(), jobs=1)
     _, token = create_token(world.db, "manual", "site", now=time.time())
     site = Client(world.server.url, token)
-    site.register_site(
-        "manual", **SLOT, system={"storage": f"file://{world.storage}", "module": str(MODULE)}
-    )
-    (first,) = site.claim("manual", 1, **SLOT)
-    task_id, old_key = first["task_id"], first["passkey"]
-    pilot = PilotClient(world.server.url, task_id, first["attempt"], old_key, retry_for=0)
-    assert pilot.spec()["task_id"] == task_id
+    system = {"storage": f"file://{world.storage}", "module": str(MODULE)}
+    site.register_site("manual", SiteInfo(**slot_fields(SLOT), system=system))
+    (first,) = site.claim("manual", SLOT, 1)
+    task_id, old_key = first.task_id, first.passkey
+    pilot = PilotClient(world.server.url, task_id, first.attempt, old_key, retry_for=0)
+    assert pilot.spec().task_id == task_id
     pilot.start("node-1")
     pilot.heartbeat("running")
     pilot.log("stdout", "the first attempt's output")
@@ -89,9 +89,9 @@ def test_a_reset_tasks_old_passkey_is_refused_and_changes_nothing(world: World) 
 
     # claimed again and running: the old attempt is still stale, and the old passkey does
     # not open the new attempt
-    (second,) = site.claim("manual", 1, **SLOT)
-    assert (second["task_id"], second["attempt"]) == (task_id, 2)
-    new = PilotClient(world.server.url, task_id, 2, second["passkey"], retry_for=0)
+    (second,) = site.claim("manual", SLOT, 1)
+    assert (second.task_id, second.attempt) == (task_id, 2)
+    new = PilotClient(world.server.url, task_id, 2, second.passkey, retry_for=0)
     new.spec()
     new.start("node-2")
     new.heartbeat("running")
@@ -106,7 +106,7 @@ def test_a_reset_tasks_old_passkey_is_refused_and_changes_nothing(world: World) 
     assert snapshot(world) == before
 
     # the current pilot is unaffected, and the stale one's words are nowhere
-    new.finish(usage=None, stats={"value": 1.0}, files=[])
+    new.finish(Finish(stats={"value": 1.0}))
     detail = world.client.task(task_id)
     assert detail["task"]["status"] == "complete"
     assert [a["outcome"] for a in detail["attempts"]] == ["reset", "complete"]

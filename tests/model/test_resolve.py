@@ -18,6 +18,7 @@ from frazil.model.resolve import (
 )
 from frazil.model.rng import job_seed
 from frazil.model.spec import DatasetConfig
+from frazil.wire import encode
 from tests.conftest import EXAMPLE
 
 
@@ -78,7 +79,7 @@ def test_resolve_job_is_in_dependency_order_and_serialisable(sim):
     names = [t.name for t in tasks]
     assert names.index("photon_propagation") > names.index("nugen")
     assert names[-1] == "level2"
-    json.dumps([t.to_dict() for t in tasks])
+    json.dumps([encode(t) for t in tasks])
 
 
 def test_job_seed_is_stable_and_spread():

@@ -37,8 +37,11 @@ def test_a_sigkilled_pilot_takes_its_module_along(tmp_path: Path) -> None:
         "argv": [str(pidfile), "1"], "env_shell": "", "env_clear": False,
         "configs": {}, "parameters": {},
     }  # fmt: skip
-    spec = {"requirements": {"time": 1}, "data": [], "trays": [
-        {"name": "t", "iteration": 0, "modules": [module]}]}  # fmt: skip
+    spec = {
+        "name": "tree", "job": 0, "index": 0, "depends": [], "container": "", "batchsys": {},
+        "requirements": {"cpu": 1, "gpu": 0, "memory": 1, "disk": 1, "time": 1}, "data": [],
+        "trays": [{"name": "t", "iteration": 0, "env": None, "modules": [module]}],
+    }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     pilot = subprocess.Popen(
         [sys.executable, "-m", "frazil.pilot", "--spec", str(tmp_path / "spec.json"),
@@ -209,8 +212,11 @@ def test_a_sigkilled_pilot_takes_its_class_modules_process_along(tmp_path: Path)
         "name": "s", "src": "", "class_": "sleeper:Sleeper", "url": str(code), "argv": [],
         "env_shell": "", "env_clear": False, "configs": {}, "parameters": {},
     }  # fmt: skip
-    spec = {"requirements": {"time": 1}, "data": [], "trays": [
-        {"name": "t", "iteration": 0, "modules": [module]}]}  # fmt: skip
+    spec = {
+        "name": "tree", "job": 0, "index": 0, "depends": [], "container": "", "batchsys": {},
+        "requirements": {"cpu": 1, "gpu": 0, "memory": 1, "disk": 1, "time": 1}, "data": [],
+        "trays": [{"name": "t", "iteration": 0, "env": None, "modules": [module]}],
+    }  # fmt: skip
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     pilot = subprocess.Popen(
         [sys.executable, "-m", "frazil.pilot", "--spec", str(tmp_path / "spec.json"),

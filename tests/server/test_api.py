@@ -20,9 +20,10 @@ from frazil.errors import (
     TooLarge,
     Unreachable,
 )
+from frazil.wire import Beat, FileRecord, Finish, SiteInfo, Slot, Usage, encode, slot_fields
 from tests.conftest import EXAMPLE
 
-SLOT = {"cpu": 4, "gpu": 1, "memory": 16.0, "disk": 50.0, "time": 24.0}
+SLOT = Slot(cpu=4, gpu=1, memory=16.0, disk=50.0, time=24.0)
 
 
 def _fill(path: str) -> str:
@@ -53,9 +54,9 @@ def test_roles(live):
     with pytest.raises(Forbidden, match="needs a user token"):
         site.submit(EXAMPLE.read_text())
     with pytest.raises(Forbidden, match="needs a site token"):
-        user.claim("site-a", 1, **SLOT)
+        user.claim("site-a", SLOT, 1)
     with pytest.raises(Forbidden, match="for 'site-b'"):
-        site.register_site("site-b", **SLOT)
+        site.register_site("site-b", SiteInfo(**slot_fields(SLOT)))
     # a valid token that may not: 403; no valid token: 401, with the scheme to use
     r = httpx.post(
         f"{live.url}/datasets", json={}, headers={"Authorization": f"Bearer {live.site}"}
@@ -152,38 +153,38 @@ def test_config_errors_come_back_located(live):
 def test_the_site_and_pilot_protocol(live):
     user, site = live.client(live.user), live.client(live.site)
     d = user.submit(EXAMPLE.read_text(), jobs=1)
-    site.register_site("site-a", **SLOT, system={"storage": "file:///tmp/elsewhere"})
-    claims = site.claim("site-a", 5, **SLOT)
-    assert {c["name"] for c in claims} == {"corsika", "nugen"}
+    site.register_site(
+        "site-a", SiteInfo(**slot_fields(SLOT), system={"storage": "file:///tmp/elsewhere"})
+    )
+    claims = site.claim("site-a", SLOT, 5)
+    assert {c.name for c in claims} == {"corsika", "nugen"}
     c = claims[0]
-    site.record_batch_id("site-a", c["task_id"], c["attempt"], "local-1")
-    pilot = PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0)
+    site.record_batch_id("site-a", c.task_id, c.attempt, "local-1")
+    pilot = PilotClient(live.url, c.task_id, c.attempt, c.passkey, retry_for=0)
     spec = pilot.spec()
-    assert spec["trays"][0]["modules"][0]["argv"][0].startswith("--type=")
+    assert spec.trays[0].modules[0].argv[0].startswith("--type=")
     pilot.start("node1")
     pilot.heartbeat("running")
     pilot.log("stdout", "x" * 10 + "tail")
-    out = {"url": "file:///tmp/x", "movement": "output", "size": 3, "checksum_type": "sha256"}
-    pilot.finish(usage={"wall_time": 2.0}, stats={"events": 7.0}, files=[{**out, "checksum": "ab"}])
-    detail = user.task(c["task_id"])
+    out = FileRecord("file:///tmp/x", "output", size=3, checksum_type="sha256", checksum="ab")
+    pilot.finish(Finish(Usage(wall_time=2.0), {"events": 7.0}, (out,)))
+    detail = user.task(c.task_id)
     assert detail["task"]["status"] == "complete"
     assert (
         detail["attempts"][0]["batch_id"] == "local-1" and detail["attempts"][0]["host"] == "node1"
     )
-    assert user.logs(c["task_id"])[0]["text"].endswith("tail")
-    assert {(s["task_name"], s["name"]) for s in user.stats(d)} >= {(c["name"], "events")}
+    assert user.logs(c.task_id)[0]["text"].endswith("tail")
+    assert {(s["task_name"], s["name"]) for s in user.stats(d)} >= {(c.name, "events")}
     with pytest.raises(StaleAttempt):
         pilot.heartbeat()
     with pytest.raises(BadPasskey):
-        PilotClient(live.url, claims[1]["task_id"], 1, "wrong", retry_for=0).start("n")
+        PilotClient(live.url, claims[1].task_id, 1, "wrong", retry_for=0).start("n")
     other = claims[1]
-    assert (
-        site.lost("site-a", other["task_id"], other["attempt"], "batch job vanished") == "waiting"
-    )
-    assert site.lost("site-a", other["task_id"], other["attempt"], "again") is None
+    assert site.lost("site-a", other.task_id, other.attempt, "batch job vanished") == "waiting"
+    assert site.lost("site-a", other.task_id, other.attempt, "again") is None
     # a site cannot say its lost batch job completed the attempt
     r = httpx.post(
-        f"{live.url}/sites/site-a/tasks/{c['task_id']}/attempts/{c['attempt']}/lost",
+        f"{live.url}/sites/site-a/tasks/{c.task_id}/attempts/{c.attempt}/lost",
         json={"reason": "x", "outcome": "complete"},
         headers={"Authorization": f"Bearer {live.site}"},
     )
@@ -195,15 +196,15 @@ def test_the_site_and_pilot_protocol(live):
 def test_a_pilot_report_past_the_caps_is_refused_and_stats_are_paged(live):
     user, site = live.client(live.user), live.client(live.site)
     d = user.submit(EXAMPLE.read_text(), jobs=1)
-    site.register_site("site-a", **SLOT)
-    c = site.claim("site-a", 1, **SLOT)[0]
-    pilot = PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0)
+    site.register_site("site-a", SiteInfo(**slot_fields(SLOT)))
+    c = site.claim("site-a", SLOT, 1)[0]
+    pilot = PilotClient(live.url, c.task_id, c.attempt, c.passkey, retry_for=0)
     pilot.start("node1")
     flood = {f"s{i}": 1.0 for i in range(5000)}
     with pytest.raises(TooLarge, match=r"at most 1000 statistics \(\[server\] max_report_stats"):
-        pilot.finish(usage=None, stats=flood, files=[])
-    url = f"{live.url}/pilot/tasks/{c['task_id']}/attempts/{c['attempt']}"
-    auth = {"Authorization": f"Passkey {c['passkey']}"}
+        pilot.finish(Finish(stats=flood))
+    url = f"{live.url}/pilot/tasks/{c.task_id}/attempts/{c.attempt}"
+    auth = {"Authorization": f"Passkey {c.passkey}"}
     r = httpx.post(f"{url}/finish", json={"files": [{"url": "x", "movement": "output"}] * 1001},
                    headers=auth)  # fmt: skip
     assert r.status_code == 413 and "at most 1000 files" in r.json()["detail"]
@@ -215,8 +216,8 @@ def test_a_pilot_report_past_the_caps_is_refused_and_stats_are_paged(live):
     r = httpx.post(f"{url}/finish", json={"files": [{"url": "u" * 4097, "movement": "output"}]},
                    headers=auth)  # fmt: skip
     assert r.status_code == 422 and "4096 characters" in r.text
-    assert user.task(c["task_id"])["task"]["status"] == "processing"  # nothing was written
-    pilot.finish(usage=None, stats={f"s{i:02d}": float(i) for i in range(30)}, files=[])
+    assert user.task(c.task_id)["task"]["status"] == "processing"  # nothing was written
+    pilot.finish(Finish(stats={f"s{i:02d}": float(i) for i in range(30)}))
     page = user.stats(d, limit=10, after="s04")
     assert [s["name"] for s in page if s["task_name"] == "*"] == [f"s{i:02d}" for i in range(5, 15)]
 
@@ -232,12 +233,12 @@ def test_a_pilot_whose_report_is_refused_fails_its_attempt_saying_why(live, tmp_
     config = {"tasks": [{"name": "flood", "trays": [{"modules": [{"src": str(module)}]}]}]}
     user, site = live.client(live.user), live.client(live.site)
     user.submit(config, jobs=1)
-    site.register_site("site-a", **SLOT)
-    (c,) = site.claim("site-a", 1, **SLOT)
-    options = PilotOptions(live.url, c["task_id"], c["attempt"], c["passkey"],
+    site.register_site("site-a", SiteInfo(**slot_fields(SLOT)))
+    (c,) = site.claim("site-a", SLOT, 1)
+    options = PilotOptions(live.url, c.task_id, c.attempt, c.passkey,
                            workdir=tmp_path / "work" / "scratch")  # fmt: skip
     assert Pilot(options).run() == 1
-    detail = user.task(c["task_id"])
+    detail = user.task(c.task_id)
     (attempt,) = detail["attempts"]
     assert attempt["outcome"] == "failed" and attempt["stats"] == {}
     assert attempt["error"].startswith("the server refused the pilot's report: a report may ")
@@ -250,7 +251,7 @@ def test_a_pilot_whose_report_is_refused_fails_its_attempt_saying_why(live, tmp_
 def test_metrics(live):
     user, site = live.client(live.user), live.client(live.site)
     d = user.submit(EXAMPLE.read_text(), jobs=2)
-    site.claim("site-a", 3, **SLOT)
+    site.claim("site-a", SLOT, 3)
     text = httpx.get(f"{live.url}/metrics", headers={"Authorization": f"Bearer {live.user}"}).text
     assert "frazil_claims_total 3.0" in text
     assert f'frazil_tasks{{dataset="{d}",status="queued"}} 3.0' in text
@@ -291,15 +292,13 @@ def test_batched_heartbeats(live):
 
     user, site = live.client(live.user), live.client(live.site)
     user.submit(EXAMPLE.read_text(), jobs=2)
-    claims = site.claim("site-a", 4, **SLOT)
+    claims = site.claim("site-a", SLOT, 4)
     for c in claims[:3]:
-        PilotClient(live.url, c["task_id"], c["attempt"], c["passkey"], retry_for=0).start("n")
-    beats = [{"task_id": c["task_id"], "attempt": c["attempt"], "passkey": c["passkey"],
-              "phase": "running"} for c in claims]  # fmt: skip
+        PilotClient(live.url, c.task_id, c.attempt, c.passkey, retry_for=0).start("n")
+    beats = [Beat(c.task_id, c.attempt, c.passkey, "running") for c in claims]
     assert send_heartbeats(live.url, beats, retry_for=0) == ["ok", "ok", "ok", "stale"]
-    foreign = {**beats[0], "passkey": "not-in-the-batch"}
-    r = httpx.post(f"{live.url}/pilot/heartbeats", json={"beats": beats[1:]},
-                   headers={"Authorization": f"Passkey {foreign['passkey']}"})  # fmt: skip
+    r = httpx.post(f"{live.url}/pilot/heartbeats", json={"beats": [encode(b) for b in beats[1:]]},
+                   headers={"Authorization": "Passkey not-in-the-batch"})  # fmt: skip
     assert r.status_code == 401
 
 

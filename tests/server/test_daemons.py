@@ -15,7 +15,7 @@ from frazil.services.submit import submit
 from frazil.store.schema import job
 from tests.services.conftest import make_config
 
-SITE = SiteResources("s", cpu=4, memory=16, disk=100, time=24)
+SITE = SiteResources(name="s", cpu=4, memory=16, disk=100, time=24)
 
 
 def test_the_collector_runs_only_with_storage_roots(tmp_path):

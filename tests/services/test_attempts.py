@@ -9,16 +9,19 @@ from frazil.services.claim import PREFER_OTHER_SITE, claim
 from frazil.services.control import Scope, reset
 from frazil.services.submit import submit
 from frazil.store.schema import task
+from frazil.wire import Failure, Finish
 from tests.conftest import store_unchecked
 from tests.services.conftest import make_config
 
 NOW = 3_000_000.0
-SITE = SiteResources("site-a", cpu=4, gpu=1, memory=16, disk=100, time=24)
+SITE = SiteResources(name="site-a", cpu=4, gpu=1, memory=16, disk=100, time=24)
 
 
 def run_claim(db, claim_, now=NOW, **finish):
     attempts.start(db, claim_.task_id, claim_.attempt, claim_.passkey, now=now, host="node1")
-    attempts.finish(db, claim_.task_id, claim_.attempt, claim_.passkey, now=now + 1, **finish)
+    attempts.finish(
+        db, claim_.task_id, claim_.attempt, claim_.passkey, Finish(**finish), now=now + 1
+    )
 
 
 def statuses(db, d, job=0):
@@ -61,18 +64,20 @@ def test_start_heartbeat_phases_and_details(db):
         c.task_id,
         c.attempt,
         c.passkey,
+        Finish(
+            usage=Usage(cpu_time=12.5, wall_time=14.0, max_memory=1.5),
+            stats={"events": 1000, "passed": 42},
+            files=(
+                FileRecord(
+                    url="file:///data/out.i3",
+                    movement="output",
+                    size=10,
+                    checksum_type="sha256",
+                    checksum="ab",
+                ),
+            ),
+        ),
         now=NOW + 20,
-        usage=Usage(cpu_time=12.5, wall_time=14.0, max_memory=1.5),
-        stats={"events": 1000, "passed": 42},
-        files=[
-            FileRecord(
-                url="file:///data/out.i3",
-                movement="output",
-                size=10,
-                checksum_type="sha256",
-                checksum="ab",
-            )
-        ],
     )
     detail = queries.task_detail(db, c.task_id)
     assert detail.task.status == "complete" and detail.task.phase is None
@@ -104,7 +109,7 @@ def test_wrong_passkey_and_stale_attempts_change_nothing(db):
     for call in (
         lambda: attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW + 3),
         lambda: attempts.heartbeat(db, c.task_id, c.attempt, c.passkey, now=NOW + 3),
-        lambda: attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW + 3, error="late"),
+        lambda: attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("late"), now=NOW + 3),
     ):
         with pytest.raises(StaleAttempt):
             call()
@@ -123,7 +128,7 @@ def test_failures_retry_then_fail(db):
         attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW + i)
         outcomes.append(
             attempts.fail(
-                db, c.task_id, c.attempt, c.passkey, now=NOW + i, error=f"boom {i}", exit_code=3
+                db, c.task_id, c.attempt, c.passkey, Failure(f"boom {i}", exit_code=3), now=NOW + i
             )
         )
     assert outcomes == [TaskStatus.WAITING, TaskStatus.WAITING, TaskStatus.FAILED]
@@ -138,7 +143,7 @@ def test_failures_retry_then_fail(db):
 def test_job_shows_errors_while_retrying(db):
     d = submit(db, make_config("chain", 2), jobs=1, now=NOW)
     (c,) = claim(db, SITE, 1, NOW)
-    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="transient")
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("transient"), now=NOW)
     assert queries.list_jobs(db, d)[0].status == "errors"
 
 
@@ -146,7 +151,7 @@ def test_debug_mode_suspends_on_failure(db):
     d = submit(db, make_config("flat", 1), jobs=1, now=NOW, debug=True)
     (c,) = claim(db, SITE, 1, NOW)
     assert (
-        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x")
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("x"), now=NOW)
         is TaskStatus.SUSPENDED
     )
     assert queries.list_jobs(db, d)[0].status == "suspended"
@@ -166,15 +171,19 @@ def test_exhausted_resources_are_raised(db):
         c.task_id,
         c.attempt,
         c.passkey,
+        Failure(
+            "oom",
+            usage=Usage(max_memory=3.0, wall_time=7200.0),
+            exhausted=("memory", "time", "disk"),
+        ),
         now=NOW,
-        error="oom",
-        usage=Usage(max_memory=3.0, wall_time=7200.0),
-        exhausted=["memory", "time", "disk"],
     )
     (t,) = queries.list_tasks(db, d)
     assert (t.memory, t.time, t.disk) == (4.5, 3.0, 6.0)  # 1.5x measured; disk: 1.5x requested
     with pytest.raises(ValueError, match="unknown resources"):
-        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x", exhausted=["cpu"])
+        attempts.fail(
+            db, c.task_id, c.attempt, c.passkey, Failure("x", exhausted=("cpu",)), now=NOW
+        )
 
 
 def test_spec_is_resolved_once_and_stored(db):
@@ -193,7 +202,7 @@ def test_a_queued_task_can_fail_before_starting(db):
     submit(db, make_config("flat", 1), jobs=1, now=NOW)
     (c,) = claim(db, SITE, 1, NOW)
     assert (
-        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="submit failed")
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("submit failed"), now=NOW)
         is TaskStatus.WAITING
     )
 
@@ -273,7 +282,7 @@ def test_a_repeated_start_of_the_same_attempt_is_accepted(db):
 def test_a_site_learns_the_attempts_it_claimed_and_never_submitted(db):
     submit(db, make_config("flat", 4), jobs=1, now=NOW)
     claims = claim(db, SITE, 4, NOW)
-    other = claim(db, SiteResources("site-b"), 1, NOW)
+    other = claim(db, SiteResources(name="site-b"), 1, NOW)
     assert other == []  # site-a holds all four
     submitted, started, _, lost = claims
     attempts.start(db, started.task_id, started.attempt, started.passkey, now=NOW + 1)
@@ -314,18 +323,18 @@ def test_a_spec_that_cannot_be_resolved_fails_the_attempt_with_one_located_line(
 
 def test_a_failed_task_prefers_another_live_site_that_fits_it(db):
     d = submit(db, make_config("flat", 2), jobs=1, now=NOW)
-    site_b = SiteResources("site-b", memory=16)
+    site_b = SiteResources(name="site-b", memory=16)
     for s, seen in ((SITE, NOW), (site_b, NOW - 60),
-                    (SiteResources("site-old", memory=16), NOW - 3600)):  # fmt: skip
+                    (SiteResources(name="site-old", memory=16), NOW - 3600)):  # fmt: skip
         sites.register(db, s, now=seen)
     first, second = claim(db, SITE, 2, NOW)
-    attempts.fail(db, first.task_id, 1, first.passkey, now=NOW + 1, error="input missing here")
+    attempts.fail(db, first.task_id, 1, first.passkey, Failure("input missing here"), now=NOW + 1)
     # site-a waits while site-b, alive and fitting, may take it; site-b does
     assert claim(db, SITE, 2, NOW + 2) == []
     (again,) = claim(db, site_b, 2, NOW + 2)
     assert (again.task_id, again.attempt) == (first.task_id, 2)
     # it fails at site-b too: now site-a is the other site
-    attempts.fail(db, again.task_id, 2, again.passkey, now=NOW + 3, error="broken here too")
+    attempts.fail(db, again.task_id, 2, again.passkey, Failure("broken here too"), now=NOW + 3)
     assert claim(db, site_b, 2, NOW + 4) == []
     # nobody else claims it: after a while the same site may take it again
     (late,) = claim(db, site_b, 2, NOW + 4 + PREFER_OTHER_SITE)
@@ -334,8 +343,8 @@ def test_a_failed_task_prefers_another_live_site_that_fits_it(db):
 
     # a site long unseen, or one the task does not fit, is no reason to wait
     sites.register(db, site_b, now=NOW - 5000)
-    sites.register(db, SiteResources("site-small", memory=0.5), now=NOW + 6000)
-    attempts.fail(db, second.task_id, 1, second.passkey, now=NOW + 6000, error="x")
+    sites.register(db, SiteResources(name="site-small", memory=0.5), now=NOW + 6000)
+    attempts.fail(db, second.task_id, 1, second.passkey, Failure("x"), now=NOW + 6000)
     with db.read() as conn:
         avoid = conn.execute(select(task.c.avoid_site).where(task.c.id == second.task_id))
         assert avoid.scalar_one() is None

@@ -12,10 +12,11 @@ from frazil.services.control import set_priority
 from frazil.services.keys import hash_key
 from frazil.services.submit import edit_config, submit
 from frazil.store.schema import dataset, task_attempt
+from frazil.wire import Slot
 from tests.services.conftest import make_config
 
 NOW = 2_000_000.0
-BIG = SiteResources("big", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
+BIG = SiteResources(name="big", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
 
 
 def test_claim_hands_out_ready_tasks_in_job_order(db):
@@ -43,21 +44,21 @@ def test_only_the_passkey_hash_is_stored(db):
 @pytest.mark.parametrize(
     ("requirements", "site", "fits"),
     [
-        ({"cpu": 4}, SiteResources("s", cpu=2), False),
-        ({"cpu": 2}, SiteResources("s", cpu=2), True),
-        ({"gpu": 1}, SiteResources("s", gpu=0), False),
-        ({"gpu": 1}, SiteResources("s", gpu=1), True),
-        ({"memory": 8.0}, SiteResources("s", memory=4), False),
-        ({"disk": 80}, SiteResources("s", disk=50), False),
-        ({"time": 30}, SiteResources("s", time=24), False),
-        ({"os": "RHEL_9"}, SiteResources("s", os="RHEL_8"), False),
-        ({"os": ["RHEL_8", "RHEL_9"]}, SiteResources("s", os="RHEL_9"), True),
-        ({"os": "RHEL_9"}, SiteResources("s"), False),
-        ({"site": "wisc"}, SiteResources("desy"), False),
-        ({"site": ["desy", "wisc"]}, SiteResources("desy"), True),
-        ({"cvmfs": True}, SiteResources("s", attributes={"cvmfs": True}), True),
-        ({"cvmfs": True}, SiteResources("s"), False),
-        ({"avx": 2}, SiteResources("s", attributes={"avx": 512}), True),
+        ({"cpu": 4}, SiteResources(name="s", cpu=2), False),
+        ({"cpu": 2}, SiteResources(name="s", cpu=2), True),
+        ({"gpu": 1}, SiteResources(name="s", gpu=0), False),
+        ({"gpu": 1}, SiteResources(name="s", gpu=1), True),
+        ({"memory": 8.0}, SiteResources(name="s", memory=4), False),
+        ({"disk": 80}, SiteResources(name="s", disk=50), False),
+        ({"time": 30}, SiteResources(name="s", time=24), False),
+        ({"os": "RHEL_9"}, SiteResources(name="s", os="RHEL_8"), False),
+        ({"os": ["RHEL_8", "RHEL_9"]}, SiteResources(name="s", os="RHEL_9"), True),
+        ({"os": "RHEL_9"}, SiteResources(name="s"), False),
+        ({"site": "wisc"}, SiteResources(name="desy"), False),
+        ({"site": ["desy", "wisc"]}, SiteResources(name="desy"), True),
+        ({"cvmfs": True}, SiteResources(name="s", attributes={"cvmfs": True}), True),
+        ({"cvmfs": True}, SiteResources(name="s"), False),
+        ({"avx": 2}, SiteResources(name="s", attributes={"avx": 512}), True),
     ],
 )
 def test_claims_only_what_fits(db, requirements, site, fits):
@@ -126,7 +127,7 @@ def test_whole_jobs_for_batch_side_dags(db):
     assert all(t.attempt == 0 and t.reservation for t in rest)
     by_name = {t.name: t for t in job.tasks}
     assert set(by_name["d"].parents) == {by_name["b"].task_id, by_name["c"].task_id}
-    other = SiteResources("other", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
+    other = SiteResources(name="other", cpu=8, gpu=2, memory=64, disk=500, time=48, os="RHEL_9")
     assert {c.job_index for c in claim(db, other, 10, NOW)} == {1, 2}  # job 0 is not theirs
     with pytest.raises(Rejected, match="not ready"):
         claim_reserved(db, by_name["b"].task_id, by_name["b"].reservation, NOW)
@@ -148,7 +149,7 @@ def test_claim_jobs_skips_jobs_that_do_not_fit_or_have_started(db):
     from frazil.services.claim import claim_jobs
 
     submit(db, make_config("chain", 2, requirements={"gpu": 1}), jobs=2, now=NOW)
-    assert claim_jobs(db, SiteResources("cpu-only"), 5, NOW) == []
+    assert claim_jobs(db, SiteResources(name="cpu-only"), 5, NOW) == []
     claim(db, BIG, 1, NOW)  # job 0's first task starts the normal way
     jobs = claim_jobs(db, BIG, 5, NOW)
     assert [j.job_index for j in jobs] == [1]
@@ -202,8 +203,8 @@ def test_the_fair_share_cannot_overflow_whatever_the_priorities(db):
     # each of the 40 weighs PRIORITY.high: a quota of ceil(100 / 40) = 3, served by id
     assert got == {**{d: 3 for d in big[:33]}, big[33]: 1, **{d: 0 for d in big[34:]},
                    tiny: 0, zero: 0}  # fmt: skip
-    sites.register(db, SiteResources("site-a", cpu=8, memory=32, disk=100), now=NOW)
-    pilot_id, key = pilots.create(db, "site-a", pilots.PilotSlot(cpu=4, memory=8.0), now=NOW)
+    sites.register(db, SiteResources(name="site-a", cpu=8, memory=32, disk=100), now=NOW)
+    pilot_id, key = pilots.create(db, "site-a", Slot(cpu=4, memory=8.0), now=NOW)
     results, tasks = pilots.exchange(db, pilot_id, key, [], limit=10, time_left=None, now=NOW)
     assert results == [] and len(tasks) == 4
     # the leftovers reach the tiny and the zero priority once the others are served
@@ -242,7 +243,7 @@ def test_a_repeated_claim_gets_the_same_tasks_and_passkeys(db):
     attempts.start(db, first[0].task_id, 1, first[0].passkey, now=NOW + 2)
     assert claim(db, BIG, 4, NOW + 3, request_id=REQUEST) == first[1:]
     # another site's repeat of the id gets nothing of this site's; a new id gets new tasks
-    other = claim(db, SiteResources("other"), 4, NOW, request_id=REQUEST)
+    other = claim(db, SiteResources(name="other"), 4, NOW, request_id=REQUEST)
     assert {c.task_id for c in other}.isdisjoint(c.task_id for c in first) and len(other) == 2
     assert {c.task_id for c in claim(db, BIG, 4, NOW, request_id="n" * 40)} == set()
 

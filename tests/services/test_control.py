@@ -7,10 +7,11 @@ from frazil.services.claim import claim
 from frazil.services.control import Scope, hard_reset, reset, resume, set_priority, suspend
 from frazil.services.recount import recount
 from frazil.services.submit import submit
+from frazil.wire import Failure
 from tests.services.conftest import make_config
 
 NOW = 4_000_000.0
-SITE = SiteResources("s", cpu=4, memory=16, disk=100, time=24)
+SITE = SiteResources(name="s", cpu=4, memory=16, disk=100, time=24)
 
 
 def complete_ready(db, n=100, now=NOW):
@@ -62,14 +63,14 @@ def test_reset_failed_tasks_gives_them_another_try(db):
     d = submit(db, make_config("flat", 1), jobs=1, now=NOW)  # max_failures 3
     for _ in range(3):
         (c,) = claim(db, SITE, 1, NOW)
-        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x")
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("x"), now=NOW)
     assert queries.dataset_status(db, d).dataset.status == "errors"
     assert reset(db, Scope(d), now=NOW) == 1
     (t,) = queries.list_tasks(db, d)
     assert (t.status, t.failures) == ("waiting", 4)
     assert queries.dataset_status(db, d).dataset.status == "processing"
     (c,) = claim(db, SITE, 1, NOW)
-    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="again")
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("again"), now=NOW)
     assert queries.list_tasks(db, d)[0].status == "failed"
 
 
@@ -96,7 +97,7 @@ def test_hard_reset_of_a_task_takes_its_downstream_along(db):
 def test_hard_reset_of_a_dataset_starts_over(db):
     d = submit(db, make_config("chain", 2), jobs=2, now=NOW)
     (c,) = claim(db, SITE, 1, NOW)
-    attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x")
+    attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("x"), now=NOW)
     complete_ready(db)
     assert hard_reset(db, Scope(d), now=NOW) == 4
     tasks = queries.list_tasks(db, d)

@@ -15,9 +15,10 @@ from frazil.services.claim import claim
 from frazil.services.files import Collected, collect_temporary, local_path, placement, unlink_below
 from frazil.services.submit import submit
 from frazil.store.schema import event, file
+from frazil.wire import Finish
 from tests.services.conftest import make_config
 
-SITE = SiteResources("s", cpu=4, memory=16, disk=100, time=24)
+SITE = SiteResources(name="s", cpu=4, memory=16, disk=100, time=24)
 
 
 def temp(remote: str, movement: str = "output") -> dict[str, str]:
@@ -34,7 +35,7 @@ def run_all(db, now, report):
                 FileRecord(url=url, movement="output", type=kind)
                 for url, kind in report(c.job_index)
             ]
-            attempts.finish(db, c.task_id, c.attempt, c.passkey, now=now, files=files)
+            attempts.finish(db, c.task_id, c.attempt, c.passkey, Finish(files=files), now=now)
 
 
 def test_collector_deletes_declared_temporary_files_of_complete_jobs(db, tmp_path):
@@ -48,8 +49,8 @@ def test_collector_deletes_declared_temporary_files_of_complete_jobs(db, tmp_pat
     attempts.start(db, c.task_id, c.attempt, c.passkey, now=now)
     early = root / "t0-0.tmp"
     early.write_text("x")
-    attempts.finish(db, c.task_id, c.attempt, c.passkey, now=now, files=[
-        FileRecord(url=f"file://{early}", movement="output", type="job_temp")])  # fmt: skip
+    early_file = FileRecord(url=f"file://{early}", movement="output", type="job_temp")
+    attempts.finish(db, c.task_id, c.attempt, c.passkey, Finish(files=(early_file,)), now=now)
     assert collect_temporary(db, now, [root]).deleted == 0 and early.exists()  # job not done
 
     def report(job):

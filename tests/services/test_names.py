@@ -13,9 +13,9 @@ NOW = 5_000_000.0
 
 
 def test_sites_that_differ_only_in_case_are_two_sites(db):
-    sites.register(db, SiteResources("site-a", cpu=1), now=NOW,
+    sites.register(db, SiteResources(name="site-a", cpu=1), now=NOW,
                    info={"system": {"storage": "file:///lower"}})  # fmt: skip
-    sites.register(db, SiteResources("SITE-A", cpu=8), now=NOW,
+    sites.register(db, SiteResources(name="SITE-A", cpu=8), now=NOW,
                    info={"system": {"storage": "file:///upper"}})  # fmt: skip
     assert {s.name: s.resources["cpu"] for s in sites.list_sites(db)} == {"SITE-A": 8, "site-a": 1}
     with db.read() as conn:
@@ -26,10 +26,10 @@ def test_sites_that_differ_only_in_case_are_two_sites(db):
 def test_a_task_site_or_os_requirement_matches_the_exact_name(db):
     d = submit(db, make_config("flat", 2, requirements={"site": "site-a", "os": "RHEL_9"}),
                jobs=1, now=NOW)  # fmt: skip
-    assert claim(db, SiteResources("SITE-A", os="RHEL_9"), 5, NOW) == []
-    assert claim(db, SiteResources("Site-A", os="RHEL_9"), 5, NOW) == []
-    assert claim(db, SiteResources("site-a", os="rhel_9"), 5, NOW) == []
-    claims = claim(db, SiteResources("site-a", os="RHEL_9"), 5, NOW)
+    assert claim(db, SiteResources(name="SITE-A", os="RHEL_9"), 5, NOW) == []
+    assert claim(db, SiteResources(name="Site-A", os="RHEL_9"), 5, NOW) == []
+    assert claim(db, SiteResources(name="site-a", os="rhel_9"), 5, NOW) == []
+    claims = claim(db, SiteResources(name="site-a", os="RHEL_9"), 5, NOW)
     assert [(c.dataset_id, c.name) for c in claims] == [(d, "t0"), (d, "t1")]
 
 
@@ -43,7 +43,7 @@ def test_aliases_that_differ_only_in_case_are_two_datasets(db):
 
 def test_logs_that_differ_only_in_case_are_two_logs(db):
     submit(db, make_config("flat", 1), jobs=1, now=NOW)
-    (c,) = claim(db, SiteResources("site-a"), 1, NOW)
+    (c,) = claim(db, SiteResources(name="site-a"), 1, NOW)
     for name, text in (("stdout", "lower\n"), ("STDOUT", "upper\n"), ("stdout", "lower again\n")):
         task_logs.store_log(db, c.task_id, c.attempt, c.passkey, name=name, text=text, now=NOW)
     logs = {log.name: log.text for log in queries.task_logs(db, c.task_id)}

@@ -8,6 +8,7 @@ from frazil.model.states import TaskStatus
 from frazil.services import attempts, pilots, queries, sites
 from frazil.services.claim import claim
 from frazil.services.submit import submit
+from frazil.wire import Report, Slot
 from tests.conftest import store_unchecked
 from tests.services.conftest import make_config
 
@@ -16,14 +17,14 @@ NOW = 3_000_000.0
 
 def _setup(db, shape="flat", n=3, jobs=2, slot=None, **extra):
     d = submit(db, make_config(shape, n, **extra), jobs=jobs, now=NOW)
-    sites.register(db, SiteResources("site-a", cpu=8, memory=32, disk=100), now=NOW,
+    sites.register(db, SiteResources(name="site-a", cpu=8, memory=32, disk=100), now=NOW,
                    info={"system": {"where": "here"}})  # fmt: skip
-    pilot_id, key = pilots.create(db, "site-a", slot or pilots.PilotSlot(cpu=2), now=NOW)
+    pilot_id, key = pilots.create(db, "site-a", slot or Slot(cpu=2), now=NOW)
     return d, pilot_id, key
 
 
 def _done(t, kind="finish", **extra):
-    return pilots.Report(kind, t["task_id"], t["attempt"], t["passkey"], **extra)
+    return Report(kind, t["task_id"], t["attempt"], t["passkey"], **extra)
 
 
 def test_a_pilot_gets_started_tasks_with_specs_up_to_what_it_holds(db):
@@ -46,7 +47,7 @@ def test_a_pilot_gets_started_tasks_with_specs_up_to_what_it_holds(db):
 
 def test_tasks_that_need_more_than_is_left_are_not_handed_out(db):
     _d, pilot_id, key = _setup(
-        db, n=2, jobs=1, slot=pilots.PilotSlot(cpu=4, memory=5.0), requirements={"memory": 3.0}
+        db, n=2, jobs=1, slot=Slot(cpu=4, memory=5.0), requirements={"memory": 3.0}
     )
     assert len(pilots.take(db, pilot_id, key, limit=10, time_left=None, now=NOW)) == 1
     # walltime left matters too
@@ -72,9 +73,9 @@ def test_bad_keys_and_foreign_or_stale_reports_change_nothing(db):
         pilots.take(db, pilot_id, "wrong", limit=1, time_left=None, now=NOW)
     (mine,) = pilots.take(db, pilot_id, key, limit=1, time_left=None, now=NOW)
     # a task claimed by a site, not by this pilot
-    (other,) = claim(db, SiteResources("site-a"), 1, NOW)
-    foreign = pilots.Report("finish", other.task_id, other.attempt, other.passkey)
-    wrong = pilots.Report("finish", mine["task_id"], mine["attempt"], "not-the-passkey")
+    (other,) = claim(db, SiteResources(name="site-a"), 1, NOW)
+    foreign = Report("finish", other.task_id, other.attempt, other.passkey)
+    wrong = Report("finish", mine["task_id"], mine["attempt"], "not-the-passkey")
     assert pilots.report(db, pilot_id, key, [foreign, wrong], now=NOW) == ["denied", "denied"]
     assert queries.task_detail(db, other.task_id).task.status == "queued"
     assert queries.task_detail(db, mine["task_id"]).task.status == "processing"
@@ -119,9 +120,9 @@ def test_a_pilot_that_ended_holding_tasks_hands_them_back(db):
 
 def test_demand_counts_the_waiting_tasks_that_fit(db):
     _d, _, _ = _setup(db, n=3, jobs=2, requirements={"gpu": 1})
-    assert pilots.demand(db, SiteResources("site-a", gpu=1), now=NOW) == 6
-    assert pilots.demand(db, SiteResources("site-a", gpu=0), now=NOW) == 0
-    assert pilots.demand(db, SiteResources("site-a", gpu=1), now=NOW, cap=4) == 4
+    assert pilots.demand(db, SiteResources(name="site-a", gpu=1), now=NOW) == 6
+    assert pilots.demand(db, SiteResources(name="site-a", gpu=0), now=NOW) == 0
+    assert pilots.demand(db, SiteResources(name="site-a", gpu=1), now=NOW, cap=4) == 4
 
 
 def test_a_stale_attempt_of_a_pilot_task_is_refused_by_the_single_task_routes_too(db):
@@ -162,7 +163,7 @@ POISON = "$eval(1/($args(job)-5))"  # fails for job 5 alone, wherever it runs
 
 
 def test_a_task_whose_spec_fails_fails_alone_while_the_reports_stand(db):
-    d, pilot_id, key = _setup(db, n=1, jobs=8, slot=pilots.PilotSlot(cpu=3, memory=8.0))
+    d, pilot_id, key = _setup(db, n=1, jobs=8, slot=Slot(cpu=3, memory=8.0))
     store_unchecked(
         db, d, make_config("flat", 1, trays=[{"modules": [{"src": "run.sh", "args": POISON}]}])
     )

@@ -19,10 +19,11 @@ from frazil.services.attempts import ReportCaps
 from frazil.services.claim import claim
 from frazil.services.submit import submit
 from frazil.store.schema import file, task_stat
+from frazil.wire import Failure, Finish, Report, Slot
 from tests.services.conftest import make_config
 
 NOW = 4_000_000.0
-SITE = SiteResources("site-a", cpu=4, memory=16, disk=100)
+SITE = SiteResources(name="site-a", cpu=4, memory=16, disk=100)
 
 
 def _rows(db, table) -> int:
@@ -47,14 +48,18 @@ def test_a_flooding_finish_is_refused_naming_the_cap_and_writes_nothing(db):
     flood = {f"s{i}": float(i) for i in range(10**6)}
     started = time.monotonic()
     with pytest.raises(TooLarge, match=r"at most 1000 statistics \(\[server\] max_report_stats\)"):
-        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW, stats=flood)
+        attempts.finish(db, c.task_id, c.attempt, c.passkey, Finish(stats=flood), now=NOW)
     assert time.monotonic() - started < 2.0  # refused on the values in hand, nothing written
     with pytest.raises(TooLarge, match=r"at most 1000 files \(\[server\] max_report_files\)"):
-        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW, files=_outputs(100_000))
+        attempts.finish(
+            db, c.task_id, c.attempt, c.passkey, Finish(files=_outputs(100_000)), now=NOW
+        )
     with pytest.raises(TooLarge, match=r"name is 1 to 255 characters, not 100000: 'xxxx"):
-        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW, stats={"x" * 100_000: 1})
+        attempts.finish(
+            db, c.task_id, c.attempt, c.passkey, Finish(stats={"x" * 100_000: 1}), now=NOW
+        )
     with pytest.raises(TooLarge, match="max_report_stats"):
-        attempts.fail(db, c.task_id, c.attempt, c.passkey, now=NOW, error="x", stats=flood)
+        attempts.fail(db, c.task_id, c.attempt, c.passkey, Failure("x", stats=flood), now=NOW)
     detail = queries.task_detail(db, c.task_id)
     assert detail.task.status == "processing" and detail.attempts[0].outcome == "open"
     assert _rows(db, task_stat) == 0 and _rows(db, file) == 0
@@ -63,7 +68,13 @@ def test_a_flooding_finish_is_refused_naming_the_cap_and_writes_nothing(db):
     caps = ReportCaps(stats=2000, files=10)
     stats = {f"s{i}": float(i) for i in range(1500)}
     attempts.finish(
-        db, c.task_id, c.attempt, c.passkey, now=NOW, stats=stats, files=_outputs(10), caps=caps
+        db,
+        c.task_id,
+        c.attempt,
+        c.passkey,
+        Finish(stats=stats, files=_outputs(10)),
+        now=NOW,
+        caps=caps,
     )
     assert queries.task_detail(db, c.task_id).task.status == "complete"
     assert (_rows(db, task_stat), _rows(db, file)) == (1500, 10)
@@ -72,12 +83,12 @@ def test_a_flooding_finish_is_refused_naming_the_cap_and_writes_nothing(db):
 def test_an_exchange_refuses_the_flooding_report_and_applies_the_others(db):
     submit(db, make_config("flat", 3), jobs=1, now=NOW)
     sites.register(db, SITE, now=NOW)
-    slot = pilots.PilotSlot(cpu=3, memory=16.0, disk=100.0)
+    slot = Slot(cpu=3, memory=16.0, disk=100.0)
     pilot_id, key = pilots.create(db, "site-a", slot, now=NOW)
     a, b, c = pilots.take(db, pilot_id, key, limit=3, time_left=None, now=NOW)
 
     def report(t, kind, **extra):
-        return pilots.Report(kind, t["task_id"], t["attempt"], t["passkey"], **extra)
+        return Report(kind, t["task_id"], t["attempt"], t["passkey"], **extra)
 
     reports = [
         report(a, "finish", stats={f"s{i}": 1.0 for i in range(10**5)}),

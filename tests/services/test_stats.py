@@ -8,6 +8,7 @@ from frazil.services import attempts
 from frazil.services.claim import claim
 from frazil.services.stats import dataset_stats
 from frazil.services.submit import submit
+from frazil.wire import Finish
 from tests.services.conftest import make_config
 
 NOW = 6_000_000.0
@@ -16,12 +17,12 @@ NOW = 6_000_000.0
 def test_stats_per_task_name_and_dataset(db):
     d = submit(db, make_config("flat", 2), jobs=3, now=NOW)
     values = {}
-    for i, c in enumerate(claim(db, SiteResources("s"), 10, NOW)):
+    for i, c in enumerate(claim(db, SiteResources(name="s"), 10, NOW)):
         v = float(i * 3 + 1)
         values.setdefault(c.name, []).append(v)
         attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
         attempts.finish(
-            db, c.task_id, c.attempt, c.passkey, now=NOW, stats={"events": v, "ones": 1}
+            db, c.task_id, c.attempt, c.passkey, Finish(stats={"events": v, "ones": 1}), now=NOW
         )
     got = {(s.task_name, s.name): s for s in dataset_stats(db, d)}
     for name, vs in [*values.items(), ("*", values["t0"] + values["t1"])]:
@@ -36,10 +37,10 @@ def test_stats_per_task_name_and_dataset(db):
 def test_stats_come_a_page_of_names_at_a_time(db):
     d = submit(db, make_config("flat", 2), jobs=2, now=NOW)
     names = [f"n{i:03d}" for i in range(250)]
-    for c in claim(db, SiteResources("s"), 10, NOW):
+    for c in claim(db, SiteResources(name="s"), 10, NOW):
         attempts.start(db, c.task_id, c.attempt, c.passkey, now=NOW)
         stats = {n: float(i) for i, n in enumerate(names)}
-        attempts.finish(db, c.task_id, c.attempt, c.passkey, now=NOW, stats=stats)
+        attempts.finish(db, c.task_id, c.attempt, c.passkey, Finish(stats=stats), now=NOW)
     pages, after = [], None
     while page := dataset_stats(db, d, limit=100, after=after):
         pages.append(page)

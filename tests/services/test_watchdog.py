@@ -6,7 +6,7 @@ from frazil.services.watchdog import timeouts_step
 from tests.services.conftest import make_config
 
 T0 = 5_000_000.0
-SITE = SiteResources("s", cpu=4, memory=16, disk=100, time=24)
+SITE = SiteResources(name="s", cpu=4, memory=16, disk=100, time=24)
 
 
 def config(**timeouts):

@@ -31,7 +31,7 @@ def main(argv: list[str]) -> None:
             pass
         return
     site, batch, out = (
-        SiteResources(argv[2], cpu=64, memory=1000, disk=1000, time=100),
+        SiteResources(name=argv[2], cpu=64, memory=1000, disk=1000, time=100),
         int(argv[3]),
         argv[4],
     )
