@@ -21,6 +21,9 @@ The tree::
     │   ├── TooLarge                  a request past one of the server's caps (it names it)
     │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
     ├── StoreError                the database is unreachable, misconfigured or not migrated
+    │   └── DatabaseUnavailable       it cannot be reached now (refused or lost, a timeout): retry
+    ├── StatementFailed           the database refused a statement: a bug, not the caller's
+    │   └── ConstraintViolated        a write broke a unique, foreign-key or not-null constraint
     ├── Unreachable               the Frazil server did not answer within the client's retry time
     ├── ProtocolMismatch          a caller and the server speak wire formats of other releases
     ├── BadValue                  a value the database cannot hold (too long, out of range, NUL)
@@ -31,8 +34,8 @@ The tree::
     │   └── BatchCommandError         a batch command failed: argv, exit code, stdout, stderr
     └── TransferError             a file could not be staged in or out (or its checksum differs)
 
-Foreign exceptions (YAML, pydantic, OS errors) are translated at the boundary that meets
-them, with ``raise ... from exc``.
+Foreign exceptions (YAML, pydantic, OS errors, the database's) are translated at the boundary
+that meets them, with ``raise ... from exc``; the database's at the store (``frazil.store.db``).
 """
 
 from __future__ import annotations
@@ -201,6 +204,31 @@ class QuotaExceeded(Rejected):
 
 class StoreError(FrazilError):
     """The database cannot be used (unreachable, misconfigured, or not migrated)."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be reached now: a refused or lost connection, a connect, statement
+    or read timeout, no free pooled connection, or a lock still held after the retries. It
+    may work again soon, so callers retry (the server answers 503). ``reason`` is the
+    driver's own first line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the database is unavailable: {reason}")
+
+
+class StatementFailed(FrazilError):
+    """The database refused a statement (one it cannot run, a constraint): a bug in Frazil
+    or a race that no retry fixes, unlike ``StoreError``. ``reason``: the driver's first
+    line."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"the database refused a statement: {reason}")
+
+
+class ConstraintViolated(StatementFailed):
+    """A write broke a unique, foreign-key, not-null or check constraint (a name taken)."""
 
 
 class Unreachable(FrazilError):

@@ -6,7 +6,6 @@ import logging
 import sys
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 
 from frazil import logs
 from frazil.cli import config_commands, db_commands, server_commands, unmonitored
@@ -50,8 +49,4 @@ def main() -> None:
         sys.exit(1)
     except FrazilError as exc:
         err.print(f"[red]error[/red] {shown(str(exc))}")
-        sys.exit(1)
-    except SQLAlchemyError as exc:
-        detail = getattr(exc, "orig", None) or exc
-        err.print(f"[red]database error[/red] {shown(str(detail).splitlines()[0])}")
         sys.exit(1)

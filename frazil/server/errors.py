@@ -4,8 +4,9 @@ A request that does not fit the API's description keeps FastAPI's answer, 422 wi
 ``{"detail": [...]}`` (each problem's location, message and input). A database that cannot
 be reached (stopped, restarting, the connection cut, or silent past its timeouts) answers 503
 as a ``StoreError``, which clients retry, not a 500 that they would take as final. Any other
-error answers 500 in the same shape, ``{"error": "InternalError", ...}``, naming only the kind
-of error: its text and traceback go to the server's log (the server logs every unhandled error).
+error, a statement the database refused (``StatementFailed``) among them, answers 500 in the
+same shape, ``{"error": "InternalError", ...}``, naming only the kind of error: its text and
+traceback go to the server's log (the server logs every unhandled error).
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from frazil.errors import (
     AuthError,
     BadPasskey,
     ConfigError,
+    DatabaseUnavailable,
     ExpressionError,
     Forbidden,
     FrazilError,
@@ -33,6 +33,7 @@ from frazil.errors import (
     NotFound,
     Rejected,
     SpecError,
+    StatementFailed,
     StoreError,
     TooLarge,
 )
@@ -54,11 +55,6 @@ STATUS: list[tuple[type[Exception], int]] = [
     (FrazilError, 400),
     (ValueError, 400),
 ]
-
-
-#: What the database layer raises when it cannot be used now: a refused or lost connection,
-#: a timeout (connect, statement, read), no free pooled connection in time. Clients retry.
-UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 def _response(exc: Exception) -> JSONResponse:
@@ -87,37 +83,49 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
-def _unavailable_response(method: str, path: str, exc: Exception) -> JSONResponse:
-    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["?"])[0]
-    log.warning("the database is unavailable (%s %s answers 503): %s", method, path, reason)
-    return _response(StoreError(f"the database is unavailable: {reason}"))
+def _unavailable_response(method: str, path: str, exc: DatabaseUnavailable) -> JSONResponse:
+    log.warning("the database is unavailable (%s %s answers 503): %s", method, path, exc.reason)
+    return _response(StoreError(str(exc)))  # the name that clients know
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DatabaseUnavailable)
     return _unavailable_response(request.method, request.url.path, exc)
 
 
 def answer(exc: Exception, method: str = "", path: str = "") -> JSONResponse | None:
     """The response to ``exc`` raised outside a route (a middleware's check), if it has one."""
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, DatabaseUnavailable):
         return _unavailable_response(method, path, exc)
+    if isinstance(exc, StatementFailed):
+        return None  # unexpected: raised on, and logged
     if any(isinstance(exc, cls) for cls, _ in STATUS):
         return _response(exc)
     return None
 
 
+def _internal(method: str, path: str, exc: Exception) -> JSONResponse:
+    detail = f"{method} {path} failed ({type(exc).__name__}); see the log"
+    return JSONResponse({"error": "InternalError", "detail": detail}, status_code=500)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Starlette raises the exception again once this answer is sent: the server logs it
-    detail = f"{request.method} {request.url.path} failed ({type(exc).__name__}); see the log"
-    return JSONResponse({"error": "InternalError", "detail": detail}, status_code=500)
+    return _internal(request.method, request.url.path, exc)
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    # answered here, not raised on (it is a FrazilError): log it as an unhandled error is
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _internal(request.method, request.url.path, exc)
 
 
 def install(app: FastAPI) -> None:
     """Map Frazil's exceptions to responses on ``app``."""
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    for unavailable in UNAVAILABLE:
-        app.add_exception_handler(unavailable, _unavailable)
+    app.add_exception_handler(DatabaseUnavailable, _unavailable)
+    app.add_exception_handler(StatementFailed, _refused)
     for cls, _ in STATUS:
 
         async def handle(_request: Request, exc: Exception) -> JSONResponse:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from frazil.errors import ExpressionError, StoreError
 from frazil.model.resolve import JobInfo, ResolvedRequirements, Resolver
@@ -228,7 +227,7 @@ def materialize_step(
 
             try:
                 n = db.transaction(one_chunk)
-            except (OperationalError, InterfaceError, StoreError):
+            except StoreError:
                 raise  # the database itself, not this dataset: the supervisor backs off
             except Exception:
                 log.exception("dataset %d: a chunk of jobs failed; the others go on", dataset_id)

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
-from sqlalchemy.exc import DBAPIError
 
 from frazil.errors import (
     BadPasskey,
@@ -56,7 +55,7 @@ from frazil.services.claim import (
 )  # fmt: skip
 from frazil.services.keys import check_request_id, hash_key, key_matches, request_passkey
 from frazil.services.transitions import load_task
-from frazil.store.db import Database, locks_rows
+from frazil.store.db import Database, UntranslatedError, locks_rows
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
 from frazil.wire import AttemptKey, Report, Slot, handed_json
@@ -170,7 +169,7 @@ def exchange(
             else:
                 tasks = _take(conn, p, limit, time_left, now, host, skip_locked, request_id)
                 handed = len(tasks)
-        except (StoreError, DBAPIError):
+        except (StoreError, UntranslatedError):
             raise  # the database's trouble: the transaction retries or gives up whole
         except Exception as exc:
             if not reports:

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from frazil.config import QuotaSettings, ValidationSettings
-from frazil.errors import Problem, Rejected
+from frazil.errors import ConstraintViolated, Problem, Rejected
 from frazil.model.expressions import to_text
 from frazil.model.limits import PRIORITY, SEED
 from frazil.model.policy import policy_from_options
@@ -281,8 +280,8 @@ def submit_dataset(
 
     try:
         return Submitted(db.transaction(run), checked.jobs, checked.warnings)
-    except IntegrityError as exc:
-        if alias is not None and "alias" in str(exc.orig).lower():
+    except ConstraintViolated as exc:
+        if alias is not None and "alias" in exc.reason.lower():
             raise Rejected(f"the alias {alias!r} is taken") from exc
         raise
 

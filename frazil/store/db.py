@@ -8,6 +8,11 @@ instead of failing when one upgrades. PostgreSQL and MariaDB use ``READ COMMITTE
 ``Database.transaction(fn)`` runs ``fn(conn)`` in one transaction and runs it again (a
 bounded number of times) when the backend reports a deadlock, a serialization failure or a
 busy lock: the services are written so that a retry is safe.
+
+The database's errors do not leave ``Database``: ``translated()`` turns each one into
+Frazil's (``DatabaseUnavailable``, ``StatementFailed``, ``ConstraintViolated``), with the
+original as ``__cause__``. Inside a transaction the statements still raise SQLAlchemy's own
+errors, which ``transaction`` needs to tell a deadlock (run again) from the rest.
 """
 
 from __future__ import annotations
@@ -23,11 +28,26 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool
 
 from frazil.config import DatabaseTimeouts
-from frazil.errors import BadValue, StoreError
+from frazil.errors import (
+    BadValue,
+    ConstraintViolated,
+    DatabaseUnavailable,
+    StatementFailed,
+    StoreError,
+)
 from frazil.store import timeouts as bounds
 
 log = logging.getLogger(__name__)
@@ -41,6 +61,22 @@ DEFAULT_TIMEOUTS = DatabaseTimeouts()
 #: Backend error codes that mean "try the transaction again".
 _PG_RETRY = {"40001", "40P01", "55P03"}
 _MYSQL_RETRY = {1205, 1213}
+
+#: What a statement raises inside ``transaction``, ``begin`` or ``read``, before it is
+#: translated on the way out: code there that catches broadly lets it through, so that the
+#: transaction runs again or gives up whole.
+UntranslatedError = DBAPIError
+
+#: The database's errors and Frazil's for them; the first match wins. A lost connection is
+#: ``DatabaseUnavailable`` whatever its class. Anything else of SQLAlchemy's (``NoResultFound``,
+#: a closed result) is a mistake in the calling code and is not translated.
+_TRANSLATIONS: list[tuple[type[SQLAlchemyError], Callable[[str], Exception]]] = [
+    (OperationalError, DatabaseUnavailable),  # refused, lost, timed out, locked, deadlocked
+    (InterfaceError, DatabaseUnavailable),  # the connection is closed
+    (PoolTimeout, DatabaseUnavailable),  # no free pooled connection within the connect timeout
+    (IntegrityError, ConstraintViolated),
+    (DBAPIError, StatementFailed),  # a statement the database cannot run
+]
 
 
 #: Set in a connection's ``info`` by a change that made tasks ready (see ``mark_ready``).
@@ -91,24 +127,52 @@ def _transient(exc: DBAPIError) -> bool:
     return "database is locked" in text or "database table is locked" in text
 
 
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's first line (SQLAlchemy's own text would add the statement)."""
+    detail = exc.orig if isinstance(exc, DBAPIError) else exc
+    return (str(detail).strip().splitlines() or [type(detail).__name__])[0]
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """Raise Frazil's error for a database error raised inside, the original as its cause."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            raise DatabaseUnavailable(_reason(exc)) from exc
+        for foreign, ours in _TRANSLATIONS:
+            if isinstance(exc, foreign):
+                raise ours(_reason(exc)) from exc
+        raise
+
+
 class Database:
     """A connection pool to one database, with its dialect's quirks handled.
 
     ``timeouts`` bound how long the database may take to connect, to run a statement and to
-    answer at all (``frazil.store.timeouts``); past them a call raises ``OperationalError``
+    answer at all (``frazil.store.timeouts``); past them a call raises ``DatabaseUnavailable``
     (503 from the server) instead of hanging. None: no bounds.
+
+    Its methods raise Frazil's errors for the database's, not SQLAlchemy's (``translated``).
     """
 
     def __init__(
         self, url: str, *, pool_size: int = 5, echo: bool = False,
         timeouts: DatabaseTimeouts | None = DEFAULT_TIMEOUTS,
     ) -> None:  # fmt: skip
-        self.url = make_url(url)
+        try:
+            self.url = make_url(url)
+        except ArgumentError as exc:  # its text, unlike the URL's, holds no password
+            raise StoreError(f"not a database URL: {exc}") from exc
         self.backend = self.url.get_backend_name()
         if self.backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
             raise StoreError(f"unsupported database {self.backend!r} in {self.url!r}")
         self.timeouts = timeouts
-        self.engine = self._create_engine(pool_size, echo)
+        try:
+            self.engine = self._create_engine(pool_size, echo)
+        except ArgumentError as exc:  # an unknown driver or option
+            raise StoreError(f"cannot use the database {self.url!r}: {exc}") from exc
         database = self.url.database or ""
         file_db = self.backend == "sqlite" and database not in ("", ":memory:")
         self._writer_lock = f"{database}-writers.lock" if file_db else None
@@ -188,6 +252,11 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction (committed on success, rolled back on error)."""
+        with translated(), self._begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
         with self._writers(), self.engine.begin() as conn:
             conn.info.pop(READY, None)
             yield conn
@@ -197,24 +266,28 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite it takes no write lock)."""
-        with self.engine.connect() as raw:
+        with translated(), self.engine.connect() as raw:
             conn = raw.execution_options(frazil_readonly=True)
             with conn.begin():
                 yield conn
 
     def transaction(self, fn: Callable[[Connection], T], *, attempts: int = 8) -> T:
-        """Run ``fn`` in one write transaction, again on deadlocks and busy locks."""
+        """Run ``fn`` in one write transaction, again on deadlocks and busy locks.
+
+        ``fn`` sees SQLAlchemy's errors; the caller sees Frazil's, once the last attempt
+        failed or at once for an error that running again would not cure."""
         delay = 0.005
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.begin() as conn:
-                    return fn(conn)
-            except DBAPIError as exc:
-                if attempt == attempts or not _transient(exc):
-                    raise
-                log.debug("transient database error (attempt %d): %s", attempt, exc.orig)
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+        with translated():
+            for attempt in range(1, attempts + 1):
+                try:
+                    with self._begin() as conn:
+                        return fn(conn)
+                except DBAPIError as exc:
+                    if attempt == attempts or not _transient(exc):
+                        raise
+                    log.debug("transient database error (attempt %d): %s", attempt, exc.orig)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")
 
     def dispose(self) -> None:
@@ -239,17 +312,17 @@ class Database:
         # no statement or read bound: an index over a large table takes the time it takes
         engine = self._create_engine(1, False, bounded=False)
         try:
-            with self._writers(), engine.begin() as conn:
+            with translated(), self._writers(), engine.begin() as conn:
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
-        except OperationalError as exc:
-            raise StoreError(f"cannot migrate {self.url!r}: {exc.orig}") from exc
+        except DatabaseUnavailable as exc:
+            raise StoreError(f"cannot migrate {self.url!r}: {exc.reason}") from exc
         finally:
             engine.dispose()
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at, or None before ``migrate``."""
-        with self.engine.connect() as conn:
+        with translated(), self.engine.connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return None
             value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -265,8 +338,8 @@ class Database:
         """Raise ``StoreError`` unless the database is reachable and at the newest schema."""
         try:
             current = self.current_revision()
-        except OperationalError as exc:
-            raise StoreError(f"cannot reach the database {self.url!r}: {exc.orig}") from exc
+        except DatabaseUnavailable as exc:
+            raise StoreError(f"cannot reach the database {self.url!r}: {exc.reason}") from exc
         if current is None:
             raise StoreError(f"the database {self.url!r} has no schema yet: run `frazil init`")
         if current != self.head_revision():

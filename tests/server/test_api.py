@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 import httpx
@@ -17,9 +18,11 @@ from frazil.errors import (
     QuotaExceeded,
     Rejected,
     StaleAttempt,
+    StoreError,
     TooLarge,
     Unreachable,
 )
+from frazil.store.schema import task_dependency
 from frazil.wire import Beat, FileRecord, Finish, SiteInfo, Slot, Usage, encode, slot_fields
 from tests.conftest import EXAMPLE
 
@@ -330,3 +333,30 @@ def test_an_unhandled_error_answers_500_in_the_error_shape(live):
     with pytest.raises(ServerError, match=r"HTTP 500 .*GET /broken failed"):
         live.client().request("GET", "/broken")
     assert live.client().health()["status"] == "ok"  # and the server goes on
+
+
+def test_the_database_s_errors_answer_503_when_it_is_away_and_500_for_a_refused_statement(
+    live, caplog
+):
+    def away() -> None:
+        def lose_it(conn):
+            conn.connection.dbapi_connection.close()  # as a server that went away would
+            conn.exec_driver_sql("SELECT 1")
+
+        live.db.transaction(lose_it)
+
+    def orphan() -> None:
+        row = {"dataset_id": 42, "task_index": 0, "depends_on": 1}
+        live.db.transaction(lambda conn: conn.execute(task_dependency.insert().values(row)))
+
+    live.server.app.add_api_route("/away", away)
+    live.server.app.add_api_route("/orphan", orphan)
+    caplog.set_level(logging.WARNING, logger="frazil.server.errors")
+    with pytest.raises(StoreError, match=r"^the database is unavailable: "):
+        live.client().request("GET", "/away")
+    assert "the database is unavailable (GET /away answers 503): " in caplog.text
+    r = httpx.get(f"{live.url}/orphan", headers={"Authorization": f"Bearer {live.user}"})
+    assert r.status_code == 500
+    detail = "GET /orphan failed (ConstraintViolated); see the log"
+    assert r.json() == {"error": "InternalError", "detail": detail}
+    assert "GET /orphan failed" in caplog.text and "FOREIGN KEY" in caplog.text

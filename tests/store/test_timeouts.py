@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from frazil.config import DatabaseTimeouts
+from frazil.errors import DatabaseUnavailable
 from frazil.store import Database
 from tests.conftest import BACKENDS, server_url
 
@@ -45,9 +46,10 @@ def bounded(request, tmp_path, sqlite_template):
 def test_a_statement_past_the_statement_timeout_is_stopped_and_the_pool_goes_on(bounded):
     kind, db = bounded
     started = time.monotonic()
-    with pytest.raises(OperationalError), db.read() as conn:
+    with pytest.raises(DatabaseUnavailable) as caught, db.read() as conn:
         conn.execute(text(SLOW[kind])).all()
     took = time.monotonic() - started
+    assert isinstance(caught.value.__cause__, OperationalError)
     assert 0.4 < took < 3.0, took
     for _ in range(3):  # the same pool answers at once afterwards
         with db.read() as conn:
@@ -73,8 +75,9 @@ def test_sqlite_waits_for_another_program_s_lock_at_most_the_statement_timeout(
     other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
     try:
         started = time.monotonic()
-        with pytest.raises(OperationalError, match="locked"):
+        with pytest.raises(DatabaseUnavailable, match="locked") as caught:
             db.transaction(lambda conn: conn.execute(text("DELETE FROM token")))
+        assert isinstance(caught.value.__cause__, OperationalError)
         # every try of the transaction waits the busy timeout, not the 60 s of before
         assert time.monotonic() - started < 8 * 0.2 + 3.0
     finally:
