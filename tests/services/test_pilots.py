@@ -5,7 +5,7 @@ import pytest
 from frazil.errors import BadPasskey, NotFound, StaleAttempt
 from frazil.model.records import SiteResources
 from frazil.model.states import TaskStatus
-from frazil.services import attempts, pilots, queries, sites
+from frazil.services import attempts, pilot_tasks, pilots, queries, sites
 from frazil.services.claim import claim
 from frazil.services.submit import submit
 from frazil.wire import Report, Slot
@@ -216,7 +216,7 @@ def test_reports_stand_when_handing_out_fails_unexpectedly(db, monkeypatch):
     def broken(*_args, **_kwargs):
         raise RuntimeError("a bug in handing out")
 
-    monkeypatch.setattr(pilots.specs, "resolve_texts", broken)
+    monkeypatch.setattr(pilot_tasks.specs, "resolve_texts", broken)
     results, tasks = pilots.exchange(
         db, pilot_id, key, [_done(t)], limit=2, time_left=None, now=NOW + 1
     )
