@@ -193,10 +193,10 @@ def end_to_end(backend: str, tasks: int, slots: int, workdir: Path) -> dict[str,
     client = Client(server.url, user)
     started = time.perf_counter()
     d = client.submit(noop_config().model_dump(by_alias=True, exclude_unset=True), jobs=tasks)
-    while client.dataset(d)["dataset"]["status"] not in ("complete", "errors"):
+    while client.dataset(d).dataset.status not in ("complete", "errors"):
         time.sleep(0.2)
     wall = time.perf_counter() - started
-    status = client.dataset(d)["dataset"]["status"]
+    status = client.dataset(d).dataset.status
     stop.set()
     thread.join(timeout=30)
     server.stop()

@@ -40,15 +40,24 @@ from frazil.wire import (
     Beat,
     Claim,
     ClaimRequest,
+    DatasetStatusView,
+    DatasetView,
     ExchangeAnswer,
     Failure,
     Finish,
     JobClaim,
+    JobView,
+    LogView,
     NewPilot,
+    Quota,
     Report,
     SiteInfo,
+    SiteView,
     Slot,
+    StatSummary,
+    TaskDetail,
     TaskSpec,
+    TaskView,
     WireError,
     decode,
     encode,
@@ -130,6 +139,10 @@ def _decoded(shape: type[T], data: Any, what: str) -> T:
         return decode(shape, data)
     except WireError as exc:
         raise ServerError(f"{what}: the server's answer does not fit: {exc}") from exc
+
+
+def _each(shape: type[T], data: Any, what: str) -> list[T]:
+    return [_decoded(shape, item, what) for item in data]
 
 
 def _detail(response: httpx.Response) -> str:
@@ -216,15 +229,14 @@ class Client(_Base):
         body = {"config": config, "jobs": jobs, **options}
         return int(self.request("POST", "/datasets", json=body)["id"])
 
-    def datasets(self, status: str | None = None) -> list[dict[str, Any]]:
+    def datasets(self, status: str | None = None) -> list[DatasetView]:
         """Every dataset."""
-        result: list[dict[str, Any]] = self.request("GET", "/datasets", params={"status": status})
-        return result
+        result = self.request("GET", "/datasets", params={"status": status})
+        return _each(DatasetView, result, "a dataset")
 
-    def dataset(self, ref: int | str) -> dict[str, Any]:
+    def dataset(self, ref: int | str) -> DatasetStatusView:
         """A dataset with its task counts."""
-        result: dict[str, Any] = self.request("GET", f"/datasets/{ref}")
-        return result
+        return _decoded(DatasetStatusView, self.request("GET", f"/datasets/{ref}"), "a dataset")
 
     def config(self, ref: int | str, version: int | None = None) -> dict[str, Any]:
         """A version of a dataset's config."""
@@ -249,46 +261,43 @@ class Client(_Base):
         """Make no more jobs for a dataset."""
         self.request("POST", f"/datasets/{ref}/truncate")
 
-    def jobs(self, ref: int | str, **filters: Any) -> list[dict[str, Any]]:
+    def jobs(self, ref: int | str, **filters: Any) -> list[JobView]:
         """A dataset's jobs (``status``, ``limit``, ``offset``)."""
-        result: list[dict[str, Any]] = self.request("GET", f"/datasets/{ref}/jobs", params=filters)
-        return result
+        result = self.request("GET", f"/datasets/{ref}/jobs", params=filters)
+        return _each(JobView, result, "a job")
 
-    def tasks(self, ref: int | str, **filters: Any) -> list[dict[str, Any]]:
+    def tasks(self, ref: int | str, **filters: Any) -> list[TaskView]:
         """A dataset's tasks (``status``, ``job``, ``name``, ``limit``, ``offset``)."""
-        result: list[dict[str, Any]] = self.request("GET", f"/datasets/{ref}/tasks", params=filters)
-        return result
+        result = self.request("GET", f"/datasets/{ref}/tasks", params=filters)
+        return _each(TaskView, result, "a task")
 
     def stats(
         self, ref: int | str, task: str | None = None, *, limit: int | None = None,
         after: str | None = None,
-    ) -> list[dict[str, Any]]:  # fmt: skip
+    ) -> list[StatSummary]:  # fmt: skip
         """A page of a dataset's statistics: up to ``limit`` names (100 by default) after
         the name ``after``, each overall (``*``) and per task name."""
-        result: list[dict[str, Any]] = self.request(
+        result = self.request(
             "GET", f"/datasets/{ref}/stats",
             params={"task": task, "limit": limit, "after": after},
         )  # fmt: skip
-        return result
+        return _each(StatSummary, result, "a statistic")
 
-    def task(self, task_id: int) -> dict[str, Any]:
+    def task(self, task_id: int) -> TaskDetail:
         """A task with its attempts."""
-        result: dict[str, Any] = self.request("GET", f"/tasks/{task_id}")
-        return result
+        return _decoded(TaskDetail, self.request("GET", f"/tasks/{task_id}"), "a task")
 
-    def logs(self, task_id: int, attempt: int | None = None) -> list[dict[str, Any]]:
+    def logs(self, task_id: int, attempt: int | None = None) -> list[LogView]:
         """A task's logs."""
-        result: list[dict[str, Any]] = self.request(
-            "GET", f"/tasks/{task_id}/logs", params={"attempt": attempt}
-        )
-        return result
+        result = self.request("GET", f"/tasks/{task_id}/logs", params={"attempt": attempt})
+        return _each(LogView, result, "a log")
 
     # -- sites ------------------------------------------------------------------------------
 
-    def register_site(self, name: str, site: SiteInfo) -> dict[str, Any]:
+    def register_site(self, name: str, site: SiteInfo) -> SiteView:
         """Register a site: what its slots offer, its ``$system()`` values and about itself."""
-        result: dict[str, Any] = self.request("PUT", f"/sites/{name}", json=encode(site))
-        return result
+        result = self.request("PUT", f"/sites/{name}", json=encode(site))
+        return _decoded(SiteView, result, "a site")
 
     def site_heartbeat(self, name: str) -> None:
         """The site's daemon is alive."""
@@ -378,16 +387,15 @@ class Client(_Base):
         result: dict[str, Any] = self.request("POST", "/tokens", json={"name": name, "role": role})
         return result
 
-    def quota(self, submitter: str) -> dict[str, Any]:
+    def quota(self, submitter: str) -> Quota:
         """A submitter's caps and what they hold (administrators)."""
-        result: dict[str, Any] = self.request("GET", f"/quotas/{submitter}")
-        return result
+        return _decoded(Quota, self.request("GET", f"/quotas/{submitter}"), "a quota")
 
-    def set_quota(self, submitter: str, **caps: int | None) -> dict[str, Any]:
+    def set_quota(self, submitter: str, **caps: int | None) -> Quota:
         """Set some caps of a submitter (``dataset_jobs``, ``dataset_tasks``, ``jobs``,
         ``tasks``; None: back to the default) (administrators)."""
-        result: dict[str, Any] = self.request("PUT", f"/quotas/{submitter}", json=caps)
-        return result
+        result = self.request("PUT", f"/quotas/{submitter}", json=caps)
+        return _decoded(Quota, result, "a quota")
 
     def health(self) -> dict[str, Any]:
         """The server's status."""

@@ -113,14 +113,14 @@ class Frazil:
         config: dict[str, Any] = {"description": f"benchmark {w.name}", "tasks": tasks}
         d = self.client.submit(config, jobs=w.jobs)
         while True:
-            status = self.client.dataset(d)["dataset"]["status"]
+            status = self.client.dataset(d).dataset.status
             if status in ("complete", "errors", "failed", "suspended"):
                 break
             time.sleep(0.1)  # the status view counts jobs: do not poll it hard
         if status != "complete":
             raise RuntimeError(f"dataset {d} ended {status}")
         done = self.client.tasks(d, status="complete", limit=w.tasks)
-        return [(int(t["job_index"]), int(t["task_index"])) for t in done]
+        return [(t.job_index, t.task_index) for t in done]
 
     def stop(self) -> None:
         self.stop_site.set()

@@ -31,7 +31,7 @@ from frazil.site.config import Queue, SiteConfig, Storage
 from frazil.site.main import build
 from frazil.site.main import run as run_site
 from frazil.store import Database
-from frazil.wire import Slot
+from frazil.wire import DatasetStatusView, Slot
 
 out = console()
 STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
@@ -62,17 +62,14 @@ def _site_config(url: str, token: str, home: Path, example: Path) -> SiteConfig:
     )
 
 
-def _progress(view: dict[str, object]) -> Table:
-    d = view["dataset"]
-    assert isinstance(d, dict)
-    done = f"{d['jobs_complete']}/{d['jobs_submitted']} jobs complete"
-    table = Table(title=f"dataset {d['id']}: {d['status']} — {done}")
+def _progress(view: DatasetStatusView) -> Table:
+    d = view.dataset
+    done = f"{d.jobs_complete}/{d.jobs_submitted} jobs complete"
+    table = Table(title=f"dataset {d.id}: {d.status} — {done}")
     table.add_column("task")
     for s in STATES:
         table.add_column(s, justify="right")
-    counts = view["counts"]
-    assert isinstance(counts, dict)
-    for name, by_state in counts.items():
+    for name, by_state in view.counts.items():
         table.add_row(shown(name), *(str(by_state.get(s, "")) for s in STATES))
     return table
 
@@ -115,10 +112,10 @@ def demo(
             while time.monotonic() < deadline:
                 view = client.dataset(dataset)
                 live.update(_progress(view))
-                if view["dataset"]["status"] in ("complete", "errors"):
+                if view.dataset.status in ("complete", "errors"):
                     break
                 time.sleep(0.5)
-        ok = client.dataset(dataset)["dataset"]["status"] == "complete"
+        ok = client.dataset(dataset).dataset.status == "complete"
         _summary(client, db, dataset)
     finally:
         stop.set()
@@ -144,14 +141,8 @@ def _summary(client: Client, db: Database, dataset: int) -> None:
     out.print(table)
     stats = Table("task", "statistic", "count", "sum", "mean")
     for s in client.stats(dataset):
-        if s["task_name"] == "*" and not s["name"].endswith(
-            ("wall_time", "cpu_time", "max_memory")
-        ):
+        if s.task_name == "*" and not s.name.endswith(("wall_time", "cpu_time", "max_memory")):
             stats.add_row(
-                shown(s["task_name"]),
-                shown(s["name"]),
-                str(s["count"]),
-                f"{s['total']:g}",
-                f"{s['mean']:g}",
+                shown(s.task_name), shown(s.name), str(s.count), f"{s.total:g}", f"{s.mean:g}"
             )
     out.print(stats)

@@ -15,6 +15,7 @@ from frazil.cli.db_commands import actor, open_db
 from frazil.cli.text import console, shown
 from frazil.config import load_settings
 from frazil.services import quota, tokens
+from frazil.wire import Quota
 
 out = console()
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
@@ -67,14 +68,14 @@ def _cap(what: str) -> Any:
     return typer.Option(min=0, max=10**12, help=what)
 
 
-def _print_quotas(rows: list[quota.Quota], as_json: bool) -> None:
+def _print_quotas(rows: list[Quota], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(q) for q in rows], indent=2))
         return
     table = Table("submitter", "jobs/dataset", "tasks/dataset", "jobs open", "tasks open")
     for q in rows:
 
-        def cap(name: str, q: quota.Quota = q) -> str:
+        def cap(name: str, q: Quota = q) -> str:
             mark = "*" if name in q.overridden else ""
             return f"{getattr(q, name):,}{mark}"
 

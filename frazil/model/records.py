@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from frazil.wire import Claim, DagTask, FileRecord, JobClaim, Slot, Usage
+from frazil.wire import Claim, DagTask, FileRecord, JobClaim, Slot, StatSummary, Usage
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,20 +48,6 @@ def extras_fit(required: Mapping[str, Any], site: SiteResources) -> bool:
         key in site.attributes and attribute_matches(value, site.attributes[key])
         for key, value in required.items()
     )
-
-
-@dataclass(frozen=True)
-class StatSummary:
-    """One statistic aggregated over attempts: count, sum, mean, standard deviation, range."""
-
-    task_name: str
-    name: str
-    count: int
-    total: float
-    mean: float
-    stddev: float
-    minimum: float
-    maximum: float
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
 from frazil.services import control, queries, stats, submit
 from frazil.services.validation import ConfigText
+from frazil.wire import DatasetStatusView, DatasetView, JobView, TaskView
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -45,13 +46,13 @@ def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, Any]:
 
 
 @router.get("")
-def list_datasets(app: State, _: Reader, status: str | None = None) -> list[queries.DatasetView]:
+def list_datasets(app: State, _: Reader, status: str | None = None) -> list[DatasetView]:
     """Every dataset, newest first."""
     return queries.list_datasets(app.db, status=status)
 
 
 @router.get("/{ref}")
-def dataset_status(ref: str, app: State, _: Reader) -> queries.DatasetStatusView:
+def dataset_status(ref: str, app: State, _: Reader) -> DatasetStatusView:
     """A dataset with its task counts per task name and state."""
     return queries.dataset_status(app.db, ref)
 
@@ -110,7 +111,7 @@ def truncate(ref: str, app: State, who: User) -> dict[str, bool]:
 def list_jobs(
     ref: str, app: State, _: Reader, status: str | None = None,
     limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
-) -> list[queries.JobView]:  # fmt: skip
+) -> list[JobView]:  # fmt: skip
     """The dataset's jobs in index order."""
     return queries.list_jobs(app.db, ref, status=status, limit=limit, offset=offset)
 
@@ -120,7 +121,7 @@ def list_tasks(
     ref: str, app: State, _: Reader, status: str | None = None, job: int | None = None,
     name: str | None = None, limit: int = Query(100, ge=1, le=10_000),
     offset: int = Query(0, ge=0),
-) -> list[queries.TaskView]:  # fmt: skip
+) -> list[TaskView]:  # fmt: skip
     """The dataset's tasks, filtered."""
     return queries.list_tasks(
         app.db, ref, status=status, job=job, name=name, limit=limit, offset=offset

@@ -13,19 +13,19 @@ from frazil.server.deps import Reader, Site, State, own
 from frazil.server.schemas import AttemptsBody, BatchIdBody, KnownBody, LostBody, slot
 from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
-from frazil.wire import ClaimRequest, SiteInfo, encode
+from frazil.wire import ClaimRequest, SiteInfo, SiteView, encode
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
 
 @router.get("")
-def list_sites(app: State, _: Reader) -> list[sites.SiteView]:
+def list_sites(app: State, _: Reader) -> list[SiteView]:
     """Every registered site."""
     return sites.list_sites(app.db)
 
 
 @router.put("/{name}")
-def register(name: str, body: SiteInfo, app: State, who: Site) -> sites.SiteView:
+def register(name: str, body: SiteInfo, app: State, who: Site) -> SiteView:
     """Register the site, or update what its slots offer."""
     own(who, name)
     resources = slot(name, body)

@@ -7,20 +7,19 @@ from fastapi import APIRouter
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ScopeBody
 from frazil.services import control, queries
+from frazil.wire import LogView, TaskDetail
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
 
 @router.get("/{task_id}")
-def task_detail(task_id: int, app: State, _: Reader) -> queries.TaskDetail:
+def task_detail(task_id: int, app: State, _: Reader) -> TaskDetail:
     """A task with its attempts (errors, resources, statistics)."""
     return queries.task_detail(app.db, task_id)
 
 
 @router.get("/{task_id}/logs")
-def task_logs(
-    task_id: int, app: State, _: Reader, attempt: int | None = None
-) -> list[queries.LogView]:
+def task_logs(task_id: int, app: State, _: Reader, attempt: int | None = None) -> list[LogView]:
     """The kept tails of the task's logs, newest attempt first."""
     return queries.task_logs(app.db, task_id, attempt=attempt)
 

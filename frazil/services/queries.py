@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,112 +27,15 @@ from frazil.store.schema import (
     task_log,
     task_stat,
 )
-
-
-@dataclass(frozen=True)
-class DatasetView:
-    """One dataset as listed."""
-
-    id: int
-    alias: str | None
-    description: str
-    owner: str
-    status: str
-    priority: float
-    jobs_submitted: int
-    jobs_materialized: int
-    jobs_complete: int
-    jobs_failed: int
-    tasks_per_job: int
-    config_version: int
-    debug: bool
-    truncated: bool
-    always_active: bool
-    created_at: float
-
-
-@dataclass(frozen=True)
-class DatasetStatusView:
-    """A dataset with its task counts per task name and state."""
-
-    dataset: DatasetView
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task name -> state -> n
-    job_counts: dict[str, int] = field(default_factory=dict)  # job state -> n
-
-    @property
-    def progress(self) -> float:
-        """Fraction of the submitted jobs that are complete."""
-        n = self.dataset.jobs_submitted
-        return self.dataset.jobs_complete / n if n else 0.0
-
-
-@dataclass(frozen=True)
-class JobView:
-    """One job as listed."""
-
-    dataset_id: int
-    index: int
-    status: str
-    seed: int
-    tasks: int
-    complete: int
-    failed: int
-    failures: int
-    status_changed: float
-
-
-@dataclass(frozen=True)
-class TaskView:
-    """One task as listed."""
-
-    id: int
-    dataset_id: int
-    job_index: int
-    task_index: int
-    name: str
-    status: str
-    failures: int
-    attempts: int
-    site: str | None
-    phase: str | None
-    cpu: int
-    gpu: int
-    memory: float
-    disk: float
-    time: float
-    status_changed: float
-
-
-@dataclass(frozen=True)
-class AttemptView:
-    """One attempt of a task."""
-
-    number: int
-    site: str
-    host: str | None
-    batch_id: str | None
-    outcome: str
-    phase: str | None
-    claimed_at: float
-    started_at: float | None
-    ended_at: float | None
-    exit_code: int | None
-    cpu_time: float | None
-    wall_time: float | None
-    max_memory: float | None
-    error: str | None
-    config_version: int
-    stats: dict[str, float]
-    pilot_id: int | None = None  # the multi-task pilot that ran it
-
-
-@dataclass(frozen=True)
-class TaskDetail:
-    """A task with its attempts."""
-
-    task: TaskView
-    attempts: list[AttemptView]
-    depends_on: list[str]
+from frazil.wire import (
+    AttemptView,
+    DatasetStatusView,
+    DatasetView,
+    JobView,
+    LogView,
+    TaskDetail,
+    TaskView,
+)
 
 
 def _dataset_view(r: Any) -> DatasetView:
@@ -374,17 +277,6 @@ def events(db: Database, ref: int | str, *, limit: int = 50) -> Sequence[Any]:
             .order_by(event.c.id.desc())
             .limit(limit)
         ).all()
-
-
-@dataclass(frozen=True)
-class LogView:
-    """The kept tail of one log of one attempt."""
-
-    attempt: int
-    name: str
-    text: str
-    size: int
-    created_at: float
 
 
 def task_logs(db: Database, task_id: int, *, attempt: int | None = None) -> list[LogView]:

@@ -17,7 +17,7 @@ again inside their write transaction.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -26,6 +26,7 @@ from frazil.config import QuotaSettings
 from frazil.errors import QuotaExceeded, Rejected
 from frazil.store.db import Database
 from frazil.store.schema import dataset, quota
+from frazil.wire import Holdings, Quota
 
 CAPS = ("dataset_jobs", "dataset_tasks", "jobs", "tasks")
 
@@ -41,28 +42,6 @@ _OPTION = {
     "jobs": "--jobs",
     "tasks": "--tasks",
 }
-
-
-@dataclass(frozen=True)
-class Usage:
-    """What a submitter holds now."""
-
-    jobs: int = 0
-    tasks: int = 0
-
-
-@dataclass(frozen=True)
-class Quota:
-    """A submitter's caps (their own where an administrator set them, else the defaults)."""
-
-    submitter: str
-    dataset_jobs: int
-    dataset_tasks: int
-    jobs: int
-    tasks: int
-    #: the caps an administrator set for this submitter (the others are the defaults)
-    overridden: tuple[str, ...] = ()
-    usage: Usage = Usage()
 
 
 def quota_of(conn: Connection, submitter: str, defaults: QuotaSettings) -> Quota:
@@ -82,7 +61,7 @@ def quota_of(conn: Connection, submitter: str, defaults: QuotaSettings) -> Quota
             func.coalesce(func.sum(open_jobs * dataset.c.tasks_per_job), 0),
         ).where(dataset.c.owner == submitter)
     ).one()
-    return Quota(submitter, **caps, overridden=tuple(overridden), usage=Usage(*map(int, held)))
+    return Quota(submitter, **caps, overridden=tuple(overridden), usage=Holdings(*map(int, held)))
 
 
 def _refuse(q: Quota, cap: str, detail: str) -> QuotaExceeded:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -14,21 +14,11 @@ from frazil.model.records import SiteResources
 from frazil.services.claim import row_fits
 from frazil.store.db import Database
 from frazil.store.schema import site, task
+from frazil.wire import SiteView
 
 #: A site seen (registered, heartbeat) this recently counts as one that could take a task.
 ALIVE = 600.0
 SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}\Z")  # \Z: "$" lets a final "\n" in
-
-
-@dataclass(frozen=True)
-class SiteView:
-    """A registered site."""
-
-    name: str
-    resources: dict[str, Any]
-    info: dict[str, Any]
-    registered_at: float
-    last_seen: float
 
 
 def check_site_name(name: str) -> str:

@@ -94,17 +94,17 @@ class World:
         """The errors of a dataset's tasks that did not complete (for assertion messages)."""
         lines = []
         for t in self.client.tasks(dataset, limit=1000):
-            if t["status"] != "complete":
-                errors = [a["error"] for a in self.client.task(t["id"])["attempts"] if a["error"]]
-                lines.append(f"{t['name']} job {t['job_index']}: {t['status']} {errors[-3:]}")
+            if t.status != "complete":
+                errors = [a.error for a in self.client.task(t.id).attempts if a.error]
+                lines.append(f"{t.name} job {t.job_index}: {t.status} {errors[-3:]}")
         return "\n".join(lines)
 
     def wait_done(self, dataset: int, timeout: float = 90.0) -> str:
         self.wait(
-            lambda: self.status(dataset)["dataset"]["status"] in ("complete", "errors"),
+            lambda: self.status(dataset).dataset.status in ("complete", "errors"),
             timeout, f"dataset {dataset} to finish",
         )  # fmt: skip
-        return str(self.status(dataset)["dataset"]["status"])
+        return str(self.status(dataset).dataset.status)
 
 
 def config(*tasks: dict[str, Any], **options: Any) -> dict[str, Any]:

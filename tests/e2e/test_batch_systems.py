@@ -54,13 +54,13 @@ def test_gpu_and_cpu_tasks_run_through_the_scheduler(sqlite_world: World, system
     )
     d = world.client.submit(cfg, jobs=2)
     assert world.wait_done(d, 180) == "complete"
-    stats = {(s["task_name"], s["name"]): s for s in world.client.stats(d)}
+    stats = {(s.task_name, s.name): s for s in world.client.stats(d)}
     if system == "slurm":  # Slurm gives the GPU task CUDA_VISIBLE_DEVICES; SGE sets nothing
-        assert stats[("on_gpu", "gpus_seen")]["minimum"] == 1.0
-    assert stats[("on_cpu", "gpus_seen")]["maximum"] == 0.0
+        assert stats[("on_gpu", "gpus_seen")].minimum == 1.0
+    assert stats[("on_cpu", "gpus_seen")].maximum == 0.0
     if system == "sge":  # the GPU task asked for the gpu consumable, the CPU task did not
-        gpu_job = batch_id(world, world.client.tasks(d, name="on_gpu")[0]["id"])
-        cpu_job = batch_id(world, world.client.tasks(d, name="on_cpu")[0]["id"])
+        gpu_job = batch_id(world, world.client.tasks(d, name="on_gpu")[0].id)
+        cpu_job = batch_id(world, world.client.tasks(d, name="on_cpu")[0].id)
         assert "gpu=1" in _qacct(gpu_job) and "gpu=" not in _qacct(cpu_job)
 
 
@@ -98,13 +98,13 @@ def test_walltime_kills_are_resets_that_ask_for_more_time(sqlite_world: World, s
     cfg = config(task("slow", "--out x --sleep 600", requirements={"memory": 0.5, "time": 0.002}))
     d = world.client.submit(cfg)
     (t,) = world.client.tasks(d)
-    world.wait(lambda: world.client.task(t["id"])["task"]["attempts"] >= 2, 240, "a second attempt")
-    first = world.client.task(t["id"])["attempts"][0]
-    assert first["outcome"] == "timeout"
-    assert any(w in first["error"].lower() for w in ("walltime", "timeout", "h_rt"))
+    world.wait(lambda: world.client.task(t.id).task.attempts >= 2, 240, "a second attempt")
+    first = world.client.task(t.id).attempts[0]
+    assert first.outcome == "timeout"
+    assert any(w in first.error.lower() for w in ("walltime", "timeout", "h_rt"))
     # the next attempt asks for 1.5 times what this one ran (or requested, if unmeasured)
-    measured = (first["wall_time"] or 0.002 * 3600) / 3600
-    assert world.client.tasks(d)[0]["time"] == pytest.approx(1.5 * max(measured, 0.002), rel=0.01)
+    measured = (first.wall_time or 0.002 * 3600) / 3600
+    assert world.client.tasks(d)[0].time == pytest.approx(1.5 * max(measured, 0.002), rel=0.01)
     world.client.act(d, "suspend", reason="enough")
 
 
@@ -113,8 +113,8 @@ def test_suspending_a_dataset_removes_its_batch_jobs(sqlite_world: World, system
     world.start_site(system)
     d = world.client.submit(config(task("long", "--out x --sleep 600")))
     (t,) = world.client.tasks(d)
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", 120, "processing")
-    job = batch_id(world, t["id"])
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", 120, "processing")
+    job = batch_id(world, t.id)
     world.client.act(d, "suspend", reason="cancel it")
     plugin = world.site.plugin  # type: ignore[union-attr]
     # Gone from the queue: SGE's accounting may lag behind qdel (the job then reads
@@ -131,12 +131,12 @@ def test_a_batch_job_killed_from_outside_is_retried(sqlite_world: World, system:
     world.start_site(system)
     d = world.client.submit(config(task("victim", "--out x --sleep 8")))
     (t,) = world.client.tasks(d)
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", 120, "processing")
-    subprocess.run([*CANCEL[system], batch_id(world, t["id"])], check=True, capture_output=True)
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", 120, "processing")
+    subprocess.run([*CANCEL[system], batch_id(world, t.id)], check=True, capture_output=True)
     assert world.wait_done(d, 240) == "complete"
-    attempts = world.client.task(t["id"])["attempts"]
-    assert len(attempts) >= 2 and attempts[-1]["outcome"] == "complete"
-    assert attempts[0]["outcome"] in ("cancelled", "preempted", "failed")
+    attempts = world.client.task(t.id).attempts
+    assert len(attempts) >= 2 and attempts[-1].outcome == "complete"
+    assert attempts[0].outcome in ("cancelled", "preempted", "failed")
 
 
 def test_the_site_backs_off_while_the_scheduler_is_down(sqlite_world: World, system: str):
@@ -147,7 +147,7 @@ def test_the_site_backs_off_while_the_scheduler_is_down(sqlite_world: World, sys
     try:
         d = world.client.submit(config(task("later", "--out x")))
         time.sleep(5)
-        assert world.client.tasks(d)[0]["status"] in ("waiting", "queued")
+        assert world.client.tasks(d)[0].status in ("waiting", "queued")
     finally:
         subprocess.run([str(script), "start", system], check=True, capture_output=True, timeout=300)
     assert world.wait_done(d, 300) == "complete"
@@ -167,5 +167,5 @@ def test_a_whole_job_runs_as_a_batch_side_dag(sqlite_world: World, system: str):
     world.wait(lambda: len(site.running) == 8, 60, "the jobs' DAGs to be submitted")
     assert world.wait_done(d, 240) == "complete", world.explain(d)
     for t in world.client.tasks(d):
-        (attempt,) = world.client.task(t["id"])["attempts"]
-        assert attempt["site"] == "local" and attempt["outcome"] == "complete"
+        (attempt,) = world.client.task(t.id).attempts
+        assert attempt.site == "local" and attempt.outcome == "complete"

@@ -41,14 +41,14 @@ def test_a_dataset_completes_with_outputs_checksums_stats_and_logs(world: World)
     for r in rows:
         path = Path(r.url.removeprefix("file://"))
         assert hashlib.sha256(path.read_bytes()).hexdigest() == r.checksum
-    stats = {(s["task_name"], s["name"]): s for s in world.client.stats(d)}
-    assert stats[("*", "value")]["total"] == 3 * (2 + 3)
+    stats = {(s.task_name, s.name): s for s in world.client.stats(d)}
+    assert stats[("*", "value")].total == 3 * (2 + 3)
     t = world.client.tasks(d, name="second", job=0)[0]
-    detail = world.client.task(t["id"])
-    (a,) = detail["attempts"]
-    assert a["outcome"] == "complete" and a["host"] and a["batch_id"].startswith("local-")
-    assert a["wall_time"] > 0 and a["cpu_time"] > 0 and a["max_memory"] > 0
-    logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
+    detail = world.client.task(t.id)
+    (a,) = detail.attempts
+    assert a.outcome == "complete" and a.host and a.batch_id.startswith("local-")
+    assert a.wall_time > 0 and a.cpu_time > 0 and a.max_memory > 0
+    logs = {log.name: log.text for log in world.client.logs(t.id)}
     assert "done b.txt" in logs["stdout"] and "staged in" in logs["pilot"]
     assert not list((world.home / "scratch").glob("*/*/*/task")), "scratch directories remain"
 
@@ -59,10 +59,10 @@ def test_a_module_that_fails_once_is_retried(world: World):
     d = world.client.submit(config(task("flaky", f"--out x --fail-times 1 --marker {marker}")))
     assert world.wait_done(d) == "complete"
     (t,) = world.client.tasks(d)
-    detail = world.client.task(t["id"])
-    assert [a["outcome"] for a in detail["attempts"]] == ["failed", "complete"]
-    assert "failing on purpose (1 of 1)" in detail["attempts"][0]["error"]
-    assert detail["attempts"][0]["exit_code"] == 1
+    detail = world.client.task(t.id)
+    assert [a.outcome for a in detail.attempts] == ["failed", "complete"]
+    assert "failing on purpose (1 of 1)" in detail.attempts[0].error
+    assert detail.attempts[0].exit_code == 1
 
 
 def test_a_module_that_always_fails_ends_failed(world: World):
@@ -71,7 +71,7 @@ def test_a_module_that_always_fails_ends_failed(world: World):
     d = world.client.submit(config(task("broken", f"--out x --fail-times 99 --marker {marker}")))
     assert world.wait_done(d) == "errors"
     (t,) = world.client.tasks(d)
-    assert t["status"] == "failed" and t["failures"] == 3
+    assert t.status == "failed" and t.failures == 3
     assert marker.read_text() == "3"
 
 
@@ -81,7 +81,7 @@ def test_debug_mode_suspends_on_failure(world: World):
     d = world.client.submit(
         config(task("broken", f"--out x --fail-times 99 --marker {marker}"), debug=True)
     )
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "suspended", what="suspension")
+    world.wait(lambda: world.client.tasks(d)[0].status == "suspended", what="suspension")
     time.sleep(1.0)
     assert marker.read_text() == "1"  # not retried
 
@@ -114,7 +114,7 @@ def test_a_sigkilled_pilots_module_tree_dies_with_it(sqlite_world: World):
     world.start_site()
     world.wait(lambda: pidfile.exists() and len(pidfile.read_text().split()) == 3, what="tree")
     pids = [int(p) for p in pidfile.read_text().split()]
-    assert world.client.tasks(d)[0]["status"] == "processing"
+    assert world.client.tasks(d)[0].status == "processing"
     os.kill(_pilot_pid(world), signal.SIGKILL)
     deadline = time.monotonic() + 5.0
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
@@ -129,13 +129,13 @@ def test_a_killed_pilot_is_found_by_its_heartbeat_timeout(world: World):
     cfg = config(task("slow", "--out x --sleep 3"), timeouts={"heartbeat": "3s"})
     d = world.client.submit(cfg)
     world.start_site()
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", what="processing")
     world.stop_site()  # the site would notice the dead batch job first; leave it to the watchdog
     os.kill(_pilot_pid(world), signal.SIGKILL)
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "waiting", 30, "the watchdog's reset")
+    world.wait(lambda: world.client.tasks(d)[0].status == "waiting", 30, "the watchdog's reset")
     (t,) = world.client.tasks(d)
-    attempt = world.client.task(t["id"])["attempts"][0]
-    assert attempt["outcome"] == "timeout" and "no heartbeat" in attempt["error"]
+    attempt = world.client.task(t.id).attempts[0]
+    assert attempt.outcome == "timeout" and "no heartbeat" in attempt.error
     world.start_site()
     assert world.wait_done(d) == "complete"
 
@@ -143,34 +143,34 @@ def test_a_killed_pilot_is_found_by_its_heartbeat_timeout(world: World):
 def test_a_dead_batch_job_is_reported_by_the_site(world: World):
     d = world.client.submit(config(task("slow", "--out x --sleep 5")))
     world.start_site()
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", what="processing")
     os.kill(_pilot_pid(world), signal.SIGKILL)
-    world.wait(lambda: world.client.tasks(d)[0]["attempts"] == 2, 30, "a second attempt")
+    world.wait(lambda: world.client.tasks(d)[0].attempts == 2, 30, "a second attempt")
     (t,) = world.client.tasks(d)
-    first = world.client.task(t["id"])["attempts"][0]
-    assert first["outcome"] == "failed" and "exit code 137" in first["error"]
-    assert "without a report from its pilot" in first["error"]
+    first = world.client.task(t.id).attempts[0]
+    assert first.outcome == "failed" and "exit code 137" in first.error
+    assert "without a report from its pilot" in first.error
     assert world.wait_done(d) == "complete"
 
 
 def test_a_stale_pilot_cannot_change_a_reset_task(world: World):
     d = world.client.submit(config(task("slow", "--out x --sleep 4")))
     world.start_site()
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", what="processing")
     (t,) = world.client.tasks(d)
     with world.db.read() as conn:
         first = conn.execute(
-            select(task_attempt.c.number).where(task_attempt.c.task_id == t["id"])
+            select(task_attempt.c.number).where(task_attempt.c.task_id == t.id)
         ).scalar_one()
-    world.client.act(d, "reset", task_id=t["id"], reason="test")
+    world.client.act(d, "reset", task_id=t.id, reason="test")
     assert world.wait_done(d) == "complete"
-    detail = world.client.task(t["id"])
-    assert detail["attempts"][0]["outcome"] == "reset"
-    assert detail["attempts"][-1]["outcome"] == "complete" and len(detail["attempts"]) >= 2
-    old = PilotClient(world.server.url, t["id"], first, "an-old-passkey", retry_for=0)
+    detail = world.client.task(t.id)
+    assert detail.attempts[0].outcome == "reset"
+    assert detail.attempts[-1].outcome == "complete" and len(detail.attempts) >= 2
+    old = PilotClient(world.server.url, t.id, first, "an-old-passkey", retry_for=0)
     with pytest.raises(Exception):  # noqa: B017 - a wrong passkey or a stale attempt, either refused
         old.finish(Finish())
-    assert world.client.task(t["id"])["task"]["status"] == "complete"
+    assert world.client.task(t.id).task.status == "complete"
 
 
 def test_an_input_with_a_wrong_checksum_fails_clearly(world: World):
@@ -184,26 +184,26 @@ def test_an_input_with_a_wrong_checksum_fails_clearly(world: World):
     d = world.client.submit(cfg)
     world.client.act(d, "suspend", task="consumer")
     world.start_site()
-    world.wait(lambda: world.client.tasks(d, name="producer")[0]["status"] == "complete")
+    world.wait(lambda: world.client.tasks(d, name="producer")[0].status == "complete")
     (world.home / "storage" / "0" / "a.txt").write_text("tampered")
     world.client.act(d, "resume", task="consumer")
     assert world.wait_done(d) == "errors"
     consumer = world.client.tasks(d, name="consumer")[0]
-    error = world.client.task(consumer["id"])["attempts"][-1]["error"]
+    error = world.client.task(consumer.id).attempts[-1].error
     assert "sha256" in error and "a.txt" in error
 
 
 def test_sigterm_from_the_batch_system_is_a_reset_not_a_failure(world: World):
     d = world.client.submit(config(task("slow", "--out x --sleep 3")))
     world.start_site()
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", what="processing")
     os.kill(_pilot_pid(world), signal.SIGTERM)
     assert world.wait_done(d) == "complete"
     (t,) = world.client.tasks(d)
-    detail = world.client.task(t["id"])
-    assert [a["outcome"] for a in detail["attempts"]] == ["preempted", "complete"]
-    assert "SIGTERM" in detail["attempts"][0]["error"]
-    assert detail["task"]["failures"] == 0
+    detail = world.client.task(t.id)
+    assert [a.outcome for a in detail.attempts] == ["preempted", "complete"]
+    assert "SIGTERM" in detail.attempts[0].error
+    assert detail.task.failures == 0
 
 
 def test_an_external_python_module_class_runs_in_the_pilot(world: World):
@@ -219,16 +219,16 @@ def test_an_external_python_module_class_runs_in_the_pilot(world: World):
     })  # fmt: skip
     d = world.client.submit(cfg, jobs=2)
     assert world.wait_done(d) == "complete"
-    stats = {(s["task_name"], s["name"]): s for s in world.client.stats(d)}
+    stats = {(s.task_name, s.name): s for s in world.client.stats(d)}
     # job 0: 0 + 1; job 1: 10 + 11
-    assert stats[("count", "counted")]["total"] == 22.0
-    assert stats[("count", "counted")]["count"] == 2
+    assert stats[("count", "counted")].total == 22.0
+    assert stats[("count", "counted")].count == 2
 
 
 def test_suspending_a_dataset_cancels_its_batch_jobs(world: World):
     d = world.client.submit(config(task("long", "--out x --sleep 60")))
     world.start_site()
-    world.wait(lambda: world.client.tasks(d)[0]["status"] == "processing", what="processing")
+    world.wait(lambda: world.client.tasks(d)[0].status == "processing", what="processing")
     pid = _pilot_pid(world)
     world.client.act(d, "suspend", reason="stop it")
     world.wait(lambda: not Path(f"/proc/{pid}").exists(), 30, "the pilot to be stopped")
@@ -237,8 +237,8 @@ def test_suspending_a_dataset_cancels_its_batch_jobs(world: World):
     # the pilot dies while the plugin's cancel still runs; the site forgets the job after it
     world.wait(lambda: site.running == {}, 10, "the site to forget the batch job")
     (t,) = world.client.tasks(d)
-    assert t["status"] == "suspended"
-    assert world.client.task(t["id"])["attempts"][0]["outcome"] == "suspended"
+    assert t.status == "suspended"
+    assert world.client.task(t.id).attempts[0].outcome == "suspended"
 
 
 def test_a_spec_that_cannot_be_resolved_is_one_located_line_on_a_single_task_site(world: World):
@@ -246,13 +246,13 @@ def test_a_spec_that_cannot_be_resolved_is_one_located_line_on_a_single_task_sit
     bad_args = "--out w.txt --value $eval(1/($args(job)-1))"
     store_unchecked(world.db, d, config(task("work", bad_args)))
     world.start_site()
-    world.wait(lambda: world.status(d)["dataset"]["jobs_complete"] == 2, 90, world.explain(d))
-    assert world.status(d)["dataset"]["jobs_failed"] == 1
+    world.wait(lambda: world.status(d).dataset.jobs_complete == 2, 90, world.explain(d))
+    assert world.status(d).dataset.jobs_failed == 1
     (bad,) = world.client.tasks(d, job=1)
-    detail = world.client.task(bad["id"])
-    assert (detail["task"]["status"], detail["task"]["failures"]) == ("failed", 1)  # at once
-    (attempt,) = detail["attempts"]
-    assert attempt["error"] == (
+    detail = world.client.task(bad.id)
+    assert (detail.task.status, detail.task.failures) == ("failed", 1)  # at once
+    (attempt,) = detail.attempts
+    assert attempt.error == (
         "the task's spec cannot be resolved: tasks[0].trays[0].modules[0].args: division by "
         "zero in '--out w.txt --value $eval(1/($args(job)-1))' at column 21"
     )

@@ -62,7 +62,7 @@ def test_pilots_run_many_tasks_each_with_outputs_checksums_and_logs(world: World
     used = {r.pilot_id for r in ran}
     assert None not in used and len(used) <= 2  # two pilots ran all 12
     t = world.client.tasks(d, name="second", job=4)[0]
-    logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
+    logs = {log.name: log.text for log in world.client.logs(t.id)}
     assert "done b.txt" in logs["stdout"] and "staged in" in logs["pilot"]
     # idle pilots end by themselves and say why
     world.wait(
@@ -79,8 +79,8 @@ def test_a_gpu_task_gets_the_pilots_gpu_and_cpu_tasks_do_not(world: World):
     cpu = task("cpu", "--out c.txt")
     d = world.client.submit(config(gpu, cpu), jobs=2)
     assert world.wait_done(d) == "complete", world.explain(d)
-    seen = {(s["task_name"]): s for s in world.client.stats(d) if s["name"] == "gpus_seen"}
-    assert seen["gpu"]["total"] == 2 and seen["cpu"]["total"] == 0
+    seen = {(s.task_name): s for s in world.client.stats(d) if s.name == "gpus_seen"}
+    assert seen["gpu"].total == 2 and seen["cpu"].total == 0
 
 
 def test_a_killed_pilot_hands_its_tasks_back_and_they_complete(world: World):
@@ -93,7 +93,7 @@ def test_a_killed_pilot_hands_its_tasks_back_and_they_complete(world: World):
     os.kill(_pilot_pid(world, first["id"]), signal.SIGKILL)
     assert world.wait_done(d, timeout=120) == "complete", world.explain(d)
     outcomes = sorted(
-        a["outcome"] for t in world.client.tasks(d) for a in world.client.task(t["id"])["attempts"]
+        a.outcome for t in world.client.tasks(d) for a in world.client.task(t.id).attempts
     )
     assert outcomes == ["complete", "complete", "failed", "failed"]
     with world.db.read() as conn:
@@ -143,10 +143,10 @@ def test_a_long_lived_pilot_runs_each_tasks_module_code_as_it_is_now(sqlite_worl
         pilots = conn.execute(select(task_attempt.c.pilot_id)).scalars().all()
     assert len(pilots) == 2 and len(set(pilots)) == 1 and None not in pilots  # one pilot
     for d, version in ((first, 1), (second, 2)):
-        stats = {s["name"]: s for s in world.client.stats(d) if s["task_name"] == "v"}
-        assert stats["version"]["total"] == version
+        stats = {s.name: s for s in world.client.stats(d) if s.task_name == "v"}
+        assert stats["version"].total == version
         (t,) = world.client.tasks(d)
-        logs = {log["name"]: log["text"] for log in world.client.logs(t["id"])}
+        logs = {log.name: log.text for log in world.client.logs(t.id)}
         assert f"version {version} says hello" in logs["stdout"]
 
 
@@ -159,14 +159,14 @@ def test_a_task_whose_spec_fails_fails_alone_and_the_pilot_goes_on(world: World)
     store_unchecked(world.db, d, config(poison))
     world.start_site(resources=Slot(cpu=3, memory=6.0, disk=5.0, time=1.0),
                      pilot="multi", pilot_idle=2.0, max_queued=1)  # fmt: skip
-    world.wait(lambda: world.status(d)["dataset"]["jobs_complete"] == 8, 90, world.explain(d))
-    view = world.status(d)["dataset"]
-    assert (view["status"], view["jobs_failed"]) == ("errors", 1)
+    world.wait(lambda: world.status(d).dataset.jobs_complete == 8, 90, world.explain(d))
+    view = world.status(d).dataset
+    assert (view.status, view.jobs_failed) == ("errors", 1)
     (bad,) = world.client.tasks(d, job=5)
-    detail = world.client.task(bad["id"])
-    assert (detail["task"]["status"], detail["task"]["failures"]) == ("failed", 1)
-    (attempt,) = detail["attempts"]
-    assert attempt["error"] == (
+    detail = world.client.task(bad.id)
+    assert (detail.task.status, detail.task.failures) == ("failed", 1)
+    (attempt,) = detail.attempts
+    assert attempt.error == (
         "the task's spec cannot be resolved: tasks[0].trays[0].modules[0].args: division by "
         "zero in '--out w.txt --sleep 0.5 --value $eval(1/($args(job)-5))' at column 33"
     )

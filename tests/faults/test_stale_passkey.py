@@ -78,7 +78,7 @@ def test_a_reset_tasks_old_passkey_is_refused_and_changes_nothing(world: World) 
     pilot.heartbeat("running")
     pilot.log("stdout", "the first attempt's output")
     world.client.act(d, "reset", task_id=task_id, reason="reset under a running pilot")
-    assert world.client.task(task_id)["task"]["status"] == "waiting"
+    assert world.client.task(task_id).task.status == "waiting"
 
     # the task waits: every report of the old attempt is stale
     before = snapshot(world)
@@ -108,9 +108,9 @@ def test_a_reset_tasks_old_passkey_is_refused_and_changes_nothing(world: World) 
     # the current pilot is unaffected, and the stale one's words are nowhere
     new.finish(Finish(stats={"value": 1.0}))
     detail = world.client.task(task_id)
-    assert detail["task"]["status"] == "complete"
-    assert [a["outcome"] for a in detail["attempts"]] == ["reset", "complete"]
-    assert [a["host"] for a in detail["attempts"]] == ["node-1", "node-2"]
+    assert detail.task.status == "complete"
+    assert [a.outcome for a in detail.attempts] == ["reset", "complete"]
+    assert [a.host for a in detail.attempts] == ["node-1", "node-2"]
     logs = world.client.logs(task_id)
-    assert [(log["attempt"], log["text"]) for log in logs] == [(1, "the first attempt's output")]
-    assert {s["name"]: s["total"] for s in world.client.stats(d)}["value"] == 1.0
+    assert [(log.attempt, log.text) for log in logs] == [(1, "the first attempt's output")]
+    assert {s.name: s.total for s in world.client.stats(d)}["value"] == 1.0

@@ -87,13 +87,13 @@ def test_submit_and_inspect(live):
     user = live.client(live.user)
     d = user.submit(EXAMPLE.read_text(), jobs=3, alias="sim")
     view = user.dataset("sim")
-    assert view["dataset"]["id"] == d and view["dataset"]["owner"] == "alice"
-    assert view["counts"]["corsika"] == {"waiting": 3}
-    assert [t["name"] for t in user.tasks(d, status="waiting")] == ["corsika", "nugen"] * 3
+    assert view.dataset.id == d and view.dataset.owner == "alice"
+    assert view.counts["corsika"] == {"waiting": 3}
+    assert [t.name for t in user.tasks(d, status="waiting")] == ["corsika", "nugen"] * 3
     assert len(user.jobs(d)) == 3
     assert user.config(d)["tasks"][0]["name"] == "corsika"
     assert user.act(d, "suspend", job=1, reason="look") == 6
-    assert user.jobs(d, status="suspended")[0]["index"] == 1
+    assert user.jobs(d, status="suspended")[0].index == 1
     assert user.act(d, "resume", job=1) == 6
     with pytest.raises(NotFound):
         user.dataset("nope")
@@ -117,7 +117,7 @@ def test_submit_and_set_jobs_check_every_job_and_say_so(live):
     (problem,) = info.value.problems
     assert problem.path == "tasks[0].trays[0].modules[0].args"
     assert problem.message.endswith("(job 2500)")
-    assert user.dataset(answer["id"])["dataset"]["jobs_submitted"] == 2000
+    assert user.dataset(answer["id"]).dataset.jobs_submitted == 2000
 
 
 def test_quotas_are_set_by_administrators_and_refuse_with_the_cap_named(live):
@@ -128,18 +128,18 @@ def test_quotas_are_set_by_administrators_and_refuse_with_the_cap_named(live):
         user.quota("alice")
     with pytest.raises(QuotaExceeded, match="at most 1000000 jobs in one dataset"):
         user.submit(EXAMPLE.read_text(), jobs=100_000_000)
-    assert admin.set_quota("alice", jobs=5)["overridden"] == ["jobs"]
+    assert admin.set_quota("alice", jobs=5).overridden == ("jobs",)
     d = user.submit(EXAMPLE.read_text(), jobs=3)
     with pytest.raises(QuotaExceeded, match=r"at most 5 jobs not yet complete; 3 now, and this "
                        r"would add 3 .*frazil quota set alice --jobs N"):  # fmt: skip
         user.set_jobs(d, 6)
     held = admin.quota("alice")
-    assert (held["jobs"], held["dataset_jobs"], held["usage"]) == (
+    assert (held.jobs, held.dataset_jobs, encode(held.usage)) == (
         5,
         10**6,
         {"jobs": 3, "tasks": 18},
     )
-    assert admin.set_quota("alice", jobs=None)["overridden"] == []
+    assert admin.set_quota("alice", jobs=None).overridden == ()
     user.set_jobs(d, 6)
 
 
@@ -172,12 +172,10 @@ def test_the_site_and_pilot_protocol(live):
     out = FileRecord("file:///tmp/x", "output", size=3, checksum_type="sha256", checksum="ab")
     pilot.finish(Finish(Usage(wall_time=2.0), {"events": 7.0}, (out,)))
     detail = user.task(c.task_id)
-    assert detail["task"]["status"] == "complete"
-    assert (
-        detail["attempts"][0]["batch_id"] == "local-1" and detail["attempts"][0]["host"] == "node1"
-    )
-    assert user.logs(c.task_id)[0]["text"].endswith("tail")
-    assert {(s["task_name"], s["name"]) for s in user.stats(d)} >= {(c.name, "events")}
+    assert detail.task.status == "complete"
+    assert detail.attempts[0].batch_id == "local-1" and detail.attempts[0].host == "node1"
+    assert user.logs(c.task_id)[0].text.endswith("tail")
+    assert {(s.task_name, s.name) for s in user.stats(d)} >= {(c.name, "events")}
     with pytest.raises(StaleAttempt):
         pilot.heartbeat()
     with pytest.raises(BadPasskey):
@@ -219,10 +217,10 @@ def test_a_pilot_report_past_the_caps_is_refused_and_stats_are_paged(live):
     r = httpx.post(f"{url}/finish", json={"files": [{"url": "u" * 4097, "movement": "output"}]},
                    headers=auth)  # fmt: skip
     assert r.status_code == 422 and "4096 characters" in r.text
-    assert user.task(c.task_id)["task"]["status"] == "processing"  # nothing was written
+    assert user.task(c.task_id).task.status == "processing"  # nothing was written
     pilot.finish(Finish(stats={f"s{i:02d}": float(i) for i in range(30)}))
     page = user.stats(d, limit=10, after="s04")
-    assert [s["name"] for s in page if s["task_name"] == "*"] == [f"s{i:02d}" for i in range(5, 15)]
+    assert [s.name for s in page if s.task_name == "*"] == [f"s{i:02d}" for i in range(5, 15)]
 
 
 def test_a_pilot_whose_report_is_refused_fails_its_attempt_saying_why(live, tmp_path):
@@ -242,12 +240,11 @@ def test_a_pilot_whose_report_is_refused_fails_its_attempt_saying_why(live, tmp_
                            workdir=tmp_path / "work" / "scratch")  # fmt: skip
     assert Pilot(options).run() == 1
     detail = user.task(c.task_id)
-    (attempt,) = detail["attempts"]
-    assert attempt["outcome"] == "failed" and attempt["stats"] == {}
-    assert attempt["error"].startswith("the server refused the pilot's report: a report may ")
-    assert (
-        "at most 1000 statistics ([server] max_report_stats), this one has 5003"
-        in (attempt["error"])
+    (attempt,) = detail.attempts
+    assert attempt.outcome == "failed" and attempt.stats == {}
+    assert attempt.error.startswith("the server refused the pilot's report: a report may ")
+    assert "at most 1000 statistics ([server] max_report_stats), this one has 5003" in (
+        attempt.error
     )
 
 
@@ -318,7 +315,7 @@ def test_numbers_out_of_range_answer_422_at_their_field(live):
         assert r.status_code == 422, r.text
         (problem,) = r.json()["detail"]
         assert problem["loc"] == ["body", next(iter(body.keys() - {"config"}))]
-    assert user.dataset(d)["dataset"]["priority"] == 1.0
+    assert user.dataset(d).dataset.priority == 1.0
 
 
 def test_an_unhandled_error_answers_500_in_the_error_shape(live):

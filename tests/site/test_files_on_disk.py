@@ -67,7 +67,7 @@ def test_a_site_refuses_to_submit_through_a_link_planted_at_the_passkey(tmp_path
         )  # fmt: skip
         site.register()
         (task,) = client.tasks(dataset)
-        workdir = scratch / str(dataset) / "0" / f"t-{task['id']}-1"
+        workdir = scratch / str(dataset) / "0" / f"t-{task.id}-1"
         workdir.mkdir(parents=True)
         victim = tmp_path / "victim"
         victim.write_text("precious")
@@ -76,7 +76,7 @@ def test_a_site_refuses_to_submit_through_a_link_planted_at_the_passkey(tmp_path
             site.step(time.time())
         assert victim.read_text() == "precious"
         assert not site.running
-        assert client.tasks(dataset)[0]["status"] == "waiting"  # handed back, no failure
+        assert client.tasks(dataset)[0].status == "waiting"  # handed back, no failure
     finally:
         server.stop()
 
