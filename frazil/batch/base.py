@@ -197,8 +197,6 @@ class BatchPlugin(ABC):
     * ``clean_queue(known_ids)`` cancels every job this plugin started that is still pending
       or running but not in ``known_ids`` (orphans of a lost database row or a crashed
       daemon) and returns their ids.
-    * ``poll_interval`` is the number of seconds the daemon should wait between ``status``
-      calls; scheduler queries are not free.
     * ``runs_dags`` is true when ``submit_dag`` leaves the whole DAG to the batch system
       (jobs held until their parents end well); a plugin without it is given a DAG one
       ready job at a time (``batch/foreground.py``).
@@ -206,7 +204,6 @@ class BatchPlugin(ABC):
 
     name: ClassVar[str]
     runs_dags: ClassVar[bool] = False
-    poll_interval: float = 60.0
 
     @abstractmethod
     def write_script(self, request: JobRequest) -> Path:

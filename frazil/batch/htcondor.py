@@ -105,7 +105,6 @@ class HTCondorPlugin(BatchPlugin):
         account: str | None = None,
         extra: Sequence[str] = (),
         skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
         timeout: float = 120.0,
         condor_submit: str = "condor_submit",
         condor_q: str = "condor_q",
@@ -116,10 +115,9 @@ class HTCondorPlugin(BatchPlugin):
         runner: Runner = run_command,
     ) -> None:
         self.lines = SiteLines(tuple(extra), tuple(skip))
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"htcondor: poll_interval and timeout must be > 0 ({poll_interval})")
+        if timeout <= 0:
+            raise BatchError(f"htcondor: timeout must be > 0 (got {timeout})")
         self.schedd, self.pool, self.account = schedd, pool, account
-        self.poll_interval = poll_interval
         self.timeout = timeout
         self.commands = {
             "submit": condor_submit,

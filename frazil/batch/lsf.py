@@ -107,7 +107,6 @@ class LsfPlugin(BatchPlugin):
         memory_unit: str = "MB",
         extra: Sequence[str] = (),
         skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
         timeout: float = 120.0,
         bsub: str = "bsub",
         bjobs: str = "bjobs",
@@ -116,13 +115,12 @@ class LsfPlugin(BatchPlugin):
     ) -> None:
         if memory_unit not in MEMORY_UNITS:
             raise BatchError(f"lsf: memory_unit {memory_unit!r} is not one of KB, MB, GB")
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"lsf: poll_interval and timeout must be > 0 ({poll_interval})")
+        if timeout <= 0:
+            raise BatchError(f"lsf: timeout must be > 0 (got {timeout})")
         self.lines = SiteLines(tuple(extra), tuple(skip))
         self.queue = _directive_value(queue, "queue") if queue else None
         self.account = _directive_value(account, "account") if account else None
         self.memory_unit = memory_unit
-        self.poll_interval = poll_interval
         self.timeout = timeout
         self.commands = {"bsub": bsub, "bjobs": bjobs, "bkill": bkill}
         self.runner = runner

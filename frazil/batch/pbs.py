@@ -118,7 +118,6 @@ class PbsPlugin(BatchPlugin):
         user: str | None = None,
         extra: Sequence[str] = (),
         skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
         timeout: float = 120.0,
         qsub: str = "qsub",
         qstat: str = "qstat",
@@ -128,13 +127,12 @@ class PbsPlugin(BatchPlugin):
         self.flavor = variant or flavor
         if self.flavor not in FLAVORS:
             raise BatchError(f"pbs: flavor {self.flavor!r} is not one of {', '.join(FLAVORS)}")
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"pbs: poll_interval and timeout must be > 0 ({poll_interval})")
+        if timeout <= 0:
+            raise BatchError(f"pbs: timeout must be > 0 (got {timeout})")
         self.lines = SiteLines(tuple(extra), tuple(skip))
         self.queue = _directive_value(queue, "queue") if queue else None
         self.account = _directive_value(account, "account") if account else None
         self.user = user
-        self.poll_interval = poll_interval
         self.timeout = timeout
         self.commands = {"qsub": qsub, "qstat": qstat, "qdel": qdel}
         self.runner = runner

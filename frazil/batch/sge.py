@@ -132,7 +132,6 @@ class SgePlugin(BatchPlugin):
         extra: Sequence[str] = (),
         skip: Sequence[str] = (),
         timeout: float = 30.0,
-        poll_interval: float = 10.0,
         vanish_after: float = 120.0,
         variant: str | None = None,
         runner: Runner = run_command,
@@ -146,7 +145,6 @@ class SgePlugin(BatchPlugin):
         self.gpu_resource, self.memory_resource = gpu_resource, memory_resource
         self.extra, self.skip = tuple(extra), tuple(skip)
         self.timeout = timeout
-        self.poll_interval = poll_interval
         self.runner = runner
         # a job between the queue and the accounting record is not gone yet: only one that
         # stays unknown this long is VANISHED

@@ -126,7 +126,6 @@ class SlurmPlugin(BatchPlugin):
         gpu_flag: str = "--gres=gpu:{n}",
         request_disk: bool = False,
         timeout: float = 30.0,
-        poll_interval: float = 10.0,
         vanish_after: float = 120.0,
         variant: str | None = None,
         runner: Runner = run_command,
@@ -146,7 +145,6 @@ class SlurmPlugin(BatchPlugin):
         # --tmp only works where nodes declare TmpDisk; many do not, so it is opt-in
         self.request_disk = request_disk
         self.timeout = timeout
-        self.poll_interval = poll_interval
         self.runner = runner
         # a job between the queue and the accounting record is not gone yet: only one that
         # stays unknown this long is VANISHED

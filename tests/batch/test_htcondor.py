@@ -345,9 +345,8 @@ def test_the_constructor_only_stores_settings() -> None:
     def no_commands(argv: Sequence[str], **kwargs: Any) -> CommandResult:
         raise AssertionError(f"the constructor ran {argv}")
 
-    plugin = load_plugin("htcondor", runner=no_commands, extra=["priority = 1"], poll_interval=30)
+    plugin = load_plugin("htcondor", runner=no_commands, extra=["priority = 1"])
     assert isinstance(plugin, HTCondorPlugin)
-    assert plugin.poll_interval == 30
     with pytest.raises(BatchError):
         HTCondorPlugin(extra=["a\nqueue 100"])
     with pytest.raises(BatchError):

@@ -253,7 +253,7 @@ def test_the_constructor_only_stores_settings() -> None:
 
     plugin = load_plugin("lsf", runner=no_commands, queue="long", memory_unit="KB")
     assert isinstance(plugin, LsfPlugin)
-    assert (plugin.queue, plugin.memory_unit, plugin.poll_interval) == ("long", "KB", 60.0)
-    for bad in [{"memory_unit": "MiB"}, {"account": "a b"}, {"poll_interval": 0}]:
+    assert (plugin.queue, plugin.memory_unit) == ("long", "KB")
+    for bad in [{"memory_unit": "MiB"}, {"account": "a b"}, {"timeout": 0}]:
         with pytest.raises(BatchError):
             LsfPlugin(**bad)

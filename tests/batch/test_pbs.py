@@ -322,9 +322,9 @@ def test_the_constructor_only_stores_settings() -> None:
     def no_commands(argv: Sequence[str], **kwargs: Any) -> CommandResult:
         raise AssertionError(f"the constructor ran {argv}")
 
-    plugin = load_plugin("pbs::torque", runner=no_commands, queue="batch", poll_interval=30)
+    plugin = load_plugin("pbs::torque", runner=no_commands, queue="batch")
     assert isinstance(plugin, PbsPlugin)
-    assert (plugin.flavor, plugin.queue, plugin.poll_interval) == ("torque", "batch", 30)
+    assert (plugin.flavor, plugin.queue) == ("torque", "batch")
     assert PbsPlugin(runner=no_commands).flavor == "openpbs"
     for bad in [{"flavor": "sge"}, {"queue": "two words"}, {"extra": ["#PBS -l\nx"]}]:
         with pytest.raises(BatchError):
