@@ -58,10 +58,14 @@ def job_name(request: JobRequest) -> str:
     return JOB_NAME_PREFIX + request.name
 
 
-def command_table(*names: str, **paths: str) -> Mapping[str, str]:
-    """A read-only ``default_commands``: each of ``names`` run as itself, each of ``paths``
-    as the given executable (``command_table(**PbsPlugin.default_commands, qsub="msub")``)."""
-    return MappingProxyType({**{name: name for name in names}, **paths})
+def command_table(*names: str | Mapping[str, str], **paths: str) -> Mapping[str, str]:
+    """A read-only ``default_commands``: each of ``names`` run as itself (or a whole table of
+    them), then each of ``paths`` as the executable given, so that a subclass can replace
+    one: ``command_table(PbsPlugin.default_commands, qsub="msub")``."""
+    table: dict[str, str] = {}
+    for name in names:
+        table.update({name: name} if isinstance(name, str) else name)
+    return MappingProxyType({**table, **paths})
 
 
 class ScriptOptions(TypedDict, total=False):

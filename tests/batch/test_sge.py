@@ -7,11 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from frazil.batch.base import BatchState, JobRequest
 from frazil.batch.sge import SgePlugin, parse_qacct, parse_qstat_xml
-from frazil.errors import BatchCommandError
 from frazil.testing import FakeRunner
 
 DATA = Path(__file__).parent.parent / "data" / "batch" / "sge"
@@ -61,13 +58,3 @@ def test_recorded_qstat_and_qacct_output():
     assert (done["14"].state, done["14"].exit_code) == (BatchState.FAILED, 3)
     assert done["15"].state is BatchState.TIMEOUT and "h_rt" in done["15"].reason
     assert (done["19"].state, done["19"].exit_code) == (BatchState.CANCELLED, 137)
-
-
-def test_a_failed_submission_deletes_the_ones_before_it(tmp_path):
-    runner = FakeRunner(["4242\n", (1, "", "the queue is full")])
-    first, second, third = (request(tmp_path / n) for n in "abc")
-    with pytest.raises(BatchCommandError, match="the queue is full"):
-        SgePlugin(runner=runner).submit([first, second, third])
-    assert [c[0] for c in runner.argvs] == ["qsub", "qsub", "qdel"]  # not the third
-    assert runner.argvs[-1] == ["qdel", "4242"]
-    assert (tmp_path / "c" / "w").is_dir()  # every script was written before any submission

@@ -111,13 +111,3 @@ def test_recorded_sacct_output():
         "17": (BatchState.CANCELLED, 0),
         "20": (BatchState.CANCELLED, 0),
     }
-
-
-def test_a_failed_submission_cancels_the_ones_before_it(tmp_path):
-    runner = FakeRunner(["4242\n", (1, "", "the queue is full")])
-    first, second, third = (request(tmp_path / n) for n in "abc")
-    with pytest.raises(BatchCommandError, match="the queue is full"):
-        SlurmPlugin(runner=runner).submit([first, second, third])
-    assert [c[0] for c in runner.argvs] == ["sbatch", "sbatch", "scancel"]  # not the third
-    assert runner.argvs[-1] == ["scancel", "4242"]
-    assert (tmp_path / "c" / "w").is_dir()  # every script was written before any submission
