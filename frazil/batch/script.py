@@ -216,7 +216,9 @@ class ScriptPlugin(BatchPlugin):
         return job_id
 
     def _unlisted(self, job_id: str, now: float) -> BatchStatus:
-        since = self._missing_since.setdefault(job_id, now)
+        # An id stays in _missing_since once VANISHED, so that it never reads UNKNOWN again;
+        # without a grace there is nothing to remember.
+        since = self._missing_since.setdefault(job_id, now) if self.vanish_after > 0 else now
         if now - since >= self.vanish_after:
             return BatchStatus(job_id, BatchState.VANISHED, "", reason=self.vanished_reason)
         reason = f"not listed (yet, or any more); VANISHED if still not in {self.vanish_after:g} s"
