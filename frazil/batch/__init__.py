@@ -1,6 +1,8 @@
 """Batch-system plugins: the interface in ``base``, the one subprocess choke point in ``run``.
 
-Plugins register under the entry-point group ``frazil.batch`` and are built with
+The script-based schedulers (Slurm, Grid Engine, PBS, LSF, HTCondor) share ``script``'s
+``ScriptPlugin``; their tests run no command, through ``frazil.testing.FakeRunner``. Plugins
+register under the entry-point group ``frazil.batch`` and are built with
 ``load_plugin(name, **options)``. This package imports nothing of Frazil but ``frazil.errors``.
 """
 

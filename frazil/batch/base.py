@@ -1,11 +1,12 @@
 """The batch-system plugin contract: one state enum, two records, the interface, the registry.
 
-Every scheduler Frazil can drive (the embedded ``local`` runner, Slurm, Grid Engine,
-PBS/Torque, LSF, HTCondor) is one ``BatchPlugin`` subclass registered under the entry-point
-group ``frazil.batch``. The site daemon sees only this module: it builds ``JobRequest``s,
-submits them, asks for the ``status`` of all of its ids at once (at the site's ``[queue]
-poll_interval``), and reads back ``BatchStatus`` records whose ``state`` is a ``BatchState``
-no matter which scheduler produced it.
+Every scheduler Frazil can drive is one ``BatchPlugin`` subclass registered under the
+entry-point group ``frazil.batch``: the embedded ``local`` runner (``local.py``) directly,
+and Slurm, Grid Engine, PBS/Torque, LSF and HTCondor through their shared base for
+script-based schedulers, ``ScriptPlugin`` (``script.py``). The site daemon sees only this
+module: it builds ``JobRequest``s, submits them, asks for the ``status`` of all of its ids at
+once (as often as its ``[queue] poll_interval`` says), and reads back ``BatchStatus`` records
+whose ``state`` is a ``BatchState`` no matter which scheduler produced it.
 """
 
 from __future__ import annotations
@@ -197,8 +198,6 @@ class BatchPlugin(ABC):
     * ``clean_queue(known_ids)`` cancels every job this plugin started that is still pending
       or running but not in ``known_ids`` (orphans of a lost database row or a crashed
       daemon) and returns their ids.
-    * ``poll_interval`` is the number of seconds the daemon should wait between ``status``
-      calls; scheduler queries are not free.
     * ``runs_dags`` is true when ``submit_dag`` leaves the whole DAG to the batch system
       (jobs held until their parents end well); a plugin without it is given a DAG one
       ready job at a time (``batch/foreground.py``).
@@ -206,7 +205,6 @@ class BatchPlugin(ABC):
 
     name: ClassVar[str]
     runs_dags: ClassVar[bool] = False
-    poll_interval: float = 60.0
 
     @abstractmethod
     def write_script(self, request: JobRequest) -> Path:

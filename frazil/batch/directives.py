@@ -1,14 +1,15 @@
-"""Submit-script headers kept as data until rendered, for every scheduler plugin.
+"""Submit-script headers kept as data until rendered, for every script plugin.
 
-A plugin builds its default header lines (``#PBS -l walltime=01:30:00``,
+A plugin builds its default header lines (``#PBS -l walltime=01:30:00``, ``--mem=4096M``,
 ``request_cpus = 2``) from a ``JobRequest``; the site's ``SiteLines`` then drops the defaults
 it does not want (``skip``: prefixes of whole lines) and appends its own (``extra``), followed
 by the request's own ``extra`` lines. Nothing is parsed back: a skipped default and its
 replacement are plain text.
 
-``shell_script`` renders the part every shell-based batch script shares (PBS and LSF; Slurm
-and Grid Engine still write their own): the header, then ``cd`` to the workdir, the
-environment, and an ``exec`` of the argv, all quoted for ``/bin/sh``.
+``shell_script`` renders the part every shell-based batch script shares (Slurm, Grid Engine,
+PBS, LSF): the header, then ``cd`` to the workdir, the environment, and an ``exec`` of the
+argv, all quoted for ``/bin/sh``. ``minutes``, ``hms`` and ``mebibytes`` turn a request's
+hours and GB into the units schedulers take, always rounding up.
 """
 
 from __future__ import annotations
@@ -20,15 +21,6 @@ from dataclasses import dataclass
 
 from frazil.batch.base import JobRequest
 from frazil.errors import BatchError
-
-#: Every batch job a plugin submits is named ``frazil-<request name>``, so that
-#: ``clean_queue`` can tell our jobs from the user's other work.
-JOB_NAME_PREFIX = "frazil-"
-
-
-def job_name(request: JobRequest) -> str:
-    """The scheduler-side name of ``request``'s job."""
-    return JOB_NAME_PREFIX + request.name
 
 
 @dataclass(frozen=True)
@@ -88,10 +80,13 @@ def minutes(hours: float) -> int:
     return max(1, math.ceil(round(hours * 60.0, 6)))
 
 
-def hms(hours: float) -> str:
-    """A walltime as ``HH:MM:SS`` (hours may exceed 24), rounded up to whole seconds."""
+def hms(hours: float, hour_digits: int = 2) -> str:
+    """A walltime as ``HH:MM:SS`` (hours may exceed 24), rounded up to whole seconds.
+
+    ``hour_digits`` is the least number of digits of the hours (``hms(1.5, 1) == "1:30:00"``).
+    """
     seconds = max(1, math.ceil(round(hours * 3600.0, 6)))
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 3600:0{hour_digits}d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def mebibytes(gb: float) -> int:

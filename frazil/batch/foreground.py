@@ -2,7 +2,8 @@
 a job until others end (``runs_dags`` false: the local plugin, PBS, LSF).
 
 ``run_dags`` submits each job once all of its parents completed, asks the plugin for the
-status of everything still running every ``poll_interval`` seconds, and never submits a job
+status of everything still running every ``poll_interval`` seconds (the caller's choice, as
+the site daemon's is its ``[queue] poll_interval``), and never submits a job
 whose parent did not complete (it is reported as not run, with the parent named). It returns
 when nothing is left to run. If it is interrupted (Ctrl-C) or fails, it cancels the jobs it
 started before it lets the exception go.
@@ -44,6 +45,7 @@ def run_dags(
     requests: Sequence[JobRequest],
     parents: Sequence[Sequence[int]],
     *,
+    poll_interval: float = 5.0,
     sleep: Callable[[float], None] = time.sleep,
     report: Callable[[int, Outcome], None] | None = None,
 ) -> list[Outcome]:
@@ -79,7 +81,7 @@ def run_dags(
                     settle(i, Outcome(batch_id, BatchState.PENDING))
             if not running:
                 return [outcomes[i] for i in range(len(requests))]
-            sleep(plugin.poll_interval)
+            sleep(poll_interval)
             for batch_id, status in plugin.status(list(running)).items():
                 if status.state in ENDED_STATES and batch_id in running:
                     i = running.pop(batch_id)

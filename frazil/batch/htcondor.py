@@ -19,20 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from frazil.batch.base import (
-    ENDED_STATES,
-    BatchPlugin,
-    BatchState,
-    BatchStatus,
-    JobRequest,
-    native_state,
+from frazil.batch.base import ENDED_STATES, BatchState, BatchStatus, JobRequest, native_state
+from frazil.batch.directives import mebibytes, minutes
+from frazil.batch.run import CommandResult
+from frazil.batch.script import (
+    JOB_NAME_PREFIX,
+    ScriptOptions,
+    ScriptPlugin,
+    command_table,
+    job_name,
 )
-from frazil.batch.directives import JOB_NAME_PREFIX, SiteLines, job_name, mebibytes, minutes
-from frazil.batch.run import CommandResult, run_command
 from frazil.errors import BatchCommandError, BatchError
 
 log = logging.getLogger(__name__)
@@ -83,19 +83,24 @@ _DAG_SUBMITTED = re.compile(r"submitted to cluster (\d+)")
 # condor_rm on a cluster that has left the queue: nothing left to do.
 _RM_UNKNOWN = re.compile(r"Couldn't find/remove all jobs|not found", re.IGNORECASE)
 
-Runner = Callable[..., CommandResult]
 
-
-class HTCondorPlugin(BatchPlugin):
+class HTCondorPlugin(ScriptPlugin):
     """Submit each request as a one-job HTCondor cluster.
 
     ``schedd`` and ``pool`` select a non-default schedd (``-name``/``-pool`` on every
-    command); ``account`` becomes ``accounting_group``. ``extra`` and ``skip`` change the
-    submit description's lines (see ``SiteLines``); ``runner`` replaces ``run_command``.
+    command); ``account`` becomes ``accounting_group``; ``condor_submit`` and the other
+    ``condor_*`` options are the commands' paths. The other options are those of every script
+    plugin (``ScriptPlugin``); ``extra`` and ``skip`` change the submit description's lines.
     """
 
     name = "htcondor"
     runs_dags = True
+    variants = ("dag",)
+    script_suffix = ".sub"
+    default_commands = command_table(
+        "condor_submit", "condor_q", "condor_history", "condor_rm", "condor_submit_dag"
+    )
+    vanished_reason = "in neither queue nor history"
 
     def __init__(
         self,
@@ -103,83 +108,56 @@ class HTCondorPlugin(BatchPlugin):
         schedd: str | None = None,
         pool: str | None = None,
         account: str | None = None,
-        extra: Sequence[str] = (),
-        skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
-        timeout: float = 120.0,
-        condor_submit: str = "condor_submit",
-        condor_q: str = "condor_q",
-        condor_history: str = "condor_history",
-        condor_rm: str = "condor_rm",
-        condor_submit_dag: str = "condor_submit_dag",
-        variant: str | None = None,
-        runner: Runner = run_command,
+        condor_submit: str | None = None,
+        condor_q: str | None = None,
+        condor_history: str | None = None,
+        condor_rm: str | None = None,
+        condor_submit_dag: str | None = None,
+        **options: Unpack[ScriptOptions],
     ) -> None:
-        self.lines = SiteLines(tuple(extra), tuple(skip))
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"htcondor: poll_interval and timeout must be > 0 ({poll_interval})")
+        super().__init__(**options)
         self.schedd, self.pool, self.account = schedd, pool, account
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.commands = {
-            "submit": condor_submit,
-            "q": condor_q,
-            "history": condor_history,
-            "rm": condor_rm,
-            "submit_dag": condor_submit_dag,
-        }
-        if variant not in (None, "dag"):
-            raise BatchError(f"the htcondor plugin has no variant {variant!r} (known: dag)")
-        self.variant = variant
-        self.runner = runner
+        self._set_paths(
+            condor_submit=condor_submit,
+            condor_q=condor_q,
+            condor_history=condor_history,
+            condor_rm=condor_rm,
+            condor_submit_dag=condor_submit_dag,
+        )
 
-    # -- the interface --------------------------------------------------------------------
+    def directives(self, request: JobRequest) -> list[str]:
+        """The default lines of ``request``'s submit description, before skip and extra."""
+        return description_lines(request, account=self.account)
+
+    def render_script(self, request: JobRequest) -> str:
+        """The submit description: the header lines, then ``queue 1``."""
+        return "\n".join([*self.header(request), "queue 1"]) + "\n"
 
     def submit_description(self, request: JobRequest) -> str:
         """The submit description for ``request``, as text (what ``write_script`` writes)."""
-        return render_description(request, self.lines, account=self.account)
+        return self.render_script(request)
 
-    def write_script(self, request: JobRequest) -> Path:
-        """Write ``<workdir>/<name>.sub``."""
-        text = self.submit_description(request)
-        request.workdir.mkdir(parents=True, exist_ok=True)
-        path = request.workdir / f"{request.name}.sub"
-        path.write_text(text)
-        return path
+    def submit_one(self, request: JobRequest, script: Path) -> str:
+        """``condor_submit -terse`` from the workdir; the batch id is the cluster id."""
+        return parse_submit(
+            self._run("condor_submit", ["-terse", str(script)], cwd=request.workdir).stdout
+        )
 
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``condor_submit -terse`` each description; cancel what went in if one fails."""
-
-        def one(request: JobRequest, path: Path) -> str:
-            return parse_submit(
-                self._run("submit", ["-terse", str(path)], cwd=request.workdir).stdout
-            )
-
-        return self.submit_each(requests, one)
-
-    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
-        """Ask ``condor_q``, then ``condor_history`` for the rest; unknown ids are VANISHED.
+    def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+        """Ask ``condor_q``, then ``condor_history`` for the clusters the queue lacks.
 
         DAG node ids (``DAGCLUSTER:NODE``) are found by ``DAGManJobId`` and ``DAGNodeName``.
         """
         nodes = [i for i in ids if _NODE_ID.fullmatch(i)]
-        if nodes:
-            found_nodes = self._node_status(nodes)
-            rest = (
-                self.status([i for i in ids if i not in found_nodes])
-                if len(nodes) < len(ids)
-                else {}
-            )
-            return {i: found_nodes.get(i) or rest[i] for i in ids}
+        found = self._node_status(nodes) if nodes else {}
         clusters = sorted({i for i in ids if _CLUSTER_ID.fullmatch(i)}, key=int)
-        found: dict[str, BatchStatus] = {}
         if clusters:
-            found = parse_status(self._query("q", clusters))
+            found.update(parse_status(self._query("condor_q", clusters)))
         missing = [c for c in clusters if c not in found]
         if missing:
-            history = self._query("history", missing, "-match", str(len(missing)))
+            history = self._query("condor_history", missing, "-match", str(len(missing)))
             found = {**parse_status(history), **found}
-        return {i: found.get(i) or _vanished(i) for i in ids}
+        return found
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``condor_rm`` the clusters; ignore ids the schedd no longer holds.
@@ -191,24 +169,16 @@ class HTCondorPlugin(BatchPlugin):
         if not clusters:
             return
         try:
-            self._run("rm", clusters)
+            self._run("condor_rm", clusters)
         except BatchCommandError as exc:
             if exc.returncode is None or not _RM_UNKNOWN.search(exc.stderr + exc.stdout):
                 raise
             log.info("htcondor: condor_rm: some of %s were not in the queue", clusters)
 
-    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
-        """Remove our queued ``frazil-`` clusters that are not in ``known_ids``."""
-        listed = parse_status(self._run("q", self._query_args(ORPHAN_CONSTRAINT)).stdout)
-        known = set(known_ids)
-        orphans = sorted(
-            (i for i, s in listed.items() if i not in known and s.state not in ENDED_STATES),
-            key=int,
-        )
-        if orphans:
-            log.warning("htcondor: removing %d orphaned cluster(s): %s", len(orphans), orphans)
-            self.cancel(orphans)
-        return orphans
+    def list_ours(self) -> list[str]:
+        """Our queued ``frazil-`` clusters (``condor_q`` lists the user's own jobs)."""
+        listed = parse_status(self._run("condor_q", self._query_args(ORPHAN_CONSTRAINT)).stdout)
+        return sorted((i for i, s in listed.items() if s.state not in ENDED_STATES), key=int)
 
     # -- DAGMan -------------------------------------------------------------------------------
 
@@ -234,7 +204,7 @@ class HTCondorPlugin(BatchPlugin):
         folder.mkdir(parents=True, exist_ok=True)
         path.write_text(self.dag_file(requests, parents))
         args = ["-force", "-batch-name", requests[0].name, str(path)]
-        result = self._run("submit_dag", args, cwd=folder)
+        result = self._run("condor_submit_dag", args, cwd=folder)
         match = _DAG_SUBMITTED.search(result.stdout)
         if match is None:
             raise BatchCommandError(
@@ -246,10 +216,10 @@ class HTCondorPlugin(BatchPlugin):
     def _node_status(self, nodes: Sequence[str]) -> dict[str, BatchStatus]:
         dags = sorted({n.split(":", 1)[0] for n in nodes}, key=int)
         constraint = " || ".join(f"DAGManJobId == {d}" for d in dags)
-        ads = self._run("q", self._query_args(constraint)).stdout
-        ads_done = self._run("history", self._query_args(constraint)).stdout
+        ads = self._run("condor_q", self._query_args(constraint)).stdout
+        ads_done = self._run("condor_history", self._query_args(constraint)).stdout
         found = {**parse_nodes(ads_done), **parse_nodes(ads)}
-        alive = {d for d, s in self.status(dags).items() if s.state not in ENDED_STATES}
+        alive = {d for d, s in self.lookup(dags).items() if s.state not in ENDED_STATES}
         out = {}
         for n in nodes:
             dag = n.split(":", 1)[0]
@@ -272,12 +242,10 @@ class HTCondorPlugin(BatchPlugin):
     def _query_args(constraint: str) -> list[str]:
         return ["-json", "-attributes", ",".join(ATTRIBUTES), "-constraint", constraint]
 
-    def _run(self, command: str, args: Sequence[str], cwd: Path | None = None) -> CommandResult:
-        argv = [self.commands[command]]
-        argv += ["-name", self.schedd] if self.schedd else []
-        argv += ["-pool", self.pool] if self.pool else []
-        result: CommandResult = self.runner([*argv, *args], timeout=self.timeout, cwd=cwd)
-        return result
+    def _run(self, command: str, args: Sequence[str], **options: Any) -> CommandResult:
+        schedd = ["-name", self.schedd] if self.schedd else []
+        pool = ["-pool", self.pool] if self.pool else []
+        return super()._run(command, [*schedd, *pool, *args], **options)
 
 
 def ids_constraint(clusters: Sequence[str]) -> str:
@@ -288,8 +256,8 @@ def ids_constraint(clusters: Sequence[str]) -> str:
 # -- the submit description ---------------------------------------------------------------
 
 
-def render_description(request: JobRequest, lines: SiteLines, account: str | None = None) -> str:
-    """The submit description of ``request``: defaults minus ``skip``, the extras, ``queue``.
+def description_lines(request: JobRequest, account: str | None = None) -> list[str]:
+    """The default lines of ``request``'s submit description (before skip, extra, ``queue``).
 
     Memory is in MB and disk in KB, as ``request_memory`` / ``request_disk`` take them; a
     relative ``argv[0]`` runs through ``/usr/bin/env`` so that the worker's PATH finds it.
@@ -323,7 +291,7 @@ def render_description(request: JobRequest, lines: SiteLines, account: str | Non
         defaults.append(f"environment = {quote_environment(request.env)}")
     if account:
         defaults.append(f"accounting_group = {_value(account)}")
-    return "\n".join([*lines.render(defaults, request.extra), "queue 1"]) + "\n"
+    return defaults
 
 
 def quote_arguments(args: Sequence[str]) -> str:
@@ -445,7 +413,3 @@ def _exited(job_id: str, native: str, ad: Mapping[str, Any]) -> BatchStatus:
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
-
-
-def _vanished(job_id: str) -> BatchStatus:
-    return BatchStatus(job_id, BatchState.VANISHED, "unknown", None, "in neither queue nor history")

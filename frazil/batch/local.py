@@ -114,7 +114,6 @@ class LocalPlugin(BatchPlugin):
         memory_limit: bool = True,
         memory_factor: float = 1.5,
         kill_grace: float = 10.0,
-        poll_interval: float = 2.0,
         keep_finished: float = 7 * 86400.0,
         python: str = sys.executable,
         variant: str | None = None,
@@ -128,7 +127,6 @@ class LocalPlugin(BatchPlugin):
         self.memory_limit = memory_limit
         self.memory_factor = memory_factor
         self.kill_grace = kill_grace
-        self.poll_interval = poll_interval
         self.keep_finished = keep_finished
         self.python = python
         if self.cpus < 1 or self.memory <= 0 or gpus < 0 or memory_factor <= 0 or kill_grace < 0:

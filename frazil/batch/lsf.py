@@ -21,26 +21,22 @@ writes, the argv of every command, and its parsing of recorded ``bjobs -json`` o
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from frazil.batch.base import (
-    ENDED_STATES,
-    BatchPlugin,
-    BatchState,
-    BatchStatus,
-    JobRequest,
-    native_state,
+from frazil.batch.base import ENDED_STATES, BatchState, BatchStatus, JobRequest, native_state
+from frazil.batch.directives import minutes
+from frazil.batch.script import (
+    JOB_NAME_PREFIX,
+    ScriptOptions,
+    ScriptPlugin,
+    command_table,
+    job_name,
 )
-from frazil.batch.directives import JOB_NAME_PREFIX, SiteLines, job_name, minutes, shell_script
-from frazil.batch.run import CommandResult, run_command
-from frazil.errors import BatchCommandError, BatchError
-
-log = logging.getLogger(__name__)
+from frazil.errors import BatchError
 
 #: bjobs ``STAT`` codes mapped to the shared states (``EXIT`` is refined by its reason).
 NATIVE_STATES = {
@@ -87,17 +83,20 @@ _UNKNOWN_JOB = re.compile(
     re.IGNORECASE,
 )
 
-Runner = Callable[..., CommandResult]
 
-
-class LsfPlugin(BatchPlugin):
+class LsfPlugin(ScriptPlugin):
     """Submit each request as one LSF job script through ``bsub``.
 
     ``queue`` and ``account`` become ``-q`` and ``-P`` (the project); ``memory_unit`` is the
-    site's ``LSF_UNIT_FOR_LIMITS`` (KB, MB or GB).
+    site's ``LSF_UNIT_FOR_LIMITS`` (KB, MB or GB); ``bsub``, ``bjobs`` and ``bkill`` are the
+    commands' paths. The other options are those of every script plugin (``ScriptPlugin``).
     """
 
     name = "lsf"
+    script_suffix = ".lsf"
+    default_commands = command_table("bsub", "bjobs", "bkill")
+    unknown_job = _UNKNOWN_JOB
+    vanished_reason = "bjobs does not know it"
 
     def __init__(
         self,
@@ -105,33 +104,18 @@ class LsfPlugin(BatchPlugin):
         queue: str | None = None,
         account: str | None = None,
         memory_unit: str = "MB",
-        extra: Sequence[str] = (),
-        skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
-        timeout: float = 120.0,
-        bsub: str = "bsub",
-        bjobs: str = "bjobs",
-        bkill: str = "bkill",
-        runner: Runner = run_command,
+        bsub: str | None = None,
+        bjobs: str | None = None,
+        bkill: str | None = None,
+        **options: Unpack[ScriptOptions],
     ) -> None:
+        super().__init__(**options)
         if memory_unit not in MEMORY_UNITS:
             raise BatchError(f"lsf: memory_unit {memory_unit!r} is not one of KB, MB, GB")
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"lsf: poll_interval and timeout must be > 0 ({poll_interval})")
-        self.lines = SiteLines(tuple(extra), tuple(skip))
         self.queue = _directive_value(queue, "queue") if queue else None
         self.account = _directive_value(account, "account") if account else None
         self.memory_unit = memory_unit
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.commands = {"bsub": bsub, "bjobs": bjobs, "bkill": bkill}
-        self.runner = runner
-
-    # -- the interface --------------------------------------------------------------------
-
-    def render_script(self, request: JobRequest) -> str:
-        """The job script for ``request``, as text (what ``write_script`` writes)."""
-        return shell_script(self.lines.render(self.directives(request), request.extra), request)
+        self._set_paths(bsub=bsub, bjobs=bjobs, bkill=bkill)
 
     def directives(self, request: JobRequest) -> list[str]:
         """The default ``#BSUB`` lines for ``request``, before the site's skip and extra."""
@@ -154,30 +138,17 @@ class LsfPlugin(BatchPlugin):
             lines.append(f"#BSUB -P {self.account}")
         return lines
 
-    def write_script(self, request: JobRequest) -> Path:
-        """Write ``<workdir>/<name>.lsf``."""
-        text = self.render_script(request)
-        request.workdir.mkdir(parents=True, exist_ok=True)
-        path = request.workdir / f"{request.name}.lsf"
-        path.write_text(text)
-        return path
+    def submit_one(self, request: JobRequest, script: Path) -> str:
+        """``bsub`` with the script on stdin, from its workdir; the id is in what it prints."""
+        result = self._run("bsub", [], cwd=request.workdir, input=script.read_text())
+        return parse_submit(result.stdout)
 
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``bsub`` each script (on stdin, from its workdir); kill what went in if one fails."""
-
-        def one(request: JobRequest, path: Path) -> str:
-            result = self._run("bsub", [], cwd=request.workdir, input=path.read_text())
-            return parse_submit(result.stdout)
-
-        return self.submit_each(requests, one)
-
-    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
-        """One ``bjobs -a`` for all ids; ids it does not know are VANISHED."""
+    def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+        """One ``bjobs -a`` (finished jobs too) for all ids."""
         valid = sorted({i for i in ids if _JOB_ID.fullmatch(i)}, key=int)
-        found: dict[str, BatchStatus] = {}
-        if valid:
-            found = parse_status(self._tolerant("bjobs", ["-o", FIELDS, "-json", "-a", *valid]))
-        return {i: found.get(i) or _vanished(i) for i in ids}
+        if not valid:
+            return {}
+        return parse_status(self._tolerant("bjobs", ["-o", FIELDS, "-json", "-a", *valid]))
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``bkill`` the jobs; ignore ids LSF no longer holds or that have finished."""
@@ -185,39 +156,11 @@ class LsfPlugin(BatchPlugin):
         if valid:
             self._tolerant("bkill", valid)
 
-    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
-        """Kill our unfinished ``frazil-`` jobs that are not in ``known_ids``."""
-        args = ["-o", FIELDS, "-json", "-J", f"{JOB_NAME_PREFIX}*"]  # bjobs: own jobs only
+    def list_ours(self) -> list[str]:
+        """Our unfinished ``frazil-`` jobs: ``bjobs -J 'frazil-*'`` lists the user's own."""
+        args = ["-o", FIELDS, "-json", "-J", f"{JOB_NAME_PREFIX}*"]
         listed = parse_status(self._tolerant("bjobs", args))
-        known = set(known_ids)
-        orphans = sorted(
-            (i for i, s in listed.items() if i not in known and s.state not in ENDED_STATES),
-            key=int,
-        )
-        if orphans:
-            log.warning("lsf: killing %d orphaned job(s): %s", len(orphans), orphans)
-            self.cancel(orphans)
-        return orphans
-
-    # -- commands ---------------------------------------------------------------------------
-
-    def _run(
-        self, command: str, args: Sequence[str], cwd: Path | None = None, input: str | None = None
-    ) -> CommandResult:
-        argv = [self.commands[command], *args]
-        result: CommandResult = self.runner(argv, timeout=self.timeout, cwd=cwd, input=input)
-        return result
-
-    def _tolerant(self, command: str, args: Sequence[str]) -> str:
-        """Run; a non-zero exit whose every complaint is about unknown ids still yields stdout."""
-        try:
-            return self._run(command, args).stdout
-        except BatchCommandError as exc:
-            lines = [line for line in exc.stderr.splitlines() if line.strip()]
-            if exc.returncode is None or not lines or not all(map(_UNKNOWN_JOB.search, lines)):
-                raise
-            log.debug("lsf: %s: %s", command, exc.stderr.strip())
-            return exc.stdout
+        return sorted((i for i, s in listed.items() if s.state not in ENDED_STATES), key=int)
 
 
 def _directive_value(value: str, what: str) -> str:
@@ -289,7 +232,3 @@ def _int(value: object) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value):
         return int(value)
     return None
-
-
-def _vanished(job_id: str) -> BatchStatus:
-    return BatchStatus(job_id, BatchState.VANISHED, "unknown", None, "bjobs does not know it")

@@ -27,34 +27,24 @@ from __future__ import annotations
 
 import getpass
 import json
-import logging
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from frazil.batch.base import (
-    ENDED_STATES,
-    BatchPlugin,
-    BatchState,
-    BatchStatus,
-    JobRequest,
-    native_state,
-)
-from frazil.batch.directives import (
+from frazil.batch.base import ENDED_STATES, BatchState, BatchStatus, JobRequest, native_state
+from frazil.batch.directives import hms, mebibytes
+from frazil.batch.run import CommandResult
+from frazil.batch.script import (
     JOB_NAME_PREFIX,
-    SiteLines,
-    hms,
+    ScriptOptions,
+    ScriptPlugin,
+    command_table,
     job_name,
-    mebibytes,
-    shell_script,
 )
-from frazil.batch.run import CommandResult, run_command
-from frazil.errors import BatchCommandError, BatchError
-
-log = logging.getLogger(__name__)
+from frazil.errors import BatchError
 
 FLAVORS = ("openpbs", "torque")
 #: ``job_state`` letters of both flavors mapped to the shared states.
@@ -83,8 +73,6 @@ _UNKNOWN_JOB = re.compile(
     re.IGNORECASE,
 )
 
-Runner = Callable[..., CommandResult]
-
 
 @dataclass(frozen=True)
 class PbsJob:
@@ -98,52 +86,43 @@ class PbsJob:
     comment: str = ""
 
 
-class PbsPlugin(BatchPlugin):
+class PbsPlugin(ScriptPlugin):
     """Submit each request as one PBS job script through ``qsub``.
 
     ``flavor`` is ``"openpbs"`` (also PBS Professional) or ``"torque"``; ``pbs::torque``
     sets it as the variant. ``queue`` and ``account`` become ``-q`` and ``-A``; ``user``
-    (default: the current user) is whose ``frazil-`` jobs ``clean_queue`` may cancel.
+    (default: the current user) is whose ``frazil-`` jobs ``clean_queue`` may cancel;
+    ``qsub``, ``qstat`` and ``qdel`` are the commands' paths. The other options are those of
+    every script plugin (``ScriptPlugin``).
     """
 
     name = "pbs"
+    variants = FLAVORS
+    script_suffix = ".pbs"
+    default_commands = command_table("qsub", "qstat", "qdel")
+    unknown_job = _UNKNOWN_JOB
+    vanished_reason = "qstat does not know it"
 
     def __init__(
         self,
         *,
         flavor: str = "openpbs",
-        variant: str | None = None,
         queue: str | None = None,
         account: str | None = None,
         user: str | None = None,
-        extra: Sequence[str] = (),
-        skip: Sequence[str] = (),
-        poll_interval: float = 60.0,
-        timeout: float = 120.0,
-        qsub: str = "qsub",
-        qstat: str = "qstat",
-        qdel: str = "qdel",
-        runner: Runner = run_command,
+        qsub: str | None = None,
+        qstat: str | None = None,
+        qdel: str | None = None,
+        **options: Unpack[ScriptOptions],
     ) -> None:
-        self.flavor = variant or flavor
+        super().__init__(**options)
+        self.flavor = self.variant or flavor
         if self.flavor not in FLAVORS:
             raise BatchError(f"pbs: flavor {self.flavor!r} is not one of {', '.join(FLAVORS)}")
-        if poll_interval <= 0 or timeout <= 0:
-            raise BatchError(f"pbs: poll_interval and timeout must be > 0 ({poll_interval})")
-        self.lines = SiteLines(tuple(extra), tuple(skip))
         self.queue = _directive_value(queue, "queue") if queue else None
         self.account = _directive_value(account, "account") if account else None
         self.user = user
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.commands = {"qsub": qsub, "qstat": qstat, "qdel": qdel}
-        self.runner = runner
-
-    # -- the interface --------------------------------------------------------------------
-
-    def render_script(self, request: JobRequest) -> str:
-        """The job script for ``request``, as text (what ``write_script`` writes)."""
-        return shell_script(self.lines.render(self.directives(request), request.extra), request)
+        self._set_paths(qsub=qsub, qstat=qstat, qdel=qdel)
 
     def directives(self, request: JobRequest) -> list[str]:
         """The default ``#PBS`` lines for ``request``, before the site's skip and extra."""
@@ -167,35 +146,24 @@ class PbsPlugin(BatchPlugin):
             lines.append(f"#PBS -A {self.account}")
         return lines
 
-    def write_script(self, request: JobRequest) -> Path:
-        """Write ``<workdir>/<name>.pbs``."""
-        text = self.render_script(request)
-        request.workdir.mkdir(parents=True, exist_ok=True)
-        path = request.workdir / f"{request.name}.pbs"
-        path.write_text(text)
-        return path
+    def submit_one(self, request: JobRequest, script: Path) -> str:
+        """``qsub`` the script from its workdir; the job id is what it prints."""
+        return parse_submit(self._run("qsub", [str(script)], cwd=request.workdir).stdout)
 
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``qsub`` each script from its workdir; delete what went in if one fails."""
-
-        def one(request: JobRequest, path: Path) -> str:
-            return parse_submit(self._run("qsub", [str(path)], cwd=request.workdir).stdout)
-
-        return self.submit_each(requests, one)
-
-    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
-        """One ``qstat`` for all ids; ids it does not know are VANISHED."""
+    def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+        """One ``qstat`` for all ids (a job is found by its number, whatever the server name)."""
         valid = sorted({i for i in ids if _JOB_ID.fullmatch(i)})
-        found: dict[str, BatchStatus] = {}
-        if valid:
-            args = ["-x", "-f", "-F", "json"] if self.flavor == "openpbs" else ["-f"]
-            found = parse_status(self._tolerant("qstat", [*args, *valid]), self.flavor)
+        if not valid:
+            return {}
+        args = ["-x", "-f", "-F", "json"] if self.flavor == "openpbs" else ["-f"]
+        found = parse_status(self._tolerant("qstat", [*args, *valid]), self.flavor)
         by_number = {_number(k): v for k, v in found.items()}
-        result = {}
-        for i in ids:
-            status = found.get(i) or (by_number.get(_number(i)) if i in valid else None)
-            result[i] = _with_id(status, i) if status else _vanished(i)
-        return result
+        statuses = {}
+        for i in valid:
+            status = found.get(i) or by_number.get(_number(i))
+            if status:
+                statuses[i] = _with_id(status, i)
+        return statuses
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``qdel`` the jobs; ignore ids the server no longer holds or that have finished."""
@@ -203,46 +171,29 @@ class PbsPlugin(BatchPlugin):
         if valid:
             self._tolerant("qdel", valid)
 
-    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
-        """Delete this user's unfinished ``frazil-`` jobs that are not in ``known_ids``."""
+    def list_ours(self) -> list[str]:
+        """This user's unfinished ``frazil-`` jobs in one ``qstat -f``."""
         args = ["-f", "-F", "json"] if self.flavor == "openpbs" else ["-f"]
         jobs = read_jobs(self._tolerant("qstat", args), self.flavor)
         user = self.user or getpass.getuser()
-        known = set(known_ids) | {_number(i) for i in known_ids}
-        orphans = [
+        return [
             job.id
             for job in jobs
             if job.name.startswith(JOB_NAME_PREFIX)
             and job.owner.partition("@")[0] == user
-            and job.id not in known
-            and _number(job.id) not in known
             and _job_status(job, self.flavor).state not in ENDED_STATES
         ]
-        if orphans:
-            log.warning("pbs: deleting %d orphaned job(s): %s", len(orphans), orphans)
-            self.cancel(orphans)
-        return orphans
 
-    # -- commands ---------------------------------------------------------------------------
+    def job_key(self, job_id: str) -> str:
+        """The job's sequence number: ``1234.server`` and ``1234.server.example.org`` are one."""
+        return _number(job_id)
 
-    def _run(self, command: str, args: Sequence[str], cwd: Path | None = None) -> CommandResult:
+    def _run(self, command: str, args: Sequence[str], **options: Any) -> CommandResult:
         env = None
         if self.flavor == "torque" and "PBS_QSTAT_NO_COMPLETE" in os.environ:
             # It hides completed jobs from every qstat, which would make them look vanished.
             env = {k: v for k, v in os.environ.items() if k != "PBS_QSTAT_NO_COMPLETE"}
-        argv = [self.commands[command], *args]
-        result: CommandResult = self.runner(argv, timeout=self.timeout, cwd=cwd, env=env)
-        return result
-
-    def _tolerant(self, command: str, args: Sequence[str]) -> str:
-        """Run; a non-zero exit whose every complaint is about unknown ids still yields stdout."""
-        try:
-            return self._run(command, args).stdout
-        except BatchCommandError as exc:
-            if exc.returncode is None or not _only_unknown_ids(exc.stderr):
-                raise
-            log.debug("pbs: %s: %s", command, exc.stderr.strip())
-            return exc.stdout
+        return super()._run(command, args, env=env, **options)
 
 
 def _directive_value(value: str, what: str) -> str:
@@ -354,11 +305,6 @@ def _job_status(job: PbsJob, flavor: str) -> BatchStatus:
     return BatchStatus(job.id, BatchState.FAILED, job.state, code, job.comment)
 
 
-def _only_unknown_ids(stderr: str) -> bool:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    return bool(lines) and all(_UNKNOWN_JOB.search(line) for line in lines)
-
-
 def _int(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -375,7 +321,3 @@ def _with_id(status: BatchStatus, job_id: str) -> BatchStatus:
     if status.id == job_id:
         return status
     return BatchStatus(job_id, status.state, status.native, status.exit_code, status.reason)
-
-
-def _vanished(job_id: str) -> BatchStatus:
-    return BatchStatus(job_id, BatchState.VANISHED, "unknown", None, "qstat does not know it")

@@ -5,25 +5,33 @@ option). ``qsub -w e`` makes the scheduler refuse a request it could never satis
 keeping it forever. Waiting and running jobs come from one ``qstat -xml``; jobs that left the
 queue are read from the accounting file in one ``qacct -j`` (after SGE flushes it), where
 ``failed 37`` means the ``h_rt`` limit (TIMEOUT) and a deletion shows as ``failed 100`` with
-exit status 137. Ids found nowhere are VANISHED. Dependencies become ``-hold_jid``. SGE sets
+exit status 137. Ids found nowhere are VANISHED, after the grace (``vanish_after``) that
+covers the time between the two. Dependencies become ``-hold_jid``. SGE sets
 no ``CUDA_VISIBLE_DEVICES``: GPUs are a consumable (``-l gpu=N``) the site must define.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import shlex
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Unpack
 from xml.etree import ElementTree
 
-from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest, native_state
-from frazil.batch.run import CommandResult, run_command
-from frazil.errors import BatchCommandError, BatchError
+from frazil.batch.base import BatchState, BatchStatus, JobRequest, native_state
+from frazil.batch.directives import hms, mebibytes
+from frazil.batch.script import (
+    JOB_NAME_PREFIX,
+    ScriptOptions,
+    ScriptPlugin,
+    command_table,
+    job_name,
+)
+from frazil.errors import BatchCommandError
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +65,6 @@ STATES: Mapping[str, BatchState] = {
 _ID = re.compile(r"^(\d+)(?:\.\d+-\d+:\d+)?$")
 #: qacct ``failed`` codes that mean the job hit its ``h_rt``/``s_rt`` limit.
 _TIME_LIMIT_FAILED = {"37"}
-
-Runner = Callable[..., CommandResult]
-
-
-def _duration(hours: float) -> str:
-    seconds = max(60, math.ceil(hours * 3600))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def parse_qstat_xml(text: str) -> dict[str, BatchStatus]:
@@ -110,16 +111,25 @@ def parse_qacct(text: str) -> dict[str, BatchStatus]:
     return out
 
 
-class SgePlugin(BatchPlugin):
+class SgePlugin(ScriptPlugin):
     """Submits to (Son of) Grid Engine.
 
     Options: queue, project, parallel_environment (for cpu > 1, default ``smp``),
     gpu_resource (the consumable's name, default ``gpu``), memory_resource (e.g. ``h_vmem``;
-    none by default, as memory is rarely a consumable), extra, skip.
+    none by default, as memory is rarely a consumable), and those of every script plugin
+    (``ScriptPlugin``).
     """
 
     name = "sge"
     runs_dags = True
+    variants = ("dag",)
+    script_suffix = ".sge"
+    directive_prefix = "#$ "
+    default_commands = command_table("qsub", "qstat", "qacct", "qdel")
+    vanished_reason = "unknown to SGE"
+    timeout = 30.0
+    # a job between the queue and the accounting record is not gone yet
+    vanish_after = 120.0
 
     def __init__(
         self,
@@ -129,119 +139,69 @@ class SgePlugin(BatchPlugin):
         parallel_environment: str = "smp",
         gpu_resource: str = "gpu",
         memory_resource: str | None = None,
-        extra: Sequence[str] = (),
-        skip: Sequence[str] = (),
-        timeout: float = 30.0,
-        poll_interval: float = 10.0,
-        vanish_after: float = 120.0,
-        variant: str | None = None,
-        runner: Runner = run_command,
-        clock: Callable[[], float] = time.monotonic,
+        **options: Unpack[ScriptOptions],
     ) -> None:
-        if variant not in (None, "dag"):
-            raise BatchError(f"the sge plugin has no variant {variant!r} (known: dag)")
-        self.variant = variant
+        super().__init__(**options)
         self.queue, self.project = queue, project
         self.parallel_environment = parallel_environment
         self.gpu_resource, self.memory_resource = gpu_resource, memory_resource
-        self.extra, self.skip = tuple(extra), tuple(skip)
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.runner = runner
-        # a job between the queue and the accounting record is not gone yet: only one that
-        # stays unknown this long is VANISHED
-        self.vanish_after = vanish_after
-        self.clock = clock
-        self._missing_since: dict[str, float] = {}
 
-    def directives(self, r: JobRequest) -> list[str]:
+    def directives(self, request: JobRequest) -> list[str]:
         """The ``#$`` options of a request, before ``skip`` and ``extra``."""
+        r = request
         lines = [
-            f"-N {r.name}",
+            f"-N {job_name(r)}",
             "-S /bin/sh",
             f"-wd {shlex.quote(str(r.workdir))}",
             f"-o {shlex.quote(str(r.stdout))}",
             f"-e {shlex.quote(str(r.stderr))}",
-            f"-l h_rt={_duration(r.walltime)}",
+            f"-l h_rt={hms(max(r.walltime, 1 / 60), hour_digits=1)}",  # at least a minute
         ]
         if r.cpu > 1:
             lines.append(f"-pe {self.parallel_environment} {r.cpu}")
         if r.gpu:
             lines.append(f"-l {self.gpu_resource}={r.gpu}")
         if self.memory_resource:
-            per_slot = r.memory / max(r.cpu, 1)
-            lines.append(f"-l {self.memory_resource}={max(1, math.ceil(per_slot * 1024))}M")
+            lines.append(f"-l {self.memory_resource}={mebibytes(r.memory / r.cpu)}M")  # per slot
         if self.queue:
             lines.append(f"-q {self.queue}")
         if self.project:
             lines.append(f"-P {self.project}")
         if r.after:
             lines.append(f"-hold_jid {','.join(r.after)}")
-        kept = [x for x in lines if not any(x.startswith(s) for s in self.skip)]
-        return [*kept, *self.extra, *r.extra]
+        return lines
 
-    def write_script(self, request: JobRequest) -> Path:
-        """Write ``<workdir>/<name>.sge`` and return its path."""
-        lines = ["#!/bin/sh", *(f"#$ {d}" for d in self.directives(request))]
-        lines += [f"export {k}={shlex.quote(v)}" for k, v in request.env.items()]
+    def render_script(self, request: JobRequest) -> str:
+        """The script for ``request``; a CPU task is kept from every GPU, as SGE sets no
+        ``CUDA_VISIBLE_DEVICES``."""
         if not request.gpu:
-            lines.append("export CUDA_VISIBLE_DEVICES=''")  # CPU tasks never see a GPU
-        lines.append("exec " + shlex.join(request.argv))
-        path = Path(request.workdir) / f"{request.name}.sge"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o700)
-        return path
+            request = replace(request, env={**request.env, "CUDA_VISIBLE_DEVICES": ""})
+        return super().render_script(request)
 
-    def _run(self, argv: list[str]) -> CommandResult:
-        return self.runner(argv, timeout=self.timeout)
+    def submit_one(self, request: JobRequest, script: Path) -> str:
+        """``qsub -terse -w e`` (refuse what could never run); the job id is what it prints."""
+        result = self._run("qsub", ["-terse", "-w", "e", str(script)])
+        m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
+        if m is None:
+            raise BatchCommandError(
+                result.argv, result.returncode, result.stdout, result.stderr,
+                "qsub printed no job id",
+            )  # fmt: skip
+        return m.group(1)
 
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``qsub -terse -w e`` each request; returns their job ids in order (deletes what
-        went in if one fails)."""
-
-        def one(_request: JobRequest, script: Path) -> str:
-            result = self._run(["qsub", "-terse", "-w", "e", str(script)])
-            m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
-            if m is None:
-                raise BatchCommandError(
-                    result.argv, result.returncode, result.stdout, result.stderr,
-                    "qsub printed no job id",
-                )  # fmt: skip
-            return m.group(1)
-
-        return self.submit_each(requests, one)
-
-    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+    def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``qstat -xml``; one ``qacct -j`` for the ids that left the queue."""
-        if not ids:
-            return {}
-        queued = parse_qstat_xml(self._run(["qstat", "-u", "*", "-xml"]).stdout)
-        out = {i: queued[i] for i in ids if i in queued}
-        missing = [i for i in ids if i not in out]
+        queued = parse_qstat_xml(self._run("qstat", ["-u", "*", "-xml"]).stdout)
+        found = {i: queued[i] for i in ids if i in queued}
+        missing = [i for i in ids if i not in found]
         if missing:
             try:
-                done = parse_qacct(self._run(["qacct", "-j", "*"]).stdout)
+                done = parse_qacct(self._run("qacct", ["-j", "*"]).stdout)
             except BatchCommandError as exc:  # no accounting file yet
                 log.debug("qacct cannot help: %s", exc)
                 done = {}
-            out.update({i: done[i] for i in missing if i in done})
-        now = self.clock()
-        for i in ids:
-            if i in out:
-                self._missing_since.pop(i, None)
-                continue
-            since = self._missing_since.setdefault(i, now)
-            if now - since >= self.vanish_after:
-                out[i] = BatchStatus(i, BatchState.VANISHED, "", reason="unknown to SGE")
-            else:
-                out[i] = BatchStatus(
-                    i,
-                    BatchState.UNKNOWN,
-                    "",
-                    reason="left the queue; its record is not written yet",
-                )
-        return out
+            found.update({i: done[i] for i in missing if i in done})
+        return found
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``qdel`` (a job that already left is not an error)."""
@@ -249,21 +209,20 @@ class SgePlugin(BatchPlugin):
         if not numeric:
             return
         try:
-            self._run(["qdel", *numeric])
+            self._run("qdel", numeric)
         except BatchCommandError as exc:
             if "does not exist" not in (exc.stdout + exc.stderr):
                 raise
 
-    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
-        """Cancel our ``frazil-`` jobs in the queue that nobody knows."""
+    def list_ours(self) -> list[str]:
+        """Our ``frazil-`` jobs in ``qstat`` (which lists unfinished jobs only)."""
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
-        text = self._run(["qstat", "-u", user, "-xml"]).stdout
+        text = self._run("qstat", ["-u", user, "-xml"]).stdout
         root = ElementTree.fromstring(text) if text.strip() else None  # noqa: S314
-        orphans = []
+        ours = []
         for job in root.iter("job_list") if root is not None else ():
             job_id = (job.findtext("JB_job_number") or "").strip()
             name = (job.findtext("JB_name") or "").strip()
-            if name.startswith("frazil-") and job_id and job_id not in known_ids:
-                orphans.append(job_id)
-        self.cancel(orphans)
-        return orphans
+            if name.startswith(JOB_NAME_PREFIX) and job_id:
+                ours.append(job_id)
+        return ours

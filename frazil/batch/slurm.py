@@ -1,27 +1,33 @@
-"""Slurm: ``sbatch``, ``scontrol show job``, ``sacct``, ``scancel``.
+"""Slurm: ``sbatch``, ``scontrol show job``, ``sacct``, ``scancel``, ``squeue``.
 
-Requests become ``#SBATCH`` lines, kept as data until rendered so that a site can add lines
-(``extra``) or drop default ones by their option name (``skip=["--tmp"]``). Status is one
-``scontrol show job -o`` for every job the controller still remembers (``MinJobAge``); ids
-it no longer knows are looked up once in ``sacct`` (which works without a database when
-``JobCompType=jobcomp/filetxt``), and are VANISHED when that fails too. The ``dag`` variant
-is accepted: dependencies (``after``) become ``--dependency=afterok:...``.
+Requests become ``#SBATCH`` lines, kept as data until rendered so that a site can add options
+(``extra = ["--exclusive"]``) or drop default ones by their option name (``skip=["--tmp"]``).
+Status is one ``scontrol show job -o`` for every job the controller still remembers
+(``MinJobAge``); ids it no longer knows are looked up once in ``sacct`` (which works without a
+database when ``JobCompType=jobcomp/filetxt``), and are VANISHED when that fails too, after
+the grace (``vanish_after``) that covers the time between the two. The ``dag`` variant is
+accepted: dependencies (``after``) become ``--dependency=afterok:...``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
-import shlex
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Unpack
 
-from frazil.batch.base import BatchPlugin, BatchState, BatchStatus, JobRequest, native_state
-from frazil.batch.run import CommandResult, run_command
-from frazil.errors import BatchCommandError, BatchError
+from frazil.batch.base import BatchState, BatchStatus, JobRequest, native_state
+from frazil.batch.directives import hms, mebibytes, minutes
+from frazil.batch.script import (
+    JOB_NAME_PREFIX,
+    ScriptOptions,
+    ScriptPlugin,
+    command_table,
+    job_name,
+)
+from frazil.errors import BatchCommandError
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +60,6 @@ STATES: Mapping[str, BatchState] = {
 
 _ID = re.compile(r"^(\d+)(?:;\S+)?$")
 _FIELD = re.compile(r"(\w+)=(\S*)")
-
-Runner = Callable[..., CommandResult]
-
-
-def _duration(hours: float) -> str:
-    minutes = max(1, math.ceil(hours * 60))
-    return f"{minutes // 60:02d}:{minutes % 60:02d}:00"
 
 
 def parse_scontrol(text: str) -> dict[str, BatchStatus]:
@@ -104,15 +103,24 @@ def parse_sacct(text: str) -> dict[str, BatchStatus]:
     return out
 
 
-class SlurmPlugin(BatchPlugin):
+class SlurmPlugin(ScriptPlugin):
     """Submits to Slurm.
 
-    Options: partition, account, qos, constraint, extra, skip, gpu_flag (``--gpus={n}`` on
-    clusters without GRES), request_disk (ask for ``--tmp``; needs TmpDisk on the nodes).
+    Options: partition, account, qos, constraint, gpu_flag (``--gpus={n}`` on clusters
+    without GRES), request_disk (ask for ``--tmp``; needs TmpDisk on the nodes), and those of
+    every script plugin (``ScriptPlugin``).
     """
 
     name = "slurm"
     runs_dags = True
+    variants = ("dag",)
+    script_suffix = ".slurm"
+    directive_prefix = "#SBATCH "
+    default_commands = command_table("sbatch", "scontrol", "sacct", "scancel", "squeue")
+    vanished_reason = "unknown to Slurm"
+    timeout = 30.0
+    # a job between the queue and the accounting record is not gone yet
+    vanish_after = 120.0
 
     def __init__(
         self,
@@ -121,56 +129,37 @@ class SlurmPlugin(BatchPlugin):
         account: str | None = None,
         qos: str | None = None,
         constraint: str | None = None,
-        extra: Sequence[str] = (),
-        skip: Sequence[str] = (),
         gpu_flag: str = "--gres=gpu:{n}",
         request_disk: bool = False,
-        timeout: float = 30.0,
-        poll_interval: float = 10.0,
-        vanish_after: float = 120.0,
-        variant: str | None = None,
-        runner: Runner = run_command,
-        clock: Callable[[], float] = time.monotonic,
+        **options: Unpack[ScriptOptions],
     ) -> None:
-        if variant not in (None, "dag"):
-            raise BatchError(f"the slurm plugin has no variant {variant!r} (known: dag)")
-        self.variant = variant
+        super().__init__(**options)
         self.partition, self.account, self.qos, self.constraint = (
             partition,
             account,
             qos,
             constraint,
         )
-        self.extra, self.skip = tuple(extra), tuple(skip)
         self.gpu_flag = gpu_flag
         # --tmp only works where nodes declare TmpDisk; many do not, so it is opt-in
         self.request_disk = request_disk
-        self.timeout = timeout
-        self.poll_interval = poll_interval
-        self.runner = runner
-        # a job between the queue and the accounting record is not gone yet: only one that
-        # stays unknown this long is VANISHED
-        self.vanish_after = vanish_after
-        self.clock = clock
-        self._missing_since: dict[str, float] = {}
 
-    # -- submit scripts ---------------------------------------------------------------------
-
-    def directives(self, r: JobRequest) -> list[str]:
+    def directives(self, request: JobRequest) -> list[str]:
         """The ``#SBATCH`` options of a request, before ``skip`` and ``extra``."""
+        r = request
         lines = [
-            f"--job-name={r.name}",
+            f"--job-name={job_name(r)}",
             f"--chdir={r.workdir}",
             f"--output={r.stdout}",
             f"--error={r.stderr}",
             "--nodes=1",
             "--ntasks=1",
             f"--cpus-per-task={r.cpu}",
-            f"--mem={max(1, math.ceil(r.memory * 1024))}M",
-            f"--time={_duration(r.walltime)}",
+            f"--mem={mebibytes(r.memory)}M",
+            f"--time={hms(minutes(r.walltime) / 60)}",  # Slurm counts whole minutes
         ]
         if self.request_disk and r.disk > 0:
-            lines.append(f"--tmp={max(1, math.ceil(r.disk * 1024))}M")
+            lines.append(f"--tmp={mebibytes(r.disk)}M")
         if r.gpu:
             lines.append(self.gpu_flag.format(n=r.gpu))
         for flag, value in (
@@ -184,82 +173,33 @@ class SlurmPlugin(BatchPlugin):
         if r.after:
             lines.append("--dependency=afterok:" + ":".join(r.after))
             lines.append("--kill-on-invalid-dep=yes")
-        kept = [x for x in lines if not any(x.startswith(s) for s in self.skip)]
-        return [*kept, *self.extra, *r.extra]
+        return lines
 
-    def write_script(self, request: JobRequest) -> Path:
-        """Write ``<workdir>/<name>.slurm`` and return its path."""
-        lines = ["#!/bin/sh"]
-        lines += [f"#SBATCH {d}" for d in self.directives(request)]
-        lines += [f"export {k}={shlex.quote(v)}" for k, v in request.env.items()]
-        lines.append("exec " + shlex.join(request.argv))
-        path = Path(request.workdir) / f"{request.name}.slurm"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-        path.chmod(0o700)
-        return path
+    def submit_one(self, request: JobRequest, script: Path) -> str:
+        """``sbatch --parsable``; the job id is what it prints before any ``;cluster``."""
+        result = self._run("sbatch", ["--parsable", str(script)])
+        m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
+        if m is None:
+            raise BatchCommandError(
+                result.argv, result.returncode, result.stdout, result.stderr,
+                "sbatch printed no job id",
+            )  # fmt: skip
+        return m.group(1)
 
-    # -- the verbs --------------------------------------------------------------------------
-
-    def _run(self, argv: list[str]) -> CommandResult:
-        return self.runner(argv, timeout=self.timeout)
-
-    def submit(self, requests: Sequence[JobRequest]) -> list[str]:
-        """``sbatch --parsable`` each request; returns their job ids in order (cancels what
-        went in if one fails)."""
-
-        def one(_request: JobRequest, script: Path) -> str:
-            result = self._run(["sbatch", "--parsable", str(script)])
-            m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
-            if m is None:
-                raise BatchCommandError(
-                    result.argv, result.returncode, result.stdout, result.stderr,
-                    "sbatch printed no job id",
-                )  # fmt: skip
-            return m.group(1)
-
-        return self.submit_each(requests, one)
-
-    def status(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
+    def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``scontrol`` for all; ``sacct`` once for those the controller forgot."""
-        if not ids:
-            return {}
-        known = parse_scontrol(self._run(["scontrol", "show", "job", "-o"]).stdout)
-        out = {i: known[i] for i in ids if i in known}
-        missing = [i for i in ids if i not in out and i.isdigit()]
+        known = parse_scontrol(self._run("scontrol", ["show", "job", "-o"]).stdout)
+        found = {i: known[i] for i in ids if i in known}
+        missing = [i for i in ids if i not in found and i.isdigit()]
         if missing:
+            args = ["-c", "-P", "-n", "-o", "JobID,State,ExitCode", "-j", ",".join(missing)]
             try:
-                text = self._run(
-                    [
-                        "sacct",
-                        "-c",
-                        "-P",
-                        "-n",
-                        "-o",
-                        "JobID,State,ExitCode",
-                        "-j",
-                        ",".join(missing),
-                    ]
-                ).stdout
-                out.update({k: v for k, v in parse_sacct(text).items() if k in missing})
+                text = self._run("sacct", args).stdout
             except BatchCommandError as exc:
                 log.debug("sacct cannot help: %s", exc)
-        now = self.clock()
-        for i in ids:
-            if i in out:
-                self._missing_since.pop(i, None)
-                continue
-            since = self._missing_since.setdefault(i, now)
-            if now - since >= self.vanish_after:
-                out[i] = BatchStatus(i, BatchState.VANISHED, "", reason="unknown to Slurm")
             else:
-                out[i] = BatchStatus(
-                    i,
-                    BatchState.UNKNOWN,
-                    "",
-                    reason="left the queue; its record is not written yet",
-                )
-        return out
+                found.update({k: v for k, v in parse_sacct(text).items() if k in missing})
+        return found
 
     def cancel(self, ids: Sequence[str]) -> None:
         """``scancel`` (ids that cannot be Slurm's are skipped; ended jobs are ignored)."""
@@ -267,19 +207,17 @@ class SlurmPlugin(BatchPlugin):
         if not numeric:
             return
         try:
-            self._run(["scancel", *numeric])
+            self._run("scancel", numeric)
         except BatchCommandError as exc:
             if "Invalid job id" not in exc.stderr:
                 raise
 
-    def clean_queue(self, known_ids: Collection[str]) -> list[str]:
-        """Cancel our ``frazil-`` jobs in the queue that nobody knows."""
+    def list_ours(self) -> list[str]:
+        """Our ``frazil-`` jobs in ``squeue`` (which lists unfinished jobs only)."""
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "root"
-        text = self._run(["squeue", "-h", "-u", user, "-o", "%i|%j"]).stdout
-        orphans = [
+        text = self._run("squeue", ["-h", "-u", user, "-o", "%i|%j"]).stdout
+        return [
             job_id
             for job_id, _, name in (line.partition("|") for line in text.splitlines())
-            if name.startswith("frazil-") and job_id and job_id not in known_ids
+            if name.startswith(JOB_NAME_PREFIX) and job_id
         ]
-        self.cancel(orphans)
-        return orphans

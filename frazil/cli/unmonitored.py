@@ -69,6 +69,10 @@ def run(
     option: Annotated[
         list[str] | None, typer.Option("--option", "-o", help="KEY=VALUE plugin option.")
     ] = None,
+    poll_interval: Annotated[
+        float,
+        typer.Option(help="Seconds between status queries while running DAGs from here.", min=0),
+    ] = 5.0,
 ) -> None:
     """Run every task of N jobs through a batch system, each after the tasks it depends on."""
     cfg = load_config(config)
@@ -115,7 +119,7 @@ def run(
         _table("batch id", rows, _submit_dags(plugin, requests, parents, len(dag.order)))
         out.print(f"submitted: {shown(root)}")
     else:
-        _run_here(plugin, batch, requests, parents, rows, root)
+        _run_here(plugin, batch, requests, parents, rows, root, poll_interval)
 
 
 def _table(last: str, rows: list[tuple[int, str, str]], values: list[str]) -> None:
@@ -139,7 +143,7 @@ def _submit_dags(
 
 def _run_here(
     plugin: BatchPlugin, batch: str, requests: list[JobRequest], parents: list[list[int]],
-    rows: list[tuple[int, str, str]], root: Path,
+    rows: list[tuple[int, str, str]], root: Path, poll_interval: float,
 ) -> None:  # fmt: skip
     """Run the DAGs from this process (the batch system cannot hold a task until others
     end); exit 1 unless every task completed."""
@@ -163,7 +167,7 @@ def _run_here(
         job, name, _ = rows[i]
         out.print(f"job {job} {shown(name)}: {shown(describe(outcome))}")
 
-    outcomes = run_dags(plugin, requests, parents, report=report)
+    outcomes = run_dags(plugin, requests, parents, poll_interval=poll_interval, report=report)
     _table("outcome", rows, [describe(o) for o in outcomes])
     done = sum(o.completed for o in outcomes)
     out.print(f"{done} of {len(outcomes)} tasks completed; results in {shown(root)}")

@@ -9,7 +9,7 @@ from frazil.batch.foreground import run_dags
 def test_each_job_starts_after_its_parents_and_a_failure_stops_its_descendants(
     local_plugin, request_for, tmp_path
 ):
-    plugin = local_plugin(poll_interval=0.05)
+    plugin = local_plugin()
     order = tmp_path / "order.txt"
 
     def step(name, code=0):
@@ -19,7 +19,8 @@ def test_each_job_starts_after_its_parents_and_a_failure_stops_its_descendants(
     requests = [step("a"), step("b"), step("c", code=3), step("d"), step("e"), step("f")]
     parents = [[], [0], [0], [1], [2], [4]]
     seen = []
-    outcomes = run_dags(plugin, requests, parents, report=lambda i, o: seen.append((i, o.state)))
+    outcomes = run_dags(plugin, requests, parents, poll_interval=0.05,
+                        report=lambda i, o: seen.append((i, o.state)))  # fmt: skip
     assert [o.state for o in outcomes] == [
         BatchState.COMPLETED, BatchState.COMPLETED, BatchState.FAILED, BatchState.COMPLETED,
         None, None,
@@ -34,7 +35,7 @@ def test_each_job_starts_after_its_parents_and_a_failure_stops_its_descendants(
 
 
 def test_an_interruption_cancels_what_runs(local_plugin, request_for, tmp_path):
-    plugin = local_plugin(poll_interval=0.05)
+    plugin = local_plugin()
     requests = [request_for("long", "sleep 60"), request_for("after", "true")]
 
     def interrupt(_seconds):

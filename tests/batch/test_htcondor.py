@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,32 +30,11 @@ from frazil.batch.htcondor import (
 )
 from frazil.batch.run import CommandResult
 from frazil.errors import BatchCommandError, BatchError
+from frazil.testing import FakeRunner
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "batch" / "htcondor"
 TRICKY = ["a b", "it's", 'say "hi"', "$HOME", "$(Cluster)", "''", "", "tab\there", "#x", "\\"]
-
-
-@dataclass
-class FakeRunner:
-    """Stands in for ``run_command``: records each argv and answers from a script.
-
-    A reply is stdout text, or ``(returncode, stdout, stderr)`` for a failing command.
-    """
-
-    replies: list[str | tuple[int, str, str]] = field(default_factory=list)
-    calls: list[tuple[list[str], dict[str, Any]]] = field(default_factory=list)
-
-    def __call__(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        self.calls.append((list(argv), kwargs))
-        reply = self.replies.pop(0) if self.replies else ""
-        if isinstance(reply, tuple):
-            raise BatchCommandError(list(argv), *reply)
-        return CommandResult(list(argv), 0, reply, "", 0.0)
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
 
 
 def realistic(tmp_path: Path, **fields: Any) -> JobRequest:
@@ -367,9 +345,8 @@ def test_the_constructor_only_stores_settings() -> None:
     def no_commands(argv: Sequence[str], **kwargs: Any) -> CommandResult:
         raise AssertionError(f"the constructor ran {argv}")
 
-    plugin = load_plugin("htcondor", runner=no_commands, extra=["priority = 1"], poll_interval=30)
+    plugin = load_plugin("htcondor", runner=no_commands, extra=["priority = 1"])
     assert isinstance(plugin, HTCondorPlugin)
-    assert plugin.poll_interval == 30
     with pytest.raises(BatchError):
         HTCondorPlugin(extra=["a\nqueue 100"])
     with pytest.raises(BatchError):

@@ -13,7 +13,6 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from frazil.batch.base import BatchState, JobRequest
 from frazil.batch.lsf import FIELDS, NATIVE_STATES, LsfPlugin, parse_status, parse_submit
 from frazil.batch.run import CommandResult
 from frazil.errors import BatchCommandError, BatchError
+from frazil.testing import FakeRunner
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "batch" / "lsf"
@@ -32,28 +32,6 @@ TRICKY = ["a b", "it's", 'say "hi"', "$HOME", "`id`", ";exit 3", "*", ""]
 SHOW = (
     "import json, os, sys; print(json.dumps([os.getcwd(), sys.argv[1:], os.environ['GREETING']]))"
 )
-
-
-@dataclass
-class FakeRunner:
-    """Stands in for ``run_command``: records each argv and answers from a script.
-
-    A reply is stdout text, or ``(returncode, stdout, stderr)`` for a failing command.
-    """
-
-    replies: list[str | tuple[int, str, str]] = field(default_factory=list)
-    calls: list[tuple[list[str], dict[str, Any]]] = field(default_factory=list)
-
-    def __call__(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        self.calls.append((list(argv), kwargs))
-        reply = self.replies.pop(0) if self.replies else ""
-        if isinstance(reply, tuple):
-            raise BatchCommandError(list(argv), *reply)
-        return CommandResult(list(argv), 0, reply, "", 0.0)
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
 
 
 def realistic(tmp_path: Path, **fields: Any) -> JobRequest:
@@ -275,7 +253,7 @@ def test_the_constructor_only_stores_settings() -> None:
 
     plugin = load_plugin("lsf", runner=no_commands, queue="long", memory_unit="KB")
     assert isinstance(plugin, LsfPlugin)
-    assert (plugin.queue, plugin.memory_unit, plugin.poll_interval) == ("long", "KB", 60.0)
-    for bad in [{"memory_unit": "MiB"}, {"account": "a b"}, {"poll_interval": 0}]:
+    assert (plugin.queue, plugin.memory_unit) == ("long", "KB")
+    for bad in [{"memory_unit": "MiB"}, {"account": "a b"}, {"timeout": 0}]:
         with pytest.raises(BatchError):
             LsfPlugin(**bad)

@@ -13,7 +13,6 @@ import logging
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from frazil.batch.base import BatchState, JobRequest
 from frazil.batch.pbs import NATIVE_STATES, PbsPlugin, parse_status, parse_submit, read_jobs
 from frazil.batch.run import CommandResult
 from frazil.errors import BatchCommandError, BatchError
+from frazil.testing import FakeRunner
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "batch" / "pbs"
@@ -33,28 +33,6 @@ TRICKY = ["a b", "it's", 'say "hi"', "$HOME", "`id`", ";exit 3", "*", ""]
 SHOW = (
     "import json, os, sys; print(json.dumps([os.getcwd(), sys.argv[1:], os.environ['GREETING']]))"
 )
-
-
-@dataclass
-class FakeRunner:
-    """Stands in for ``run_command``: records each argv and answers from a script.
-
-    A reply is stdout text, or ``(returncode, stdout, stderr)`` for a failing command.
-    """
-
-    replies: list[str | tuple[int, str, str]] = field(default_factory=list)
-    calls: list[tuple[list[str], dict[str, Any]]] = field(default_factory=list)
-
-    def __call__(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
-        self.calls.append((list(argv), kwargs))
-        reply = self.replies.pop(0) if self.replies else ""
-        if isinstance(reply, tuple):
-            raise BatchCommandError(list(argv), *reply)
-        return CommandResult(list(argv), 0, reply, "", 0.0)
-
-    @property
-    def argvs(self) -> list[list[str]]:
-        return [argv for argv, _ in self.calls]
 
 
 def realistic(tmp_path: Path, **fields: Any) -> JobRequest:
@@ -344,9 +322,9 @@ def test_the_constructor_only_stores_settings() -> None:
     def no_commands(argv: Sequence[str], **kwargs: Any) -> CommandResult:
         raise AssertionError(f"the constructor ran {argv}")
 
-    plugin = load_plugin("pbs::torque", runner=no_commands, queue="batch", poll_interval=30)
+    plugin = load_plugin("pbs::torque", runner=no_commands, queue="batch")
     assert isinstance(plugin, PbsPlugin)
-    assert (plugin.flavor, plugin.queue, plugin.poll_interval) == ("torque", "batch", 30)
+    assert (plugin.flavor, plugin.queue) == ("torque", "batch")
     assert PbsPlugin(runner=no_commands).flavor == "openpbs"
     for bad in [{"flavor": "sge"}, {"queue": "two words"}, {"extra": ["#PBS -l\nx"]}]:
         with pytest.raises(BatchError):

@@ -90,7 +90,7 @@ def _dag_config(tmp_path, fail_job=None):
 def _run(config, tmp_path, *extra):
     return subprocess.run(
         [sys.executable, "-m", "frazil", "run", str(config), "--batch", "local",
-         "--dir", str(tmp_path / "run"), "-o", "poll_interval=0.1", *extra],
+         "--dir", str(tmp_path / "run"), "--poll-interval", "0.1", *extra],
         cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
 
