@@ -45,10 +45,12 @@ from frazil.wire import (
     ExchangeAnswer,
     Failure,
     Finish,
+    Health,
     JobClaim,
     JobView,
     LogView,
     NewPilot,
+    NewToken,
     Quota,
     Report,
     SiteInfo,
@@ -382,10 +384,10 @@ class Client(_Base):
 
     # -- administration -----------------------------------------------------------------------
 
-    def create_token(self, name: str, role: str) -> dict[str, Any]:
+    def create_token(self, name: str, role: str) -> NewToken:
         """A new token (shown once)."""
-        result: dict[str, Any] = self.request("POST", "/tokens", json={"name": name, "role": role})
-        return result
+        result = self.request("POST", "/tokens", json={"name": name, "role": role})
+        return _decoded(NewToken, result, "a new token")
 
     def quota(self, submitter: str) -> Quota:
         """A submitter's caps and what they hold (administrators)."""
@@ -397,10 +399,9 @@ class Client(_Base):
         result = self.request("PUT", f"/quotas/{submitter}", json=caps)
         return _decoded(Quota, result, "a quota")
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Health:
         """The server's status."""
-        result: dict[str, Any] = self.request("GET", "/health")
-        return result
+        return _decoded(Health, self.request("GET", "/health"), "the server's health")
 
 
 def _claim_body(slot: Slot, limit: int, request: str | None) -> dict[str, Any]:

@@ -685,6 +685,27 @@ class Quota:
     usage: Holdings = Holdings()
 
 
+@dataclass(frozen=True)
+class NewToken:
+    """A token just made: its record and the token itself (shown only in this answer)."""
+
+    id: int
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    token: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """The server answers (and the caller's token is valid)."""
+
+    status: str
+    version: str
+
+
 # -- encoding and decoding --------------------------------------------------------------------
 
 T = TypeVar("T")

@@ -25,6 +25,7 @@ from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.store.db import Database
+from frazil.wire import Health
 
 
 def create_app(
@@ -78,8 +79,8 @@ def create_app(
     app.include_router(routes_attempts.pilot)
 
     @app.get("/health", tags=["metrics"])
-    def health(_: Reader) -> dict[str, str]:
+    def health(_: Reader) -> Health:
         """The server answers and the token is valid."""
-        return {"status": "ok", "version": __version__}
+        return Health("ok", __version__)
 
     return app

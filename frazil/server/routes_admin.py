@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
 from fastapi import APIRouter
 
 from frazil.server.deps import Admin, State
 from frazil.server.schemas import TokenBody
 from frazil.services import tokens
+from frazil.wire import NewToken
 
 router = APIRouter(prefix="/tokens", tags=["admin"])
 
@@ -21,10 +21,10 @@ def list_tokens(app: State, _: Admin) -> list[tokens.TokenInfo]:
 
 
 @router.post("", status_code=201)
-def create_token(body: TokenBody, app: State, _: Admin) -> dict[str, Any]:
+def create_token(body: TokenBody, app: State, _: Admin) -> NewToken:
     """A new token, shown in this response only."""
     info, value = tokens.create_token(app.db, body.name, body.role, now=app.now())
-    return {**asdict(info), "token": value}
+    return NewToken(**asdict(info), token=value)
 
 
 @router.delete("/{token_id}")

@@ -69,15 +69,15 @@ def test_roles(live):
     assert (r.status_code, r.headers["WWW-Authenticate"]) == (401, "Bearer")
     assert site.datasets() == []  # any token may read
     made = live.client().create_token("bob", "user")
-    assert made["token"].startswith("frz_") and made["role"] == "user"
-    assert live.client(made["token"]).health()["status"] == "ok"
+    assert made.token.startswith("frz_") and made.role == "user"
+    assert live.client(made.token).health().status == "ok"
 
 
 def test_revoked_tokens_stop_working(live):
     made = live.client().create_token("tmp", "user")
-    tmp = live.client(made["token"])
+    tmp = live.client(made.token)
     tmp.datasets()
-    live.client().request("DELETE", f"/tokens/{made['id']}")
+    live.client().request("DELETE", f"/tokens/{made.id}")
     with pytest.raises(AuthError, match="revoked") as revoked:
         tmp.datasets()
     assert not isinstance(revoked.value, Forbidden)
@@ -329,7 +329,7 @@ def test_an_unhandled_error_answers_500_in_the_error_shape(live):
                         "detail": "GET /broken failed (KeyError); see the log"}  # fmt: skip
     with pytest.raises(ServerError, match=r"HTTP 500 .*GET /broken failed"):
         live.client().request("GET", "/broken")
-    assert live.client().health()["status"] == "ok"  # and the server goes on
+    assert live.client().health().status == "ok"  # and the server goes on
 
 
 def test_the_database_s_errors_answer_503_when_it_is_away_and_500_for_a_refused_statement(
