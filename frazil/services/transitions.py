@@ -7,7 +7,8 @@ release of the task's children (``release_children``, idle -> waiting). Every ot
 here:
 
 - ``claim._hand_out``: waiting -> queued (a site's claim, a reservation's, a pilot's);
-- ``pilot_tasks._start``: queued -> processing (a task handed to a multi-task pilot starts at once);
+- ``pilot_tasks._start``: queued -> processing (a task handed to a multi-task pilot starts
+  at once);
 - ``control``: suspend, resume, reset and hard reset of a scope (the sources of each come
   from the table), followed by ``recount.recount`` of the jobs they touched.
 

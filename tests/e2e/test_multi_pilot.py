@@ -172,9 +172,9 @@ def test_a_task_whose_spec_fails_fails_alone_and_the_pilot_goes_on(world: World)
     )
     # the dataset's audit trail says why
     events = world.client.request("GET", f"/datasets/{d}/events")
-    (failed,) = [e for e in events if e["object_id"] == str(bad["id"])]
+    (failed,) = [e for e in events if e["object_id"] == str(bad.id)]
     assert (failed["action"], failed["new_status"]) == ("failed", "failed")
-    assert failed["reason"] == attempt["error"]
+    assert failed["reason"] == attempt.error
     # every other task ran once, its completion kept: nothing ran twice
     with world.db.read() as conn:
         outcomes = conn.execute(select(task_attempt.c.outcome)).scalars().all()
