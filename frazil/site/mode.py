@@ -1,0 +1,137 @@
+"""What the three execution modes of a site share: the round's report, the parts a mode works
+with, and the files it writes for its pilots.
+
+A mode (``single``, ``dag``, ``multi``) decides how claimed work becomes batch jobs and what
+the server is told when one of its batch jobs ends; the tracker it is given keeps the jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from frazil.batch.base import BatchPlugin, BatchStatus
+from frazil.client import Client
+from frazil.errors import NotFound, Rejected
+from frazil.model.states import AttemptOutcome
+from frazil.site.config import SiteConfig
+from frazil.site.records import Job
+from frazil.site.tracker import Tracker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Round:
+    """What one round did."""
+
+    claimed: int = 0
+    submitted: int = 0
+    ended: int = 0
+    reset: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Mode:
+    """How a site runs tasks: it claims and submits, and reports the ends of its batch jobs.
+
+    A subclass implements ``submit`` and ``ended`` for the records it makes; the hooks that a
+    mode has no use for do nothing here. Submission failures (``BatchError``, ``OSError``)
+    hand the claimed work back uncounted and are raised, so the daemon's loop backs off.
+    """
+
+    def __init__(
+        self, config: SiteConfig, client: Client, plugin: BatchPlugin, tracker: Tracker,
+        pilot: Sequence[str],
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.client = client
+        self.plugin = plugin
+        self.tracker = tracker
+        self.pilot = list(pilot)
+        self.site = config.name
+
+    def room(self) -> int:
+        """How many batch jobs this round may add: free queue slots, claim and submit caps."""
+        q = self.config.queue
+        return min(q.max_queued - len(self.tracker.jobs), q.claim_batch, q.submit_rate)
+
+    def submit(self, now: float, done: Round) -> None:
+        """Claim work from the server and submit batch jobs for it."""
+        raise NotImplementedError
+
+    def ended(self, job: Job, status: BatchStatus, outcome: AttemptOutcome, done: Round) -> bool:
+        """Tell the server that ``job`` ended; true to keep it (the server was away)."""
+        raise NotImplementedError
+
+    def cancel_stale(self, done: Round) -> None:
+        """Cancel batch jobs whose work ended on the server."""
+
+    def reconcile(self, done: Round) -> None:
+        """Hand back the attempts the server says the site claimed and never submitted."""
+        lost = self.client.unsubmitted(self.site, self.tracker.task_ids())
+        for task_id, attempt in lost:
+            try:
+                self.client.lost(
+                    self.site, task_id, attempt,
+                    "claimed but never submitted (the claim's answer was lost, or the site "
+                    "stopped before submitting it)", AttemptOutcome.UNSUBMITTED, counts=False,
+                )  # fmt: skip
+            except (NotFound, Rejected) as exc:
+                log.warning("task %d attempt %d: %s", task_id, attempt, exc)
+                continue
+            done.reset += 1
+        if lost:
+            log.warning("handed back %d claimed task(s) that were never submitted", len(lost))
+
+    def workdir(self, *parts: str) -> Path:
+        """A batch job's directory in the scratch."""
+        return workdir(self.config.storage.scratch, *parts)
+
+    def pilot_argv(self, *args: str) -> list[str]:
+        """The pilot's command line: the server, ``args``, the heartbeat and the cache."""
+        argv = [*self.pilot, "--server", self.config.server, *args,
+                "--heartbeat", str(self.config.queue.heartbeat)]  # fmt: skip
+        if self.config.storage.cache is not None:
+            argv += ["--cache", str(self.config.storage.cache)]
+        return argv
+
+    def env(self) -> dict[str, str]:
+        """What every pilot's environment gets."""
+        return {**self.config.environment, "FRAZIL_SITE": self.site}
+
+
+def workdir(scratch: Path, *parts: str) -> Path:
+    """A directory in the scratch (the scratch itself private: 0700)."""
+    scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = scratch.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def secret(path: Path, value: str) -> Path:
+    """Write a pilot's secret to a new file only its owner can read (never onto a command
+    line). The file is always created, never opened: ``O_EXCL|O_NOFOLLOW`` make a link
+    planted at its path fail the write instead of carrying the secret elsewhere. A regular
+    file left there by an earlier submission of the same task is removed first (removing a
+    name never writes through it)."""
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError as exc:
+        raise FileExistsError(
+            exc.errno, f"refusing to write a secret through what lies at {str(path)!r}"
+        ) from exc
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return path
