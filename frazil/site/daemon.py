@@ -32,10 +32,9 @@ from pathlib import Path
 
 from frazil import __version__
 from frazil.batch.base import BatchPlugin
-from frazil.client import Client
 from frazil.site.config import SiteConfig
 from frazil.site.dag import Dag
-from frazil.site.mode import Mode, Round
+from frazil.site.mode import Mode, Round, Server
 from frazil.site.multi import Multi
 from frazil.site.records import Job, PilotJob, ReservedJob, TaskJob
 from frazil.site.single import Single
@@ -54,12 +53,12 @@ __all__ = ["CLEAN_EVERY", "HEARTBEAT_EVERY", "Round", "SiteDaemon"]
 
 
 class SiteDaemon:
-    """A site's daemon over a client (HTTP to the server) and a batch plugin."""
+    """A site's daemon over a client (HTTP to the server, or a fake) and a batch plugin."""
 
     def __init__(
         self,
         config: SiteConfig,
-        client: Client,
+        client: Server,
         plugin: BatchPlugin,
         *,
         pilot: Sequence[str] = (sys.executable, "-m", "frazil.pilot"),

@@ -13,16 +13,45 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from frazil.batch.base import BatchPlugin, BatchStatus
-from frazil.client import Client
 from frazil.errors import NotFound, Rejected
 from frazil.model.states import AttemptOutcome
 from frazil.site.config import SiteConfig
 from frazil.site.records import Job
 from frazil.site.tracker import Tracker
+from frazil.wire import Claim, JobClaim, NewPilot, SiteInfo, Slot
 
 log = logging.getLogger(__name__)
+
+
+class Server(Protocol):
+    """What a site asks of the Frazil server (``frazil.client.Client`` over HTTP;
+    ``frazil.testing.FakeClient`` in memory)."""
+
+    def register_site(self, name: str, site: SiteInfo) -> dict[str, Any]: ...
+    def site_heartbeat(self, name: str) -> None: ...
+    def claim(
+        self, site: str, slot: Slot, limit: int, *, request: str | None = None
+    ) -> list[Claim]: ...
+    def claim_jobs(self, site: str, slot: Slot, limit: int) -> list[JobClaim]: ...
+    def record_batch_id(self, site: str, task_id: int, attempt: int, batch_id: str) -> None: ...
+    def lost(
+        self, site: str, task_id: int, attempt: int, reason: str, outcome: str = "vanished",
+        *, counts: bool = True,
+    ) -> str | None: ...  # fmt: skip
+    def stale_attempts(
+        self, site: str, pairs: Sequence[tuple[int, int]]
+    ) -> list[tuple[int, int]]: ...
+    def unsubmitted(self, site: str, known: Sequence[int]) -> list[tuple[int, int]]: ...
+    def create_pilot(self, site: str, slot: Slot) -> NewPilot: ...
+    def record_pilot_batch_id(self, site: str, pilot_id: int, batch_id: str) -> None: ...
+    def pilot_ended(
+        self, site: str, pilot_id: int, reason: str, outcome: str = "vanished",
+        *, counts: bool = True,
+    ) -> int: ...  # fmt: skip
+    def demand(self, site: str, slot: Slot, limit: int) -> int: ...
 
 
 @dataclass
@@ -46,7 +75,7 @@ class Mode:
     """
 
     def __init__(
-        self, config: SiteConfig, client: Client, plugin: BatchPlugin, tracker: Tracker,
+        self, config: SiteConfig, client: Server, plugin: BatchPlugin, tracker: Tracker,
         pilot: Sequence[str],
     ) -> None:  # fmt: skip
         self.config = config
