@@ -69,8 +69,9 @@ class Round:
 class Mode:
     """How a site runs tasks: it claims and submits, and reports the ends of its batch jobs.
 
-    A subclass implements ``submit`` and ``ended`` for the records it makes; the hooks that a
-    mode has no use for do nothing here. Submission failures (``BatchError``, ``OSError``)
+    A subclass implements ``submit`` and ``ended`` for the records it makes; cancelling the
+    batch jobs of stale attempts and handing back claims never submitted are the same for
+    every mode. Submission failures (``BatchError``, ``OSError``)
     hand the claimed work back uncounted and are raised, so the daemon's loop backs off.
     """
 
@@ -99,7 +100,18 @@ class Mode:
         raise NotImplementedError
 
     def cancel_stale(self, done: Round) -> None:
-        """Cancel batch jobs whose work ended on the server."""
+        """Cancel batch jobs whose attempts ended on the server (suspended, reset, done),
+        whichever mode submitted them."""
+        by_pair = self.tracker.attempts()
+        if not by_pair:
+            return
+        stale = self.client.stale_attempts(self.site, list(by_pair))
+        ids = [by_pair[pair] for pair in stale if pair in by_pair]
+        if not ids:
+            return
+        self.tracker.cancel(ids)
+        done.cancelled += len(ids)
+        log.info("cancelled %d batch job(s) whose tasks no longer need them", len(ids))
 
     def reconcile(self, done: Round) -> None:
         """Hand back the attempts the server says the site claimed and never submitted."""

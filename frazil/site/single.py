@@ -97,19 +97,6 @@ class Single(Mode):
         remove(job)
         return False
 
-    def cancel_stale(self, done: Round) -> None:
-        """Cancel batch jobs whose attempts ended on the server (suspended, reset, done)."""
-        by_pair = self.tracker.attempts()
-        if not by_pair:
-            return
-        stale = self.client.stale_attempts(self.site, list(by_pair))
-        ids = [by_pair[pair] for pair in stale if pair in by_pair]
-        if not ids:
-            return
-        self.tracker.cancel(ids)
-        done.cancelled += len(ids)
-        log.info("cancelled %d batch job(s) whose tasks no longer need them", len(ids))
-
     def request(self, claim: Claim, reservation: str = "") -> JobRequest:
         """The batch job of one claimed task (or of a reserved one, attempt 0, claimed by its
         pilot with ``reservation``): a pilot with its secret in a file."""

@@ -13,8 +13,8 @@ import pytest
 from frazil.pilot.multi import MultiOptions, MultiPilot
 from frazil.wire import ExchangeAnswer, Handed, Module, Report, Requirements, TaskSpec, Tray
 
-#: sleeps $2 seconds, then exits with $1
-SCRIPT = 'echo "task $FRAZIL_PILOT"\nsleep "$2"\nexit "$1"\n'
+#: leaves a mark in its directory, sleeps $2 seconds, then exits with $1
+SCRIPT = 'echo "task $FRAZIL_PILOT"\ntouch started\nsleep "$2"\nexit "$1"\n'
 
 
 @dataclass(frozen=True)
@@ -138,13 +138,11 @@ def test_a_terminated_pilot_hands_its_running_tasks_back_uncounted(
 
     def stop_when_running() -> None:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            task = pilot.running.get(8)
-            if task is not None and task.phase == "running":
-                time.sleep(0.05)  # the module has started
-                pilot.terminate()
+        while not (tmp_path / "tasks" / "8-1" / "task" / "started").exists():
+            if time.monotonic() > deadline:
                 return
             time.sleep(0.01)
+        pilot.terminate()
 
     threading.Thread(target=stop_when_running, daemon=True).start()
     started = time.monotonic()

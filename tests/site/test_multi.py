@@ -10,7 +10,7 @@ import pytest
 from frazil.batch.base import BatchState
 from frazil.errors import BatchError, Unreachable
 from frazil.model.states import AttemptOutcome
-from frazil.site.records import PilotJob
+from frazil.site.records import PilotJob, TaskJob
 from frazil.testing import FakeBatch, FakeClient
 from tests.site.conftest import MakeSite
 
@@ -130,3 +130,14 @@ def test_a_pilot_that_cannot_be_submitted_is_ended_uncounted(
     assert ended.args == ("s", 2, "not submitted: qsub: too many jobs", "unsubmitted")
     assert ended.kwargs == {"counts": False}
     assert list(site.running) == ["fake.1"]
+
+
+def test_a_task_s_job_from_before_the_site_turned_multi_is_still_cancelled_when_stale(
+    make_site: MakeSite, client: FakeClient, batch: FakeBatch
+) -> None:
+    make_site().tracker.track(TaskJob("old.1", "/nowhere", 0.0, task_id=4, attempt=1))
+    batch.set_state("old.1", BatchState.RUNNING)
+    site = make_site(pilot="multi")
+    client.stale = {(4, 1)}
+    done = site.step(1.0)
+    assert done.cancelled == 1 and batch.cancelled == ["old.1"] and site.running == {}
