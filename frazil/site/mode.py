@@ -13,7 +13,7 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from frazil.batch.base import BatchPlugin, BatchStatus
 from frazil.errors import NotFound, Rejected
@@ -30,7 +30,7 @@ class Server(Protocol):
     """What a site asks of the Frazil server (``frazil.client.Client`` over HTTP;
     ``frazil.testing.FakeClient`` in memory)."""
 
-    def register_site(self, name: str, site: SiteInfo) -> dict[str, Any]: ...
+    def register_site(self, name: str, site: SiteInfo) -> object: ...  # the site reads none
     def site_heartbeat(self, name: str) -> None: ...
     def claim(
         self, site: str, slot: Slot, limit: int, *, request: str | None = None
