@@ -12,8 +12,9 @@ from frazil.client import Client
 from frazil.server.main import ServerThread
 from frazil.services.tokens import create_token
 from frazil.site.config import Queue, SiteConfig, Storage
-from frazil.site.daemon import SiteDaemon, _secret
+from frazil.site.daemon import SiteDaemon
 from frazil.site.main import build
+from frazil.site.mode import secret as _secret
 from frazil.store import Database
 
 
