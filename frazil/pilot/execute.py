@@ -105,9 +105,12 @@ class Runner:
         self.stderr = stderr
         self._pid: int | None = None  # the running module's process (its group's leader)
         self._class_run: classrun.Handle | None = None  # or the running class run
+        self.stopped = False  # once stopped, a module started later is ended at once
 
     def stop(self) -> None:
-        """Terminate the running module's whole process group (from a signal handler)."""
+        """Terminate the running module's whole process group (from a signal handler), and
+        any module started after this (a stop that came just before its process existed)."""
+        self.stopped = True
         handle = self._class_run
         if handle is not None:
             handle.stop()
@@ -137,6 +140,8 @@ class Runner:
             except OSError as exc:
                 raise ModuleFailed(f"module {name}: cannot start {argv[0]}: {exc}") from exc
             self._pid = process.pid
+            if self.stopped:  # stopped while it was being started
+                self.stop()
             try:
                 _, status, usage = os.wait4(process.pid, 0)
             finally:
@@ -174,6 +179,8 @@ class Runner:
         try:
             handle = classrun.start(run)
             self._class_run = handle
+            if self.stopped:  # stopped while it was being started
+                handle.stop()
             try:
                 ended = handle.wait()
             finally:

@@ -288,6 +288,8 @@ class Pilot:
             for m in tray.modules:
                 if self.terminated:
                     raise Terminated("terminated by the batch system (SIGTERM)")
+                if self.stale:
+                    raise StaleAttempt("the attempt is no longer current: no module starts")
                 name = m.name or (m.src or m.class_).rsplit("/", 1)[-1]
                 label = f"{tray.name or 'tray'}[{tray.iteration}].{name}"
                 self._write_configs(m.configs)

@@ -235,3 +235,16 @@ def test_a_sigkilled_pilot_takes_its_class_modules_process_along(tmp_path: Path)
         pilot.kill()
         if pid and pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stop_that_comes_before_the_module_exists_still_ends_it(tmp_path: Path) -> None:
+    """A SIGTERM or a stale answer between the pilot's last check and the module's start
+    must not leave the module to run to its end."""
+    from frazil.pilot.execute import ModuleFailed, Runner
+
+    runner = Runner(tmp_path, tmp_path / "stdout", tmp_path / "stderr")
+    runner.stop()  # nothing runs yet
+    started = time.monotonic()
+    with pytest.raises(ModuleFailed, match="was killed by signal 15"):
+        runner.subprocess("sleeper", ["sleep", "30"], {"PATH": os.environ["PATH"]})
+    assert time.monotonic() - started < 10
