@@ -1,0 +1,191 @@
+"""What people read: datasets, jobs, tasks, attempts, logs, statistics, sites, quotas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """One dataset as listed."""
+
+    id: int
+    alias: str | None
+    description: str
+    owner: str
+    status: str
+    priority: float
+    jobs_submitted: int
+    jobs_materialized: int
+    jobs_complete: int
+    jobs_failed: int
+    tasks_per_job: int
+    config_version: int
+    debug: bool
+    truncated: bool
+    always_active: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class DatasetStatusView:
+    """A dataset with its task counts per task name and state."""
+
+    dataset: DatasetView
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task name -> state -> n
+    job_counts: dict[str, int] = field(default_factory=dict)  # job state -> n
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the submitted jobs that are complete."""
+        n = self.dataset.jobs_submitted
+        return self.dataset.jobs_complete / n if n else 0.0
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job as listed."""
+
+    dataset_id: int
+    index: int
+    status: str
+    seed: int
+    tasks: int
+    complete: int
+    failed: int
+    failures: int
+    status_changed: float
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One task as listed."""
+
+    id: int
+    dataset_id: int
+    job_index: int
+    task_index: int
+    name: str
+    status: str
+    failures: int
+    attempts: int
+    site: str | None
+    phase: str | None
+    cpu: int
+    gpu: int
+    memory: float
+    disk: float
+    time: float
+    status_changed: float
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    """One attempt of a task."""
+
+    number: int
+    site: str
+    host: str | None
+    batch_id: str | None
+    outcome: str
+    phase: str | None
+    claimed_at: float
+    started_at: float | None
+    ended_at: float | None
+    exit_code: int | None
+    cpu_time: float | None
+    wall_time: float | None
+    max_memory: float | None
+    error: str | None
+    config_version: int
+    stats: dict[str, float]
+    pilot_id: int | None = None  # the multi-task pilot that ran it
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    """A task with its attempts."""
+
+    task: TaskView
+    attempts: list[AttemptView]
+    depends_on: list[str]
+
+
+@dataclass(frozen=True)
+class LogView:
+    """The kept tail of one log of one attempt."""
+
+    attempt: int
+    name: str
+    text: str
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class StatSummary:
+    """One statistic aggregated over attempts: count, sum, mean, standard deviation, range."""
+
+    task_name: str
+    name: str
+    count: int
+    total: float
+    mean: float
+    stddev: float
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
+class SiteView:
+    """A registered site."""
+
+    name: str
+    resources: dict[str, Any]
+    info: dict[str, Any]
+    registered_at: float
+    last_seen: float
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a submitter holds now."""
+
+    jobs: int = 0
+    tasks: int = 0
+
+
+@dataclass(frozen=True)
+class Quota:
+    """A submitter's caps (their own where an administrator set them, else the defaults)."""
+
+    submitter: str
+    dataset_jobs: int
+    dataset_tasks: int
+    jobs: int
+    tasks: int
+    #: the caps an administrator set for this submitter (the others are the defaults)
+    overridden: tuple[str, ...] = ()
+    usage: Holdings = Holdings()
+
+
+@dataclass(frozen=True)
+class NewToken:
+    """A token just made: its record and the token itself (shown only in this answer)."""
+
+    id: int
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    token: str
+
+
+@dataclass(frozen=True)
+class Health:
+    """The server answers (and the caller's token is valid)."""
+
+    status: str
+    version: str
