@@ -9,7 +9,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -86,9 +89,24 @@ def test_concurrent_completions_release_every_child_once(db, tmp_path):
     assert bad == 0
 
 
+@contextmanager
+def _snapshot(db) -> Iterator[Any]:
+    """One read that sees the database at one moment. A worker killed just after it sent
+    COMMIT may have its commit land a moment after it died; under READ COMMITTED each
+    statement would see its own moment, and the counts could disagree with each other."""
+    if db.backend == "sqlite":  # a read transaction is one snapshot already
+        with db.read() as conn:
+            yield conn
+        return
+    with db.engine.connect() as raw:
+        conn = raw.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
 def _consistent(db, dataset_id: int) -> None:
     """Counters match rows; every queued task has exactly its one open attempt."""
-    with db.read() as conn:
+    with _snapshot(db) as conn:
         from frazil.store.schema import dataset
 
         made = conn.execute(
