@@ -237,6 +237,19 @@ class ScriptPlugin(BatchPlugin):
         )
         return result
 
+    def _submitted_id(self, command: str, args: Sequence[str], pattern: re.Pattern[str]) -> str:
+        """Run a submit command and read the job id that ``pattern`` finds on the last line
+        it printed (a ``BatchCommandError`` if there is none)."""
+        result = self._run(command, args)
+        lines = result.stdout.strip().splitlines()
+        m = pattern.match(lines[-1] if lines else "")
+        if m is None:
+            raise BatchCommandError(
+                result.argv, result.returncode, result.stdout, result.stderr,
+                f"{command} printed no job id",
+            )  # fmt: skip
+        return m.group(1)
+
     def _tolerant(self, command: str, args: Sequence[str]) -> str:
         """Run; a non-zero exit whose every complaint is about unknown or ended ids (each
         stderr line matches ``unknown_job``) still yields the stdout."""

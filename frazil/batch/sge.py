@@ -180,14 +180,7 @@ class SgePlugin(ScriptPlugin):
 
     def submit_one(self, request: JobRequest, script: Path) -> str:
         """``qsub -terse -w e`` (refuse what could never run); the job id is what it prints."""
-        result = self._run("qsub", ["-terse", "-w", "e", str(script)])
-        m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
-        if m is None:
-            raise BatchCommandError(
-                result.argv, result.returncode, result.stdout, result.stderr,
-                "qsub printed no job id",
-            )  # fmt: skip
-        return m.group(1)
+        return self._submitted_id("qsub", ["-terse", "-w", "e", str(script)], _ID)
 
     def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``qstat -xml``; one ``qacct -j`` for the ids that left the queue."""

@@ -177,14 +177,7 @@ class SlurmPlugin(ScriptPlugin):
 
     def submit_one(self, request: JobRequest, script: Path) -> str:
         """``sbatch --parsable``; the job id is what it prints before any ``;cluster``."""
-        result = self._run("sbatch", ["--parsable", str(script)])
-        m = _ID.match(result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "")
-        if m is None:
-            raise BatchCommandError(
-                result.argv, result.returncode, result.stdout, result.stderr,
-                "sbatch printed no job id",
-            )  # fmt: skip
-        return m.group(1)
+        return self._submitted_id("sbatch", ["--parsable", str(script)], _ID)
 
     def lookup(self, ids: Sequence[str]) -> dict[str, BatchStatus]:
         """One ``scontrol`` for all; ``sacct`` once for those the controller forgot."""

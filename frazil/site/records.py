@@ -14,40 +14,40 @@ from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
-class TaskJob:
-    """A batch job whose pilot runs one claimed attempt of a task and reports on it."""
-
-    kind: ClassVar[str] = "task"
+class _BatchJob:
+    """What every batch job of the site has: its id, its directory, when it was submitted."""
 
     batch_id: str
     workdir: str
     submitted_at: float
+
+
+@dataclass(frozen=True)
+class TaskJob(_BatchJob):
+    """A batch job whose pilot runs one claimed attempt of a task and reports on it."""
+
+    kind: ClassVar[str] = "task"
+
     task_id: int
     attempt: int
 
 
 @dataclass(frozen=True)
-class ReservedJob:
+class ReservedJob(_BatchJob):
     """A batch-side DAG task's batch job: its pilot claims the task with its reservation once
     the batch system starts it (after its parents ended well)."""
 
     kind: ClassVar[str] = "reserved"
 
-    batch_id: str
-    workdir: str
-    submitted_at: float
     task_id: int
 
 
 @dataclass(frozen=True)
-class PilotJob:
+class PilotJob(_BatchJob):
     """A multi-task pilot's batch job: the pilot takes tasks from the server until idle."""
 
     kind: ClassVar[str] = "pilot"
 
-    batch_id: str
-    workdir: str
-    submitted_at: float
     pilot_id: int
 
 
