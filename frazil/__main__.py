@@ -1,5 +1,5 @@
 """``python -m frazil`` runs the command line."""
 
-from frazil.cli.main import main
+from frazil.cli.entry import main
 
 main()

@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 
@@ -36,8 +36,10 @@ from frazil.errors import (
 from frazil.wire import (
     PROTOCOL,
     PROTOCOL_HEADER,
+    TOTAL_HEADER,
     AttemptKey,
     Beat,
+    Caller,
     Claim,
     ClaimRequest,
     DatasetStatusView,
@@ -47,16 +49,19 @@ from frazil.wire import (
     Finish,
     Health,
     JobClaim,
+    JobsSet,
     JobView,
     LogView,
     NewPilot,
     NewToken,
+    Page,
     Quota,
     Report,
     SiteInfo,
     SiteView,
     Slot,
     StatSummary,
+    Submitted,
     TaskDetail,
     TaskSpec,
     TaskView,
@@ -73,6 +78,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
     cls.__name__: cls
     for cls in (
         errors.NotFound,
+        errors.BadRequest,
         errors.Rejected,
         errors.StaleAttempt,
         errors.BadPasskey,
@@ -180,7 +186,7 @@ class _Base:
         """Close the connection pool."""
         self._http.close()
 
-    def __enter__(self) -> _Base:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -189,7 +195,14 @@ class _Base:
     def request(
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
     ) -> Any:
-        """One call, retried on connection failures and unavailable servers."""
+        """One call, retried on connection failures and unavailable servers; its JSON."""
+        response = self.send(method, path, json=json, params=params)
+        return response.json() if response.content else None
+
+    def send(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
+    ) -> httpx.Response:
+        """One call, retried on connection failures and unavailable servers; its answer."""
         deadline = time.monotonic() + self.retry_for
         pause = 0.2
         clean = {k: v for k, v in (params or {}).items() if v is not None}
@@ -206,7 +219,7 @@ class _Base:
                 if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
                     _check_protocol(response, self.url)
                     _raise_for(response)
-                    return response.json() if response.content else None
+                    return response
                 log.warning(
                     "server answered %d (%s); retrying in %.1f s",
                     response.status_code, _detail(response), pause,
@@ -224,12 +237,18 @@ class Client(_Base):
     # -- datasets ---------------------------------------------------------------------------
 
     def submit(self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any) -> int:
-        """Submit a dataset (config as data or YAML/JSON text); returns its id.
+        """Submit a dataset (config as data or YAML/JSON text); returns its id."""
+        return self.submit_dataset(config, jobs=jobs, **options).id
+
+    def submit_dataset(
+        self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any
+    ) -> Submitted:
+        """Submit a dataset (``alias``, ``description``, ``priority``, ``seed``, ``group``).
 
         The server checks the config first: every job, or, when the time for that does not
-        allow it, the first, the last and a random sample (``POST /datasets`` says which)."""
+        allow it, the first, the last and a random sample (the answer says which)."""
         body = {"config": config, "jobs": jobs, **options}
-        return int(self.request("POST", "/datasets", json=body)["id"])
+        return _decoded(Submitted, self.request("POST", "/datasets", json=body), "a submission")
 
     def datasets(self, status: str | None = None) -> list[DatasetView]:
         """Every dataset."""
@@ -255,9 +274,10 @@ class Client(_Base):
         """Change a dataset's priority."""
         self.request("PUT", f"/datasets/{ref}/priority", json={"priority": priority})
 
-    def set_jobs(self, ref: int | str, jobs: int) -> None:
-        """Raise a dataset's number of jobs."""
-        self.request("PUT", f"/datasets/{ref}/jobs", json={"jobs": jobs})
+    def set_jobs(self, ref: int | str, jobs: int) -> JobsSet:
+        """Raise a dataset's number of jobs (the new ones are checked first)."""
+        result = self.request("PUT", f"/datasets/{ref}/jobs", json={"jobs": jobs})
+        return _decoded(JobsSet, result, "a change of jobs")
 
     def truncate(self, ref: int | str) -> None:
         """Make no more jobs for a dataset."""
@@ -265,13 +285,25 @@ class Client(_Base):
 
     def jobs(self, ref: int | str, **filters: Any) -> list[JobView]:
         """A dataset's jobs (``status``, ``limit``, ``offset``)."""
-        result = self.request("GET", f"/datasets/{ref}/jobs", params=filters)
-        return _each(JobView, result, "a job")
+        return self.jobs_page(ref, **filters).items
+
+    def jobs_page(self, ref: int | str, **filters: Any) -> Page[JobView]:
+        """A page of a dataset's jobs, and how many there are in all."""
+        return self._page(JobView, f"/datasets/{ref}/jobs", filters, "a job")
 
     def tasks(self, ref: int | str, **filters: Any) -> list[TaskView]:
         """A dataset's tasks (``status``, ``job``, ``name``, ``limit``, ``offset``)."""
-        result = self.request("GET", f"/datasets/{ref}/tasks", params=filters)
-        return _each(TaskView, result, "a task")
+        return self.tasks_page(ref, **filters).items
+
+    def tasks_page(self, ref: int | str, **filters: Any) -> Page[TaskView]:
+        """A page of a dataset's tasks, and how many match in all."""
+        return self._page(TaskView, f"/datasets/{ref}/tasks", filters, "a task")
+
+    def _page(self, shape: type[T], path: str, params: Mapping[str, Any], what: str) -> Page[T]:
+        response = self.send("GET", path, params=params)
+        total = response.headers.get(TOTAL_HEADER, "-1")
+        items = _each(shape, response.json(), what)
+        return Page(items, int(total) if total.lstrip("-").isdigit() else -1)
 
     def stats(
         self, ref: int | str, task: str | None = None, *, limit: int | None = None,
@@ -389,6 +421,14 @@ class Client(_Base):
         result = self.request("POST", "/tokens", json={"name": name, "role": role})
         return _decoded(NewToken, result, "a new token")
 
+    def quotas(self) -> list[Quota]:
+        """Every submitter with caps of their own (administrators)."""
+        return _each(Quota, self.request("GET", "/quotas"), "a quota")
+
+    def clear_quota(self, submitter: str) -> Quota:
+        """Give a submitter the default caps again (administrators)."""
+        return _decoded(Quota, self.request("DELETE", f"/quotas/{submitter}"), "a quota")
+
     def quota(self, submitter: str) -> Quota:
         """A submitter's caps and what they hold (administrators)."""
         return _decoded(Quota, self.request("GET", f"/quotas/{submitter}"), "a quota")
@@ -398,6 +438,10 @@ class Client(_Base):
         ``tasks``; None: back to the default) (administrators)."""
         result = self.request("PUT", f"/quotas/{submitter}", json=caps)
         return _decoded(Quota, result, "a quota")
+
+    def whoami(self) -> Caller:
+        """Whom the server takes this client's token for."""
+        return _decoded(Caller, self.request("GET", "/me"), "the caller")
 
     def health(self) -> Health:
         """The server's status."""

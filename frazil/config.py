@@ -46,7 +46,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     jobs = 2000000                # jobs not yet complete, all of a submitter's datasets
     tasks = 10000000              # tasks of those jobs
 
-    [client]                      # parsed, not used yet: the CLI works on the database
+    [client]                      # the server user commands speak to (frazil.cli.connect)
     url = "http://frazil.example.org:8800"
     token = "frz_..."
 """
@@ -132,7 +132,7 @@ class Settings:
     database: DatabaseTimeouts = field(default_factory=DatabaseTimeouts)
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
-    url: str | None = None  # a server to talk to instead of the database
+    url: str | None = None  # a server for the user commands (``frazil.cli.connect``)
     token: str | None = None
 
     @property

@@ -15,6 +15,7 @@ The tree::
     ├── BudgetExceeded            validating a config took more than its budget; names it
     ├── IllegalTransition         a state change that the state tables do not allow
     ├── NotFound                  no dataset, job or task by that name or number
+    ├── BadRequest                a value no state could accept (a filter by an unknown status)
     ├── Rejected                  a request the current state refuses
     │   ├── StaleAttempt              a report from an attempt that is no longer current
     │   ├── BadPasskey                a report whose passkey does not match its attempt
@@ -180,6 +181,10 @@ class IllegalTransition(FrazilError):
 
 class NotFound(FrazilError):
     """No dataset, job or task by that name or number."""
+
+
+class BadRequest(FrazilError):
+    """A request with a value that is wrong whatever the state (an unknown status to list)."""
 
 
 class Rejected(FrazilError):

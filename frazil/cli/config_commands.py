@@ -6,25 +6,37 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
-from rich.tree import Tree
 
 from frazil.cli.text import console, plain, shown
 from frazil.errors import ConfigError, ExpressionError, Problem
-from frazil.loader import Inspection, inspect_file, load_config
-from frazil.model.dag import build_dag
-from frazil.model.expressions import Context, Evaluator
-from frazil.model.resolve import JobInfo, ResolvedTask, Resolver, resolve_job
-from frazil.model.rng import job_seed
-from frazil.model.spec import DatasetConfig
-from frazil.wire import encode
 
-out = console()
-err = console(stderr=True)
+if TYPE_CHECKING:
+    from rich.text import Text
+
+    from frazil.loader import Inspection
+    from frazil.model.expressions import Evaluator
+    from frazil.model.resolve import JobInfo, ResolvedTask
+    from frazil.model.spec import DatasetConfig
+
+# The config model, the loader and Rich's tables are imported by the commands that use them,
+# so that ``frazil --help`` does not pay for them.
+
+
+class _Lazy:
+    """A console made at its first use."""
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        console(stderr=self.stderr).print(*args, **kwargs)
+
+
+out = _Lazy(stderr=False)
+err = _Lazy(stderr=True)
 
 ConfigArg = Annotated[Path, typer.Argument(help="Dataset config, YAML or JSON.")]
 JobOpt = Annotated[int, typer.Option("--job", "-j", help="Job index.", min=0)]
@@ -51,6 +63,8 @@ def validate(config: ConfigArg, job: JobOpt = 0) -> None:
 
     Each problem is printed as FILE:LINE: PATH: MESSAGE. Exits 1 if there is any error.
     """
+    from frazil.loader import inspect_file  # noqa: PLC0415
+
     inspection = inspect_file(config, job=job)
     _print_problems(inspection)
     report = inspection.report
@@ -66,6 +80,8 @@ def validate(config: ConfigArg, job: JobOpt = 0) -> None:
 
 
 def _load(config: Path) -> DatasetConfig:
+    from frazil.loader import load_config  # noqa: PLC0415
+
     try:
         return load_config(config)
     except ConfigError as exc:
@@ -97,6 +113,14 @@ def show(
     ] = False,
 ) -> None:
     """Show one job of a dataset: its task DAG, requirements, files and commands."""
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+    from rich.tree import Tree  # noqa: PLC0415
+
+    from frazil.model.dag import build_dag  # noqa: PLC0415
+    from frazil.model.resolve import JobInfo, resolve_job  # noqa: PLC0415
+    from frazil.wire import encode  # noqa: PLC0415
+
     cfg = _load(config)
     info = JobInfo(
         dataset=dataset,
@@ -141,11 +165,15 @@ def show(
 
 
 def _fold(text: str) -> Text:
+    from rich.text import Text  # noqa: PLC0415
+
     return Text(plain(text), overflow="fold")
 
 
 def schema() -> None:
     """Print the JSON Schema of dataset configs (for editors and other tools)."""
+    from frazil.model.spec import DatasetConfig  # noqa: PLC0415
+
     typer.echo(json.dumps(DatasetConfig.model_json_schema(by_alias=True), indent=2))
 
 
@@ -169,6 +197,10 @@ def expr(
     lenient: Annotated[bool, typer.Option(help="Keep unresolved references as text.")] = False,
 ) -> None:
     """Print the value EXPRESSION takes for one job (and task, tray, module)."""
+    from frazil.model.expressions import Context, Evaluator  # noqa: PLC0415
+    from frazil.model.resolve import JobInfo  # noqa: PLC0415
+    from frazil.model.rng import job_seed  # noqa: PLC0415
+
     info = JobInfo(
         dataset=dataset,
         job=job,
@@ -208,6 +240,8 @@ def _scoped_evaluator(
     module: int | None,
     iteration: int,
 ) -> Evaluator:
+    from frazil.model.resolve import Resolver  # noqa: PLC0415
+
     resolver = Resolver(cfg, info)
     if task is None:
         if tray is not None or module is not None:

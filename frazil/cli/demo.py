@@ -14,30 +14,28 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from frazil.cli.text import console, shown
-from frazil.client import Client
-from frazil.config import ServerSettings
-from frazil.loader import load_config
-from frazil.server.main import ServerThread
-from frazil.services import queries
-from frazil.services.tokens import create_token
-from frazil.site.config import Queue, SiteConfig, Storage
-from frazil.site.main import build
-from frazil.site.main import run as run_site
-from frazil.store import Database
-from frazil.wire import DatasetStatusView, Slot
 
-out = console()
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from frazil.client import Client
+    from frazil.site.config import SiteConfig
+    from frazil.store import Database
+    from frazil.wire import DatasetStatusView
+
+# the server, the site and the database are imported when the demo runs (not for --help)
 STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
 
 
 def _site_config(url: str, token: str, home: Path, example: Path) -> SiteConfig:
+    from frazil.site.config import Queue, SiteConfig, Storage  # noqa: PLC0415
+    from frazil.wire import Slot  # noqa: PLC0415
+
     software = example.parent / "simulation"
     return SiteConfig(
         name="local",
@@ -63,6 +61,8 @@ def _site_config(url: str, token: str, home: Path, example: Path) -> SiteConfig:
 
 
 def _progress(view: DatasetStatusView) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     d = view.dataset
     done = f"{d.jobs_complete}/{d.jobs_submitted} jobs complete"
     table = Table(title=f"dataset {d.id}: {d.status} — {done}")
@@ -86,6 +86,18 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 600.0,
 ) -> None:
     """Run the simulation chain end to end on this machine: server, site, pilots."""
+    from rich.live import Live  # noqa: PLC0415
+
+    from frazil.client import Client  # noqa: PLC0415
+    from frazil.config import ServerSettings  # noqa: PLC0415
+    from frazil.loader import load_config  # noqa: PLC0415
+    from frazil.server.main import ServerThread  # noqa: PLC0415
+    from frazil.services.tokens import create_token  # noqa: PLC0415
+    from frazil.site.main import build  # noqa: PLC0415
+    from frazil.site.main import run as run_site  # noqa: PLC0415
+    from frazil.store import Database  # noqa: PLC0415
+
+    out = console()
     example = config.resolve()
     load_config(example)  # refuse a broken config before starting anything
     home = (directory or Path.cwd() / f"frazil-demo-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
@@ -131,6 +143,11 @@ def demo(
 
 
 def _summary(client: Client, db: Database, dataset: int) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    from frazil.services import queries  # noqa: PLC0415
+
+    out = console()
     rows = queries.permanent_outputs(db, dataset)
     table = Table("output", "bytes", "sha256 (recorded)", "on disk")
     for r in rows:

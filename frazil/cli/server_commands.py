@@ -1,24 +1,92 @@
-"""Commands for running the service: ``frazil server``, ``frazil token``, ``frazil quota``."""
+"""Commands that run on the server's host, on its database directly: ``init``, ``server``,
+``materialize``, ``token``; and the daemons ``site`` and ``pilot``, and ``demo``.
+
+Everything else a user or an administrator does goes through the API (``connect``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from frazil.cli.db_commands import actor, open_db
-from frazil.cli.text import console, shown
+from frazil.cli.output import Listing, columns, mode, show
+from frazil.cli.text import plain
 from frazil.config import load_settings
-from frazil.services import quota, tokens
-from frazil.wire import Quota
 
-out = console()
-token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from frazil.store import Database
+
+ON_HOST = "On the server's host: works on the database directly."
+token_app = typer.Typer(help=f"Create, list and revoke API tokens. {ON_HOST}", no_args_is_help=True)
+
+
+def say(text: str) -> None:
+    """One line of text on stdout, as it is."""
+    typer.echo(plain(text))
+
+
+def open_db(*, migrate: bool = False) -> Database:
+    """The configured database; it must exist and be migrated unless ``migrate`` is set."""
+    from frazil.cli.inprocess import NoDatabase  # noqa: PLC0415
+    from frazil.config import sqlite_file  # noqa: PLC0415
+    from frazil.store import Database  # noqa: PLC0415
+
+    settings = load_settings()
+    files = sqlite_file(settings.db_url)
+    if not migrate and files and not files[0].exists():
+        raise NoDatabase(f"no database at {files[0]}: `frazil init` creates it")
+    db = Database(settings.db_url, timeouts=settings.database)
+    if migrate:
+        db.migrate()
+    else:
+        db.check_schema()
+    return db
+
+
+def init() -> None:
+    """Create the database, or migrate it to this version of Frazil. On the server's host."""
+    home = load_settings().home
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    db = open_db(migrate=True)
+    for path, mode_ in [(home, 0o700), *((p, 0o600) for p in db.sqlite_files())]:
+        _make_private(path, mode_)
+    say(f"database ready: {db.url!r} (schema {db.current_revision()})")
+
+
+def _make_private(path: Path, mode_: int) -> None:
+    """Take away what group and others may do with ``path`` (Frazil's home: 0700, its
+    database: 0600), saying so when it was looser."""
+    try:
+        current = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return
+    if current & 0o077:
+        os.chmod(path, mode_)
+        say(f"{path} was readable by others ({current:04o}): now {mode_:04o}")
+
+
+def materialize(
+    max_jobs: Annotated[int, typer.Option(help="Stop after this many jobs.", min=1)] = 10**9,
+) -> None:
+    """Create the jobs that submitted datasets still lack (the server does this itself).
+    On the server's host."""
+    from frazil.services.materialize import materialize_step  # noqa: PLC0415
+
+    db = open_db()
+    made = 0
+    while made < max_jobs:
+        n = materialize_step(db, time.time(), max_jobs=min(max_jobs - made, 50_000))
+        if n == 0:
+            break
+        made += n
+    say(f"created {made} jobs")
 
 
 @token_app.command("create")
@@ -27,6 +95,8 @@ def create(
     role: Annotated[str, typer.Option(help="admin, user or site.")] = "user",
 ) -> None:
     """Create a token and print it once (only its hash is kept)."""
+    from frazil.services import tokens  # noqa: PLC0415
+
     _, value = tokens.create_token(open_db(), name, role, now=time.time())
     typer.echo(value)
 
@@ -34,6 +104,8 @@ def create(
 @token_app.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List tokens (never the tokens themselves)."""
+    from frazil.services import tokens  # noqa: PLC0415
+
     rows = tokens.list_tokens(open_db())
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
@@ -42,99 +114,27 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     def when(t: float | None) -> str:
         return "-" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
-    table = Table("id", "name", "role", "created", "last used", "revoked")
+    listing = Listing(columns("id*#", "name*", "role", "created", "last used", "revoked"))
     for r in rows:
-        table.add_row(
-            str(r.id), shown(r.name), r.role.value, when(r.created_at), when(r.last_used_at),
-            "-" if r.revoked_at is None else when(r.revoked_at),
-        )  # fmt: skip
-    out.print(table)
+        listing.add(r.id, r.name, r.role.value, when(r.created_at), when(r.last_used_at),
+                    "-" if r.revoked_at is None else when(r.revoked_at))  # fmt: skip
+    show(listing, mode(None))
 
 
 @token_app.command("revoke")
 def revoke(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
     """Make a token unusable."""
+    from frazil.services import tokens  # noqa: PLC0415
+
     tokens.revoke_token(open_db(), token_id, now=time.time())
-    out.print(f"token {token_id} revoked")
-
-
-quota_app = typer.Typer(
-    help="Show and set submitters' quotas (defaults: \\[quota] in frazil.toml).",
-    no_args_is_help=True,
-)
-
-
-def _cap(what: str) -> Any:
-    return typer.Option(min=0, max=10**12, help=what)
-
-
-def _print_quotas(rows: list[Quota], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps([dataclasses.asdict(q) for q in rows], indent=2))
-        return
-    table = Table("submitter", "jobs/dataset", "tasks/dataset", "jobs open", "tasks open")
-    for q in rows:
-
-        def cap(name: str, q: Quota = q) -> str:
-            mark = "*" if name in q.overridden else ""
-            return f"{getattr(q, name):,}{mark}"
-
-        table.add_row(
-            shown(q.submitter), cap("dataset_jobs"), cap("dataset_tasks"),
-            f"{q.usage.jobs:,} of {cap('jobs')}", f"{q.usage.tasks:,} of {cap('tasks')}",
-        )  # fmt: skip
-    out.print(table)
-    out.print("* set for this submitter; the others are the defaults (\\[quota] in frazil.toml)")
-
-
-@quota_app.command("show")
-def quota_show(
-    submitter: Annotated[
-        str | None, typer.Argument(help="One submitter (default: all set).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """A submitter's caps and what they hold (or every submitter with caps of their own)."""
-    defaults = load_settings().quota
-    db = open_db()
-    if submitter is None:
-        rows = quota.list_quotas(db, defaults)
-    else:
-        rows = [quota.get_quota(db, submitter, defaults)]
-    _print_quotas(rows, as_json)
-
-
-@quota_app.command("set")
-def quota_set(
-    submitter: Annotated[str, typer.Argument(help="The dataset owner (a token's name).")],
-    dataset_jobs: Annotated[int | None, _cap("Jobs in one dataset.")] = None,
-    dataset_tasks: Annotated[int | None, _cap("Tasks in one dataset.")] = None,
-    jobs: Annotated[int | None, _cap("Jobs not yet complete, all datasets.")] = None,
-    tasks: Annotated[int | None, _cap("Tasks of those jobs.")] = None,
-) -> None:
-    """Set a submitter's caps (the ones given; the others stay)."""
-    given = {"dataset_jobs": dataset_jobs, "dataset_tasks": dataset_tasks, "jobs": jobs,
-             "tasks": tasks}  # fmt: skip
-    caps = {k: v for k, v in given.items() if v is not None}
-    if not caps:
-        raise typer.BadParameter("give at least one of --dataset-jobs, --dataset-tasks, ...")
-    q = quota.set_quota(
-        open_db(), submitter, load_settings().quota, now=time.time(), actor=actor(), **caps
-    )
-    _print_quotas([q], as_json=False)
-
-
-@quota_app.command("clear")
-def quota_clear(submitter: Annotated[str, typer.Argument(help="The dataset owner.")]) -> None:
-    """Give a submitter the default caps again."""
-    _print_quotas([quota.clear_quota(open_db(), submitter, load_settings().quota)], False)
+    say(f"token {token_id} revoked")
 
 
 def server(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """Run the API and the background daemons (until interrupted)."""
+    """Run the API and the background daemons (until interrupted). On the server's host."""
     from frazil.server.main import serve  # noqa: PLC0415 - the web stack only when serving
 
     settings = load_settings()
@@ -148,8 +148,9 @@ def server(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
+    app.command()(init)
+    app.command()(materialize)
     app.add_typer(token_app, name="token")
-    app.add_typer(quota_app, name="quota")
     app.command()(server)
 
 
@@ -172,7 +173,7 @@ def pilot(ctx: typer.Context) -> None:
 
 def register_runners(app: typer.Typer) -> None:
     """Add the site, pilot and demo commands."""
-    from frazil.cli.demo import demo  # noqa: PLC0415
+    from frazil.cli.demo import demo  # noqa: PLC0415 - light: it imports the server to run
 
     app.command()(site)
     app.command(

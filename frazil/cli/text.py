@@ -9,10 +9,12 @@ or ``plain`` where no markup is parsed (``Text`` objects, ``typer.echo``).
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING
 
 from frazil.logs import visible
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def plain(value: object) -> str:
@@ -23,10 +25,14 @@ def plain(value: object) -> str:
 
 def shown(value: object) -> str:
     """``value`` as text for rich markup: control characters written out, markup escaped."""
+    from rich.markup import escape  # noqa: PLC0415 - Rich only where something is printed
+
     return escape(plain(value))
 
 
 def console(*, stderr: bool = False) -> Console:
     """A console for the CLI: no highlighting and no ``:emoji:`` codes, so that text shows
     as it is."""
+    from rich.console import Console  # noqa: PLC0415
+
     return Console(stderr=stderr, highlight=False, emoji=False, soft_wrap=stderr)

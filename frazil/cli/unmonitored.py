@@ -17,20 +17,19 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from frazil.batch.base import BatchPlugin, BatchState, JobRequest, load_plugin
-from frazil.batch.foreground import Outcome, run_dags
 from frazil.cli.text import console, shown
-from frazil.loader import load_config
-from frazil.model.dag import build_dag
-from frazil.model.resolve import JobInfo, Resolver
-from frazil.wire import encode
 
-out = console()
+if TYPE_CHECKING:
+    from frazil.batch.base import BatchPlugin, JobRequest
+    from frazil.batch.foreground import Outcome
+
+
+def _out(text: str) -> None:
+    console().print(text)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -75,6 +74,13 @@ def run(
     ] = 5.0,
 ) -> None:
     """Run every task of N jobs through a batch system, each after the tasks it depends on."""
+    # what a run needs, imported when one is asked for (frazil --help stays fast)
+    from frazil.batch.base import JobRequest, load_plugin  # noqa: PLC0415
+    from frazil.loader import load_config  # noqa: PLC0415
+    from frazil.model.dag import build_dag  # noqa: PLC0415
+    from frazil.model.resolve import JobInfo, Resolver  # noqa: PLC0415
+    from frazil.wire import encode  # noqa: PLC0415
+
     cfg = load_config(config)
     root = (directory or Path.cwd() / f"frazil-run-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     options = {k: _option(v) for k, v in _pairs(option or [], "--option").items()}
@@ -114,19 +120,21 @@ def run(
             rows.append((job, spec.name, ", ".join(dag.names[p] for p in dag.parents[t])))
     if dry_run:
         _table("script", rows, [str(plugin.write_script(r)) for r in requests])
-        out.print(f"scripts: {shown(root)}")
+        _out(f"scripts: {shown(root)}")
     elif plugin.runs_dags:
         _table("batch id", rows, _submit_dags(plugin, requests, parents, len(dag.order)))
-        out.print(f"submitted: {shown(root)}")
+        _out(f"submitted: {shown(root)}")
     else:
         _run_here(plugin, batch, requests, parents, rows, root, poll_interval)
 
 
 def _table(last: str, rows: list[tuple[int, str, str]], values: list[str]) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table("job", "task", "after", last)
     for (job, name, after), value in zip(rows, values, strict=True):
         table.add_row(str(job), shown(name), shown(after or "-"), shown(value))
-    out.print(table)
+    console().print(table)
 
 
 def _submit_dags(
@@ -147,7 +155,10 @@ def _run_here(
 ) -> None:  # fmt: skip
     """Run the DAGs from this process (the batch system cannot hold a task until others
     end); exit 1 unless every task completed."""
-    out.print(
+    from frazil.batch.base import BatchState  # noqa: PLC0415
+    from frazil.batch.foreground import run_dags  # noqa: PLC0415
+
+    _out(
         f"{shown(batch)} runs no DAGs itself: running them from here, each task once its "
         "parents completed (Ctrl-C cancels what runs)"
     )
@@ -165,11 +176,11 @@ def _run_here(
 
     def report(i: int, outcome: Outcome) -> None:
         job, name, _ = rows[i]
-        out.print(f"job {job} {shown(name)}: {shown(describe(outcome))}")
+        _out(f"job {job} {shown(name)}: {shown(describe(outcome))}")
 
     outcomes = run_dags(plugin, requests, parents, poll_interval=poll_interval, report=report)
     _table("outcome", rows, [describe(o) for o in outcomes])
     done = sum(o.completed for o in outcomes)
-    out.print(f"{done} of {len(outcomes)} tasks completed; results in {shown(root)}")
+    _out(f"{done} of {len(outcomes)} tasks completed; results in {shown(root)}")
     if done < len(outcomes):
         raise typer.Exit(1)

@@ -24,8 +24,9 @@ from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
+from frazil.services.tokens import TokenInfo
 from frazil.store.db import Database
-from frazil.wire import Health
+from frazil.wire import Caller, Health
 
 
 def create_app(
@@ -38,6 +39,7 @@ def create_app(
     report_caps: ReportCaps = DEFAULT_CAPS,
     validation: ValidationSettings | None = None,
     quota: QuotaSettings | None = None,
+    local: TokenInfo | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -45,7 +47,8 @@ def create_app(
     before the body is read), ``max_key_body_bytes`` with a pilot's key (see ``limits``);
     a pilot's report carries at most ``report_caps`` statistics and files. A config's check
     has the budget of ``validation``; submitters have the caps of ``quota`` unless an
-    administrator set others.
+    administrator set others. ``local`` serves the command line in its own process: every
+    request with a bearer token is that administrator's (``frazil.cli.inprocess``).
     """
     app = FastAPI(
         title="Frazil",
@@ -55,7 +58,7 @@ def create_app(
     state = AppState(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
         report_caps=report_caps, validation=validation or ValidationSettings(),
-        quota=quota or QuotaSettings(),
+        quota=quota or QuotaSettings(), local=local,
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -82,5 +85,10 @@ def create_app(
     def health(_: Reader) -> Health:
         """The server answers and the token is valid."""
         return Health("ok", __version__)
+
+    @app.get("/me", tags=["metrics"])
+    def whoami(who: Reader) -> Caller:
+        """Whom the server takes the token for: its name and role."""
+        return Caller(who.name, who.role.value)
 
     return app

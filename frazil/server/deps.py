@@ -39,6 +39,9 @@ class AppState:
     report_caps: ReportCaps = DEFAULT_CAPS
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    #: the command line's embedded database (``frazil.cli.inprocess``): every caller is this
+    #: local administrator; never set by ``frazil server``
+    local: TokenInfo | None = None
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -48,6 +51,8 @@ class AppState:
 
     def cached_token(self, value: str) -> TokenInfo | None:
         """Who a token belongs to if that was checked in the last ``token_ttl`` seconds."""
+        if self.local is not None:
+            return self.local
         with self._lock:
             hit = self._tokens.get(value)
         return hit[1] if hit is not None and time.monotonic() - hit[0] < self.token_ttl else None

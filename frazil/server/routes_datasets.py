@@ -5,14 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from frazil.model.validate import JobsChecked
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
 from frazil.services import control, queries, stats, submit
 from frazil.services.validation import ConfigText
-from frazil.wire import DatasetStatusView, DatasetView, JobView, TaskView
+from frazil.wire import (
+    TOTAL_HEADER,
+    Checked,
+    ConfigEdited,
+    DatasetStatusView,
+    DatasetView,
+    JobsSet,
+    JobView,
+    Submitted,
+    TaskView,
+)
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 
@@ -26,23 +36,20 @@ def config_text(value: dict[str, Any] | str) -> ConfigText:
     return ConfigText(value, SUBMITTED)
 
 
-def checked(jobs: JobsChecked) -> dict[str, Any]:
+def checked(jobs: JobsChecked) -> Checked:
     """Which jobs a config's check looked at, for an answer."""
-    return {
-        "jobs": jobs.checked, "of": jobs.total, "sampled": jobs.sampled,
-        "summary": jobs.describe(),
-    }  # fmt: skip
+    return Checked(jobs.checked, jobs.total, jobs.sampled, jobs.describe())
 
 
 @router.post("", status_code=201)
-def submit_dataset(body: SubmitBody, app: State, who: User) -> dict[str, Any]:
+def submit_dataset(body: SubmitBody, app: State, who: User) -> Submitted:
     """Submit a dataset; returns its id and which jobs its config was checked for."""
     done = submit.submit_dataset(
         app.db, config_text(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
         owner=who.name, group=body.group, alias=body.alias, description=body.description,
         priority=body.priority, seed=body.seed, limits=app.validation, quotas=app.quota,
     )  # fmt: skip
-    return {"id": done.id, "checked": checked(done.jobs)}
+    return Submitted(done.id, checked(done.jobs))
 
 
 @router.get("")
@@ -64,13 +71,13 @@ def dataset_config(ref: str, app: State, _: Reader, version: int | None = None) 
 
 
 @router.put("/{ref}/config")
-def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> dict[str, Any]:
+def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> ConfigEdited:
     """Store a new version of the config; returns its number."""
     edited = submit.edit_config(
         app.db, ref, config_text(body.config), now=app.now(), actor=actor(who),
         comment=body.comment, limits=app.validation,
     )  # fmt: skip
-    return {"version": edited.version, "checked": checked(edited.jobs)}
+    return ConfigEdited(edited.version, checked(edited.jobs))
 
 
 @router.post("/{ref}/actions/{action}")
@@ -91,13 +98,13 @@ def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[st
 
 
 @router.put("/{ref}/jobs")
-def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> dict[str, Any]:
+def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> JobsSet:
     """Raise the number of jobs (the new ones are checked first)."""
     jobs = submit.set_jobs(
         app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation,
         quotas=app.quota,
     )  # fmt: skip
-    return {"jobs": body.jobs, "checked": None if jobs is None else checked(jobs)}
+    return JobsSet(body.jobs, None if jobs is None else checked(jobs))
 
 
 @router.post("/{ref}/truncate")
@@ -109,23 +116,28 @@ def truncate(ref: str, app: State, who: User) -> dict[str, bool]:
 
 @router.get("/{ref}/jobs")
 def list_jobs(
-    ref: str, app: State, _: Reader, status: str | None = None,
+    ref: str, app: State, _: Reader, response: Response, status: str | None = None,
     limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
 ) -> list[JobView]:  # fmt: skip
-    """The dataset's jobs in index order."""
-    return queries.list_jobs(app.db, ref, status=status, limit=limit, offset=offset)
+    """The dataset's jobs in index order (how many in all: the ``Frazil-Total`` header)."""
+    page = queries.jobs_page(app.db, ref, status=status, limit=limit, offset=offset)
+    response.headers[TOTAL_HEADER] = str(page.total)
+    return page.items
 
 
 @router.get("/{ref}/tasks")
 def list_tasks(
-    ref: str, app: State, _: Reader, status: str | None = None, job: int | None = None,
-    name: str | None = None, limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    ref: str, app: State, _: Reader, response: Response, status: str | None = None,
+    job: int | None = None, name: str | None = None,
+    limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
 ) -> list[TaskView]:  # fmt: skip
-    """The dataset's tasks, filtered."""
-    return queries.list_tasks(
+    """The dataset's tasks, filtered (how many match in all: the ``Frazil-Total`` header).
+    A filter no task could match (an unknown state, job or task name) is an error."""
+    page = queries.tasks_page(
         app.db, ref, status=status, job=job, name=name, limit=limit, offset=offset
     )
+    response.headers[TOTAL_HEADER] = str(page.total)
+    return page.items
 
 
 @router.get("/{ref}/stats")

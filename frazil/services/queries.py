@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Select, func, select
 
-from frazil.errors import NotFound
-from frazil.services.datasets import find_dataset
+from frazil.errors import BadRequest, NotFound
+from frazil.model.states import DatasetStatus, JobStatus, TaskStatus
+from frazil.services.datasets import config_of, find_dataset
 from frazil.services.transitions import parents_of
 from frazil.store.db import Database
 from frazil.store.schema import (
@@ -33,6 +35,7 @@ from frazil.wire import (
     DatasetView,
     JobView,
     LogView,
+    Page,
     TaskDetail,
     TaskView,
 )
@@ -59,10 +62,18 @@ def _dataset_view(r: Any) -> DatasetView:
     )
 
 
+def _status(kind: type[StrEnum], value: str | None, what: str) -> str | None:
+    """``value`` when it is one of ``kind``'s states; ``BadRequest`` naming them otherwise."""
+    if value is None or value in kind.__members__.values():
+        return value
+    names = ", ".join(s.value for s in kind)
+    raise BadRequest(f"no {what} state {value!r}; {what} states: {names}")
+
+
 def list_datasets(db: Database, *, status: str | None = None) -> list[DatasetView]:
     """Every dataset, newest first."""
     stmt = select(dataset).order_by(dataset.c.id.desc())
-    if status is not None:
+    if _status(DatasetStatus, status, "dataset") is not None:
         stmt = stmt.where(dataset.c.status == status)
     with db.read() as conn:
         return [_dataset_view(r) for r in conn.execute(stmt)]
@@ -93,30 +104,50 @@ def dataset_status(db: Database, ref: int | str) -> DatasetStatusView:
     return DatasetStatusView(d, counts, jobs)
 
 
+def _jobs_where(conn: Connection, ref: int | str, status: str | None) -> Select[Any]:
+    dataset_id = find_dataset(conn, ref)
+    stmt = select(job).where(job.c.dataset_id == dataset_id)
+    if _status(JobStatus, status, "job") is not None:
+        stmt = stmt.where(job.c.status == status)
+    return stmt
+
+
+def _job_view(r: Any) -> JobView:
+    return JobView(
+        dataset_id=r.dataset_id,
+        index=r.job_index,
+        status=r.status,
+        seed=r.seed,
+        tasks=r.n_tasks,
+        complete=r.n_complete,
+        failed=r.n_failed,
+        failures=r.failures,
+        status_changed=r.status_changed,
+    )
+
+
 def list_jobs(
     db: Database, ref: int | str, *, status: str | None = None, limit: int = 100, offset: int = 0
 ) -> list[JobView]:
     """A dataset's jobs in index order."""
+    return jobs_page(db, ref, status=status, limit=limit, offset=offset, count=False).items
+
+
+def jobs_page(
+    db: Database, ref: int | str, *, status: str | None = None, limit: int = 100,
+    offset: int = 0, count: bool = True,
+) -> Page[JobView]:  # fmt: skip
+    """A page of a dataset's jobs in index order, and how many there are in all (-1 when
+    not ``count``); an unknown state is ``BadRequest``."""
     with db.read() as conn:
-        dataset_id = find_dataset(conn, ref)
-        stmt = select(job).where(job.c.dataset_id == dataset_id)
-        if status is not None:
-            stmt = stmt.where(job.c.status == status)
+        stmt = _jobs_where(conn, ref, status)
         rows = conn.execute(stmt.order_by(job.c.job_index).limit(limit).offset(offset))
-        return [
-            JobView(
-                dataset_id=r.dataset_id,
-                index=r.job_index,
-                status=r.status,
-                seed=r.seed,
-                tasks=r.n_tasks,
-                complete=r.n_complete,
-                failed=r.n_failed,
-                failures=r.failures,
-                status_changed=r.status_changed,
-            )
-            for r in rows
-        ]
+        items = [_job_view(r) for r in rows]
+        return Page(items, _count(conn, stmt) if count else -1)
+
+
+def _count(conn: Connection, stmt: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 
 
 def _task_view(r: Any) -> TaskView:
@@ -145,17 +176,51 @@ def list_tasks(
     name: str | None = None, limit: int = 100, offset: int = 0,
 ) -> list[TaskView]:  # fmt: skip
     """A dataset's tasks, filtered, in job and task order."""
+    return tasks_page(
+        db, ref, status=status, job=job, name=name, limit=limit, offset=offset, count=False
+    ).items
+
+
+def tasks_page(
+    db: Database, ref: int | str, *, status: str | None = None, job: int | None = None,
+    name: str | None = None, limit: int = 100, offset: int = 0, count: bool = True,
+) -> Page[TaskView]:  # fmt: skip
+    """A page of a dataset's tasks, filtered, in job and task order, and how many match in
+    all (-1 when not ``count``). A filter no task could match (an unknown state, a job past
+    the dataset's last, a task name its config does not have) is an error, not an empty page.
+    """
     with db.read() as conn:
         dataset_id = find_dataset(conn, ref)
         stmt = select(task).where(task.c.dataset_id == dataset_id)
-        if status is not None:
+        if _status(TaskStatus, status, "task") is not None:
             stmt = stmt.where(task.c.status == status)
         if job is not None:
+            _check_job(conn, dataset_id, ref, job)
             stmt = stmt.where(task.c.job_index == job)
         if name is not None:
+            _check_task_name(conn, dataset_id, ref, name)
             stmt = stmt.where(task.c.name == name)
-        stmt = stmt.order_by(task.c.job_index, task.c.task_index).limit(limit).offset(offset)
-        return [_task_view(r) for r in conn.execute(stmt)]
+        ordered = stmt.order_by(task.c.job_index, task.c.task_index).limit(limit).offset(offset)
+        items = [_task_view(r) for r in conn.execute(ordered)]
+        return Page(items, _count(conn, stmt) if count else -1)
+
+
+def _check_job(conn: Connection, dataset_id: int, ref: int | str, index: int) -> None:
+    submitted = conn.execute(
+        select(dataset.c.jobs_submitted).where(dataset.c.id == dataset_id)
+    ).scalar_one()
+    if not 0 <= index < submitted:
+        jobs = f"jobs 0 to {submitted - 1}" if submitted else "no jobs"
+        raise NotFound(f"dataset {ref} has no job {index} ({jobs})")
+
+
+def _check_task_name(conn: Connection, dataset_id: int, ref: int | str, name: str) -> None:
+    version = conn.execute(
+        select(dataset.c.config_version).where(dataset.c.id == dataset_id)
+    ).scalar_one()
+    names = [t.name for t in config_of(conn, dataset_id, version).tasks]
+    if name not in names:
+        raise NotFound(f"dataset {ref} has no task {name!r} (tasks: {', '.join(names)})")
 
 
 def task_detail(db: Database, task_id: int) -> TaskDetail:

@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+#: A listing's answer carries in this header how many rows the whole listing has.
+TOTAL_HEADER = "Frazil-Total"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """A page of a listing, and how many rows the whole listing has (-1: not counted)."""
+
+    items: list[T]
+    total: int
 
 
 @dataclass(frozen=True)
@@ -189,3 +202,46 @@ class Health:
 
     status: str
     version: str
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Which jobs a config's check resolved: ``jobs`` of the ``of`` asked about (all of them,
+    or the first, the last and, when ``sampled``, a random sample of the others)."""
+
+    jobs: int
+    of: int
+    sampled: bool
+    summary: str
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A dataset was submitted: its id, and how its config was checked."""
+
+    id: int
+    checked: Checked
+
+
+@dataclass(frozen=True)
+class ConfigEdited:
+    """A config's new version, and how it was checked."""
+
+    version: int
+    checked: Checked
+
+
+@dataclass(frozen=True)
+class JobsSet:
+    """A dataset's new number of jobs, and how the new jobs were checked (None: no new jobs)."""
+
+    jobs: int
+    checked: Checked | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom the server takes a request's token for."""
+
+    name: str
+    role: str

@@ -15,7 +15,7 @@ import threading
 
 import uvicorn
 
-from frazil.cli.db_commands import open_db
+from frazil.cli.server_commands import open_db
 from frazil.server.app import create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor

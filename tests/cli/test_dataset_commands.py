@@ -27,10 +27,14 @@ def frazil(tmp_path):
     return run
 
 
-def test_commands_need_init_first(frazil):
-    result = frazil("datasets", ok=False)
-    assert result.returncode == 1
-    assert "run `frazil init`" in result.stderr and "Traceback" not in result.stderr
+def test_commands_need_a_server_or_a_database_and_never_make_one(frazil, tmp_path):
+    for command in (["datasets"], ["status", "sim"], ["submit", EXAMPLE], ["token", "list"]):
+        result = frazil(*command, ok=False)
+        assert result.returncode == 1, command
+        (line,) = result.stderr.splitlines()
+        assert "no database at" in line and "frazil init" in line, line
+        assert not (tmp_path / "home" / "frazil.db").exists()
+    assert "frazil login URL" in frazil("datasets", ok=False).stderr
 
 
 def test_submit_status_control_and_json(frazil, tmp_path):
@@ -146,11 +150,11 @@ def test_stats_are_paged_by_name(frazil, tmp_path):
     done = Finish(stats={"alpha": 1.0, "beta": 2.0, "gamma": 3.0})
     attempts.finish(db, c.task_id, c.attempt, c.passkey, done, now=3.0)
     db.dispose()
-    first = frazil("stats", "sim", "--limit", 2).stdout
-    assert "alpha" in first and "beta" in first and "gamma" not in first
-    assert "more: frazil stats sim --after beta" in first
-    rest = frazil("stats", "sim", "--after", "beta").stdout
-    assert "gamma" in rest and "alpha" not in rest and "more:" not in rest
+    first = frazil("stats", "sim", "--limit", 2)
+    assert "alpha" in first.stdout and "beta" in first.stdout and "gamma" not in first.stdout
+    assert "more: frazil stats sim --after beta" in first.stderr  # a pipe gets only the rows
+    rest = frazil("stats", "sim", "--after", "beta")
+    assert "gamma" in rest.stdout and "alpha" not in rest.stdout and "more:" not in rest.stderr
     page = json.loads(frazil("stats", "sim", "--limit", 1, "--after", "alpha", "--json").stdout)
     assert [(s["name"], s["task_name"]) for s in page] == [("beta", "*"), ("beta", c.name)]
 
@@ -182,7 +186,10 @@ def test_hostile_text_is_printed_as_text(frazil, tmp_path):
     wide = {"COLUMNS": "400"}
     for args, expected in (
         (["datasets"], ["\\x1b[31mmallory", shown[:60]]),
-        (["show", "task", c.task_id], ["node\\x1b[31mEVIL\\x1b[0m", f"\\[/red] {shown}\nline 2"]),
+        (
+            ["show", "task", c.task_id, "--verbose"],
+            ["node\\x1b[31mEVIL\\x1b[0m", f"\\[/red] {shown}\nline 2"],
+        ),
         (["tasks", "sim"], ["site-a"]),
         (["stats", "sim"], ["\\[/]\\x1b[1mstat"]),
         (["status", "sim"], ["dataset 1 (sim): processing [debug], priority 1"]),

@@ -1,0 +1,414 @@
+"""What users do with datasets: submit, list, inspect and control them.
+
+Every command speaks to a server through ``frazil.client.Client`` (``connect``): the one a
+user logged in to, or the embedded database served in this process. Listings print for a
+terminal, a pipe (``plain``), ``tsv`` or ``json`` (``output``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from frazil.cli import connect
+from frazil.cli.output import (
+    ColumnsOpt,
+    JsonOpt,
+    Listing,
+    Output,
+    OutputOpt,
+    columns,
+    mode,
+    note,
+    print_json,
+    show,
+    unit,
+)
+from frazil.cli.text import plain
+from frazil.errors import ConfigError, FrazilError
+
+if TYPE_CHECKING:
+    from frazil.wire import DatasetStatusView, JobView, Page, TaskView
+
+T = TypeVar("T")
+
+DatasetArg = Annotated[str, typer.Argument(help="Dataset id or alias.")]
+JobOpt = Annotated[int | None, typer.Option("--job", "-j", help="Only this job.", min=0)]
+TaskOpt = Annotated[str | None, typer.Option("--task", "-t", help="Only tasks with this name.")]
+TaskIdOpt = Annotated[int | None, typer.Option("--task-id", help="Only the task with this id.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit trail).")]
+LimitOpt = Annotated[int, typer.Option(help="At most this many rows.", min=1, max=10_000)]
+OffsetOpt = Annotated[int, typer.Option(help="Skip this many rows.", min=0)]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every row, page after page.")]
+#: the most rows one request asks for (the server's cap)
+PAGE_MAX = 10_000
+#: numbers users give: what the server accepts (frazil.model.limits, checked there)
+PRIORITY_HELP = "Weight in the fair share (0 to 1,000,000; 0: only leftovers)."
+
+
+def say(text: str) -> None:
+    """One line of somebody's text on stdout, as it is (no markup)."""
+    typer.echo(plain(text))
+
+
+def when(t: float | None) -> str:
+    """A time as local date and time (``-`` for none)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+# -- submit -------------------------------------------------------------------------------
+
+
+def submit_cmd(
+    config: Annotated[Path, typer.Argument(help="Dataset config, YAML or JSON.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-n", help="Number of jobs.", min=0)] = 1,
+    name: Annotated[str | None, typer.Option("--name", help="A unique alias.")] = None,
+    priority: Annotated[float, typer.Option(help=PRIORITY_HELP)] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Dataset RNG seed (default: its id).")] = None,
+    group: Annotated[str, typer.Option(help="Owning group.")] = "",
+    description: Annotated[
+        str | None, typer.Option(help="What it is (default: the config's description).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Submit a dataset: the server checks it, stores it and creates its jobs."""
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FrazilError(f"cannot read {config}: {exc}") from exc
+    with connect.client() as client:
+        try:
+            done = client.submit_dataset(
+                text, jobs=jobs, alias=name, priority=priority, seed=seed, group=group,
+                description=description,
+            )  # fmt: skip
+        except ConfigError as exc:
+            raise ConfigError(exc.problems, str(config)) from None
+        if as_json:
+            print_json({"dataset": done.id, "checked": done.checked})
+            return
+        d = client.dataset(done.id).dataset
+    say(
+        f"submitted dataset {done.id}{f' ({name})' if name else ''}: {jobs} jobs of "
+        f"{d.tasks_per_job} tasks, {d.jobs_materialized} created now; {done.checked.summary}"
+    )
+
+
+# -- listings -----------------------------------------------------------------------------
+
+
+def datasets(
+    status: Annotated[str | None, typer.Option(help="Only datasets in this state.")] = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    cols: ColumnsOpt = None,
+) -> None:
+    """List datasets, newest first."""
+    with connect.client() as client:
+        rows = client.datasets(status)
+    how = mode(output, as_json)
+    if how is Output.JSON:
+        print_json(rows)
+        return
+    listing = Listing(columns("id*#", "alias*", "status", "jobs done#", "priority#", "owner",
+                              "created*", "description"))  # fmt: skip
+    for d in rows:
+        listing.add(d.id, d.alias, d.status, f"{d.jobs_complete}/{d.jobs_submitted}",
+                    f"{d.priority:g}", d.owner, when(d.created_at), d.description)  # fmt: skip
+    show(listing, how, cols)
+
+
+STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "suspended"]
+
+
+def status(
+    dataset: DatasetArg, as_json: JsonOpt = False, output: OutputOpt = None,
+    cols: ColumnsOpt = None,
+) -> None:  # fmt: skip
+    """A dataset's progress: its tasks counted per name and state."""
+    with connect.client() as client:
+        view = client.dataset(dataset)
+    how = mode(output, as_json)
+    if how is Output.JSON:
+        print_json({**_asdict(view), "progress": view.progress})
+        return
+    d = view.dataset
+    flags = [f for f, on in (("debug", d.debug), ("truncated", d.truncated)) if on]
+    say(
+        f"dataset {d.id}{f' ({d.alias})' if d.alias else ''}: {d.status}"
+        f"{' [' + ', '.join(flags) + ']' if flags else ''}, priority {d.priority:g}, "
+        f"config v{d.config_version}, owner {d.owner}"
+    )
+    say(
+        f"jobs: {d.jobs_complete} complete, {d.jobs_failed} failed, {d.jobs_materialized} "
+        f"created of {d.jobs_submitted} ({100 * view.progress:.1f}% done)"
+    )
+    listing = Listing(columns("task*", *(f"{s}#" for s in STATES)))
+    for name, counts in view.counts.items():
+        listing.add(name, *(counts.get(s, 0) or "" for s in STATES))
+    show(listing, how, cols)
+
+
+def _asdict(value: DatasetStatusView) -> dict[str, Any]:
+    return dataclasses.asdict(value)
+
+
+def _pages(
+    fetch: Callable[[int, int], Page[T]], limit: int, offset: int, every: bool
+) -> tuple[list[T], int]:
+    """One page, or with ``every`` all of them; and how many rows the listing has."""
+    if not every:
+        page = fetch(limit, offset)
+        return page.items, page.total
+    rows: list[T] = []
+    while True:
+        page = fetch(PAGE_MAX, offset + len(rows))
+        rows += page.items
+        if len(page.items) < PAGE_MAX:
+            return rows, page.total
+
+
+def _short(shown: int, offset: int, total: int, every: bool) -> None:
+    """Say so when a listing stops short of its whole."""
+    if not every and total > offset + shown:
+        start = f" from row {offset:,}" if offset else ""
+        note(f"{shown:,} of {total:,}{start}: use --limit, --offset or --all")
+
+
+def jobs_cmd(
+    dataset: DatasetArg,
+    status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
+    every: AllOpt = False,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    cols: ColumnsOpt = None,
+) -> None:
+    """List a dataset's jobs."""
+    how = mode(output, as_json)
+    with connect.client() as client:
+
+        def fetch(n: int, skip: int) -> Page[JobView]:
+            return client.jobs_page(dataset, status=status, limit=n, offset=skip)
+
+        rows, total = _pages(fetch, limit, offset, every)
+    if how is Output.JSON:
+        print_json(rows)
+    else:
+        listing = Listing(columns("job*#", "status", "tasks done#", "failures#", "seed#",
+                                  "changed*"))  # fmt: skip
+        for j in rows:
+            listing.add(j.index, j.status, f"{j.complete}/{j.tasks}", j.failures, j.seed,
+                        when(j.status_changed))  # fmt: skip
+        show(listing, how, cols)
+    _short(len(rows), offset, total, every)
+
+
+def tasks_cmd(
+    dataset: DatasetArg,
+    status: Annotated[str | None, typer.Option("--status", "-s", help="Only this state.")] = None,
+    job: JobOpt = None,
+    task: TaskOpt = None,
+    limit: LimitOpt = 100,
+    offset: OffsetOpt = 0,
+    every: AllOpt = False,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    cols: ColumnsOpt = None,
+) -> None:
+    """List a dataset's tasks."""
+    how = mode(output, as_json)
+    with connect.client() as client:
+
+        def fetch(n: int, skip: int) -> Page[TaskView]:
+            return client.tasks_page(
+                dataset, status=status, job=job, name=task, limit=n, offset=skip
+            )
+
+        rows, total = _pages(fetch, limit, offset, every)
+    if how is Output.JSON:
+        print_json(rows)
+    else:
+        listing = Listing(columns("id*#", "job#", "task*", "status", "phase", "failures#",
+                                  "site", "cpu#", "gpu#", "memory GB#", "disk GB#",
+                                  "time h#"))  # fmt: skip
+        for t in rows:
+            listing.add(t.id, t.job_index, t.name, t.status, t.phase, t.failures, t.site,
+                        t.cpu, t.gpu, f"{t.memory:g}", f"{t.disk:g}", f"{t.time:g}")  # fmt: skip
+        show(listing, how, cols)
+    _short(len(rows), offset, total, every)
+
+
+def show_task(
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Errors in full (default: their last line).")
+    ] = False,
+) -> None:
+    """A task with its attempts, errors and statistics."""
+    with connect.client() as client:
+        detail = client.task(task_id)
+    how = mode(output, as_json)
+    if how is Output.JSON:
+        print_json(detail)
+        return
+    t = detail.task
+    say(
+        f"task {t.id}: dataset {t.dataset_id} job {t.job_index} {t.name} — "
+        f"{t.status}{f' ({t.phase})' if t.phase else ''}, {t.failures} failure(s)"
+    )
+    say(f"after: {', '.join(detail.depends_on) or '-'}")
+    say(
+        f"needs: cpu {t.cpu}, gpu {t.gpu}, memory {t.memory:g} GB, disk {t.disk:g} GB, "
+        f"time {t.time:g} h"
+    )
+    listing = Listing(columns(
+        "attempt*#", "site", "host", "pilot#", "batch id", "outcome", "claimed*", "ended*",
+        "exit#", "cpu s#", "wall s#", "memory GB#",
+    ))  # fmt: skip
+    for a in detail.attempts:
+        listing.add(
+            a.number, a.site, a.host, a.pilot_id, a.batch_id, a.outcome, when(a.claimed_at),
+            when(a.ended_at), a.exit_code, _num(a.cpu_time), _num(a.wall_time),
+            _num(a.max_memory),
+        )  # fmt: skip
+    show(listing, how)
+    for a in detail.attempts:
+        if a.stats:
+            stats = ", ".join(
+                f"{k}={v:g}{unit(k) and ' ' + unit(k)}" for k, v in sorted(a.stats.items())
+            )
+            say(f"attempt {a.number} statistics: {stats}")
+        if a.error:
+            say(f"attempt {a.number} error: {_error(a.error, verbose)}")
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
+def _error(text: str, verbose: bool) -> str:
+    """An error for a listing: in full, or its last non-empty line (a traceback's verdict)
+    with a pointer to the rest."""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    if verbose or len(lines) <= 1:
+        return text.strip()
+    return f"{lines[-1].strip()} (+{len(lines) - 1} lines: --verbose)"
+
+
+def stats(
+    dataset: DatasetArg,
+    task: TaskOpt = None,
+    limit: Annotated[int, typer.Option(help="Statistics (names) per page.", min=1)] = 100,
+    after: Annotated[
+        str | None, typer.Option(help="Start after this statistic (the last one shown).")
+    ] = None,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
+    cols: ColumnsOpt = None,
+) -> None:
+    """Statistics of a dataset's attempts, overall (``*``) and per task name, a page of
+    names at a time."""
+    with connect.client() as client:
+        rows = client.stats(dataset, task, limit=limit, after=after)
+    how = mode(output, as_json)
+    if how is Output.JSON:
+        print_json(rows)
+        return
+    listing = Listing(columns("task*", "statistic*", "unit", "count#", "sum#", "mean#",
+                              "stddev#", "min#", "max#"))  # fmt: skip
+    for s in rows:
+        listing.add(s.task_name, s.name, unit(s.name), s.count, f"{s.total:g}", f"{s.mean:g}",
+                    f"{s.stddev:g}", f"{s.minimum:g}", f"{s.maximum:g}")  # fmt: skip
+    show(listing, how, cols)
+    if len({s.name for s in rows}) == limit:
+        import shlex  # noqa: PLC0415
+
+        note(f"more: frazil stats {shlex.quote(dataset)} --after {shlex.quote(rows[-1].name)}")
+
+
+# -- control ------------------------------------------------------------------------------
+
+_VERBS = {
+    "suspend": "Hold tasks (a whole dataset: the dataset too).",
+    "resume": "Let suspended tasks run again.",
+    "reset": "Send tasks back to waiting (counts a failure: failed tasks get a retry).",
+    "hard-reset": "Return tasks and everything downstream to idle with no failures.",
+}
+
+
+def _scope(dataset: str, job: int | None, task: str | None, task_id: int | None) -> str:
+    parts = [f"dataset {dataset}"]
+    parts += [f"{what} {v}" for what, v in (("job", job), ("task", task), ("task id", task_id))
+              if v is not None]  # fmt: skip
+    return " ".join(parts)
+
+
+def _control(verb: str) -> Callable[..., None]:
+    def command(
+        dataset: DatasetArg,
+        job: JobOpt = None,
+        task: TaskOpt = None,
+        task_id: TaskIdOpt = None,
+        reason: ReasonOpt = "",
+    ) -> None:
+        with connect.client() as client:
+            n = client.act(dataset, verb, job=job, task=task, task_id=task_id, reason=reason)
+        say(f"{verb}: {n} task(s) in {_scope(dataset, job, task, task_id)}")
+
+    command.__doc__ = _VERBS[verb]
+    return command
+
+
+def set_priority_cmd(
+    dataset: DatasetArg,
+    priority: Annotated[float, typer.Argument(help=PRIORITY_HELP)],
+) -> None:
+    """Change a dataset's priority."""
+    with connect.client() as client:
+        client.set_priority(dataset, priority)
+    say(f"dataset {dataset}: priority {priority:g}")
+
+
+def set_jobs_cmd(
+    dataset: DatasetArg,
+    jobs: Annotated[int, typer.Argument(help="New number of jobs (only more).", min=0)],
+) -> None:
+    """Raise a dataset's number of jobs (the new jobs are checked first)."""
+    with connect.client() as client:
+        done = client.set_jobs(dataset, jobs)
+    say(f"dataset {dataset}: {jobs} jobs" + (f"; {done.checked.summary}" if done.checked else ""))
+
+
+def truncate_cmd(dataset: DatasetArg) -> None:
+    """Stop creating jobs: the dataset completes when its existing jobs do."""
+    with connect.client() as client:
+        client.truncate(dataset)
+    say(f"dataset {dataset}: truncated")
+
+
+def register(app: typer.Typer, show_group: typer.Typer) -> None:
+    """Add this module's commands to the application (and to its ``show`` group)."""
+    app.command("submit")(submit_cmd)
+    app.command()(datasets)
+    app.command()(status)
+    app.command("jobs")(jobs_cmd)
+    app.command("tasks")(tasks_cmd)
+    for verb in _VERBS:
+        app.command(verb)(_control(verb))
+    app.command("set-priority")(set_priority_cmd)
+    app.command("set-jobs")(set_jobs_cmd)
+    app.command("truncate")(truncate_cmd)
+    app.command()(stats)
+    show_group.command("task")(show_task)
+
+
+__all__ = ["register"]
