@@ -255,9 +255,11 @@ class Client(_Base):
         result = self.request("GET", "/datasets", params={"status": status})
         return _each(DatasetView, result, "a dataset")
 
-    def dataset(self, ref: int | str) -> DatasetStatusView:
-        """A dataset with its task counts."""
-        return _decoded(DatasetStatusView, self.request("GET", f"/datasets/{ref}"), "a dataset")
+    def dataset(self, ref: int | str, *, breakdown: bool = False) -> DatasetStatusView:
+        """A dataset with its task counts (``breakdown``: per site, and per phase too)."""
+        params = {"breakdown": "true"} if breakdown else None
+        result = self.request("GET", f"/datasets/{ref}", params=params)
+        return _decoded(DatasetStatusView, result, "a dataset")
 
     def config(self, ref: int | str, version: int | None = None) -> dict[str, Any]:
         """A version of a dataset's config."""

@@ -8,6 +8,7 @@ terminal, a pipe (``plain``), ``tsv`` or ``json`` (``output``).
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,13 +128,48 @@ STATES = ["idle", "waiting", "queued", "processing", "complete", "failed", "susp
 
 
 def status(
-    dataset: DatasetArg, as_json: JsonOpt = False, output: OutputOpt = None,
+    dataset: DatasetArg,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Refresh until the dataset ends (Ctrl-C stops).")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.", min=0.5)] = 2.0,
+    breakdown: Annotated[
+        bool, typer.Option("--by-site", help="Also per site, and per phase of running tasks.")
+    ] = False,
+    as_json: JsonOpt = False,
+    output: OutputOpt = None,
     cols: ColumnsOpt = None,
-) -> None:  # fmt: skip
+) -> None:
     """A dataset's progress: its tasks counted per name and state."""
-    with connect.client() as client:
-        view = client.dataset(dataset)
     how = mode(output, as_json)
+    with connect.client() as client:
+        if not watch:
+            _print_status(client.dataset(dataset, breakdown=breakdown), how, cols)
+            return
+        _watch(lambda: client.dataset(dataset, breakdown=breakdown), how, cols, interval)
+
+
+def _watch(
+    fetch: Callable[[], DatasetStatusView], how: Output, cols: str | None, interval: float
+) -> None:
+    """Show the status again every ``interval`` seconds until the dataset is complete: in
+    place on a terminal (like ``watch``), one after the other in a pipe."""
+    while True:
+        view = fetch()
+        if how is Output.TABLE:
+            from frazil.cli.text import console  # noqa: PLC0415
+
+            console().clear()
+        if how is not Output.JSON:
+            say(f"{when(time.time())}, every {interval:g} s (Ctrl-C stops)")
+        _print_status(view, how, cols)
+        sys.stdout.flush()
+        if view.dataset.status == "complete":
+            return
+        time.sleep(interval)
+
+
+def _print_status(view: DatasetStatusView, how: Output, cols: str | None) -> None:
     if how is Output.JSON:
         print_json({**_asdict(view), "progress": view.progress})
         return
@@ -152,6 +188,17 @@ def status(
     for name, counts in view.counts.items():
         listing.add(name, *(counts.get(s, 0) or "" for s in STATES))
     show(listing, how, cols)
+    if view.by_site:
+        by_site = Listing(columns("site*", *(f"{s}#" for s in STATES[2:])))
+        for site, counts in view.by_site.items():
+            by_site.add(site, *(counts.get(s, 0) or "" for s in STATES[2:]))
+        show(by_site, how)
+    if view.by_phase:
+        phases = sorted({p for counts in view.by_phase.values() for p in counts})
+        by_phase = Listing(columns("processing*", *(f"{p}#" for p in phases)))
+        for name, counts in view.by_phase.items():
+            by_phase.add(name, *(counts.get(p, 0) or "" for p in phases))
+        show(by_phase, how)
 
 
 def _asdict(value: DatasetStatusView) -> dict[str, Any]:
@@ -287,8 +334,53 @@ def show_task(
                 f"{k}={v:g}{unit(k) and ' ' + unit(k)}" for k, v in sorted(a.stats.items())
             )
             say(f"attempt {a.number} statistics: {stats}")
+        if a.files:
+            files = Listing(columns("movement", "local*", "url", "type", "bytes#", "checksum"),
+                            title=f"attempt {a.number} files")  # fmt: skip
+            for f in a.files:
+                checksum = f"{f.checksum_type}:{f.checksum}" if f.checksum else ""
+                files.add(f.movement, f.local, f.url, f.type, _bytes(f.size), checksum)
+            show(files, how)
+        if a.logs:
+            say(f"attempt {a.number} logs: {', '.join(a.logs)} "
+                f"(frazil logs {t.id} --attempt {a.number})")  # fmt: skip
         if a.error:
             say(f"attempt {a.number} error: {_error(a.error, verbose)}")
+
+
+def logs_cmd(
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", "-a", help="This attempt (default: the last).")
+    ] = None,
+    stderr: Annotated[bool, typer.Option("--stderr", help="The task's stderr.")] = False,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Another log: pilot, or a module's.")
+    ] = None,
+) -> None:
+    """A task's log (its stdout unless told otherwise), as the server keeps it."""
+    wanted = name or ("stderr" if stderr else "stdout")
+    with connect.client() as client:
+        kept = client.logs(task_id, attempt)
+    if not kept:
+        which = f"attempt {attempt}" if attempt is not None else "any attempt"
+        raise FrazilError(f"task {task_id} has no logs for {which}")
+    number = attempt if attempt is not None else max(v.attempt for v in kept)
+    mine = {v.name: v for v in kept if v.attempt == number}
+    log = mine.get(wanted)
+    if log is None:
+        raise FrazilError(
+            f"task {task_id} attempt {number} has no log {wanted!r} "
+            f"(logs: {', '.join(sorted(mine)) or 'none'})"
+        )
+    text = plain(log.text) if sys.stdout.isatty() else log.text
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    if log.size > len(log.text.encode()):
+        note(f"the last {len(log.text.encode()):,} of {log.size:,} bytes")
+
+
+def _bytes(size: int | None) -> str:
+    return "" if size is None else f"{size:,}"
 
 
 def _num(value: float | None) -> str:
@@ -409,6 +501,7 @@ def register(app: typer.Typer, show_group: typer.Typer) -> None:
     app.command("truncate")(truncate_cmd)
     app.command()(stats)
     show_group.command("task")(show_task)
+    app.command("logs")(logs_cmd)
 
 
 __all__ = ["register"]

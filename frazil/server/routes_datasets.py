@@ -59,9 +59,10 @@ def list_datasets(app: State, _: Reader, status: str | None = None) -> list[Data
 
 
 @router.get("/{ref}")
-def dataset_status(ref: str, app: State, _: Reader) -> DatasetStatusView:
-    """A dataset with its task counts per task name and state."""
-    return queries.dataset_status(app.db, ref)
+def dataset_status(ref: str, app: State, _: Reader, breakdown: bool = False) -> DatasetStatusView:
+    """A dataset with its task counts per task name and state (``breakdown``: also per site
+    and state, and per task name and phase of the tasks being processed)."""
+    return queries.dataset_status(app.db, ref, breakdown=breakdown)
 
 
 @router.get("/{ref}/config")

@@ -33,6 +33,7 @@ from frazil.wire import (
     AttemptView,
     DatasetStatusView,
     DatasetView,
+    FileRecord,
     JobView,
     LogView,
     Page,
@@ -79,8 +80,9 @@ def list_datasets(db: Database, *, status: str | None = None) -> list[DatasetVie
         return [_dataset_view(r) for r in conn.execute(stmt)]
 
 
-def dataset_status(db: Database, ref: int | str) -> DatasetStatusView:
-    """A dataset and its task counts per task name and state."""
+def dataset_status(db: Database, ref: int | str, *, breakdown: bool = False) -> DatasetStatusView:
+    """A dataset and its task counts per task name and state (with ``breakdown``, also per
+    site and state, and per task name and phase of the tasks being processed)."""
     with db.read() as conn:
         dataset_id = find_dataset(conn, ref)
         d = _dataset_view(conn.execute(select(dataset).where(dataset.c.id == dataset_id)).one())
@@ -101,7 +103,24 @@ def dataset_status(db: Database, ref: int | str) -> DatasetStatusView:
                 .group_by(job.c.status)
             )
         }
-    return DatasetStatusView(d, counts, jobs)
+        by_site: dict[str, dict[str, int]] = {}
+        by_phase: dict[str, dict[str, int]] = {}
+        if breakdown:
+            for r in conn.execute(
+                select(task.c.site, task.c.status, func.count().label("n"))
+                .where(task.c.dataset_id == dataset_id, task.c.site.is_not(None))
+                .group_by(task.c.site, task.c.status)
+                .order_by(task.c.site)
+            ):
+                by_site.setdefault(r.site, {})[r.status] = int(r.n)
+            for r in conn.execute(
+                select(task.c.task_index, task.c.name, task.c.phase, func.count().label("n"))
+                .where(task.c.dataset_id == dataset_id, task.c.status == TaskStatus.PROCESSING)
+                .group_by(task.c.task_index, task.c.name, task.c.phase)
+                .order_by(task.c.task_index)
+            ):
+                by_phase.setdefault(r.name, {})[r.phase or "-"] = int(r.n)
+    return DatasetStatusView(d, counts, jobs, by_site, by_phase)
 
 
 def _jobs_where(conn: Connection, ref: int | str, status: str | None) -> Select[Any]:
@@ -235,13 +254,28 @@ def task_detail(db: Database, task_id: int) -> TaskDetail:
             .order_by(task_attempt.c.number)
         ).all()
         stats: dict[int, dict[str, float]] = {}
+        files: dict[int, list[FileRecord]] = {}
+        logs: dict[int, list[str]] = {}
         if attempts:
+            ids = [a.id for a in attempts]
             for s in conn.execute(
                 select(task_stat.c.attempt_id, task_stat.c.name, task_stat.c.value).where(
-                    task_stat.c.attempt_id.in_([a.id for a in attempts])
+                    task_stat.c.attempt_id.in_(ids)
                 )
             ):
                 stats.setdefault(s.attempt_id, {})[s.name] = s.value
+            for f in conn.execute(
+                select(file).where(file.c.attempt_id.in_(ids)).order_by(file.c.id)
+            ):
+                files.setdefault(f.attempt_id, []).append(FileRecord(
+                    f.url, f.movement, f.type, f.local, f.size, f.checksum_type, f.checksum
+                ))  # fmt: skip
+            for n in conn.execute(
+                select(task_log.c.attempt_id, task_log.c.name)
+                .where(task_log.c.attempt_id.in_(ids))
+                .order_by(task_log.c.name)
+            ):
+                logs.setdefault(n.attempt_id, []).append(n.name)
         parents = parents_of(conn, r.dataset_id, r.task_index)
         names = [
             n.name
@@ -276,6 +310,8 @@ def task_detail(db: Database, task_id: int) -> TaskDetail:
                 config_version=a.config_version,
                 stats=stats.get(a.id, {}),
                 pilot_id=a.pilot_id,
+                files=files.get(a.id, []),
+                logs=logs.get(a.id, []),
             )
             for a in attempts
         ],

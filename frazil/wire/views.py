@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from frazil.wire.reports import FileRecord
+
 T = TypeVar("T")
 
 #: A listing's answer carries in this header how many rows the whole listing has.
@@ -48,6 +50,10 @@ class DatasetStatusView:
     dataset: DatasetView
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # task name -> state -> n
     job_counts: dict[str, int] = field(default_factory=dict)  # job state -> n
+    #: on request (``?breakdown=true``): site -> state -> n for the tasks that have a site,
+    #: and task name -> phase -> n for the tasks being processed
+    by_site: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_phase: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def progress(self) -> float:
@@ -114,6 +120,8 @@ class AttemptView:
     config_version: int
     stats: dict[str, float]
     pilot_id: int | None = None  # the multi-task pilot that ran it
+    files: list[FileRecord] = field(default_factory=list)  # what it read and wrote
+    logs: list[str] = field(default_factory=list)  # the names of the logs it left
 
 
 @dataclass(frozen=True)
