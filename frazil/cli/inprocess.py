@@ -39,7 +39,7 @@ class InProcess(httpx.BaseTransport):
     (on an event loop in a thread of its own, as a server would run it)."""
 
     def __init__(self, app: ASGIApp, *, on_close: Callable[[], None] | None = None) -> None:
-        self._asgi = httpx.ASGITransport(app=app)
+        self._asgi = httpx.ASGITransport(app=app, raise_app_exceptions=False)  # a 500, as over HTTP
         self._stack = contextlib.ExitStack()
         if on_close is not None:
             self._stack.callback(on_close)
