@@ -44,6 +44,7 @@ from frazil.wire import (
     ClaimRequest,
     DatasetStatusView,
     DatasetView,
+    EventView,
     ExchangeAnswer,
     Failure,
     Finish,
@@ -55,9 +56,11 @@ from frazil.wire import (
     NewPilot,
     NewToken,
     Page,
+    PilotView,
     Quota,
     Report,
     SiteInfo,
+    SiteStatus,
     SiteView,
     Slot,
     StatSummary,
@@ -328,6 +331,15 @@ class Client(_Base):
         result = self.request("GET", f"/tasks/{task_id}/logs", params={"attempt": attempt})
         return _each(LogView, result, "a log")
 
+    def events(self, dataset: int | str | None = None, **filters: Any) -> list[EventView]:
+        """The audit trail, newest first (``kind``, ``since``, ``limit``, ``offset``)."""
+        return self.events_page(dataset, **filters).items
+
+    def events_page(self, dataset: int | str | None = None, **filters: Any) -> Page[EventView]:
+        """A page of the audit trail (of one dataset; of one ``kind``, the event's action;
+        from ``since``, a Unix time, on), and how many entries match in all."""
+        return self._page(EventView, "/events", {"dataset": dataset, **filters}, "an event")
+
     # -- sites ------------------------------------------------------------------------------
 
     def register_site(self, name: str, site: SiteInfo) -> SiteView:
@@ -415,6 +427,19 @@ class Client(_Base):
         """How many waiting tasks (up to ``limit``) fit one of the site's pilots."""
         result = self.request("POST", f"/sites/{site}/demand", json=_claim_body(slot, limit, None))
         return int(result["waiting"])
+
+    def site_statuses(self) -> list[SiteStatus]:
+        """Every registered site with its last contact, what one slot offers, its tasks
+        running and queued, and its attempts that failed in the last hour."""
+        return _each(SiteStatus, self.request("GET", "/sites/status"), "a site's status")
+
+    def pilots(self, site: str | None = None, **filters: Any) -> list[PilotView]:
+        """Multi-task pilots, newest first (``open_only``, ``limit``, ``offset``)."""
+        return self.pilots_page(site, **filters).items
+
+    def pilots_page(self, site: str | None = None, **filters: Any) -> Page[PilotView]:
+        """A page of multi-task pilots (of one site), and how many match in all."""
+        return self._page(PilotView, "/pilots", {"site": site, **filters}, "a pilot")
 
     # -- administration -----------------------------------------------------------------------
 

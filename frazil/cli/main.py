@@ -52,6 +52,7 @@ def _register() -> None:
         account_commands,
         config_commands,
         dataset_commands,
+        operator_commands,
         server_commands,
         unmonitored,
     )
@@ -63,6 +64,7 @@ def _register() -> None:
     server_commands.register(app)
     server_commands.register_runners(app)
     app.command("run")(unmonitored.run)
+    operator_commands.register(app)
 
 
 def _fail(text: str) -> int:

@@ -19,15 +19,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from frazil.cli.text import console, plain
 from frazil.errors import FrazilError
+
+if TYPE_CHECKING:
+    from frazil.wire import Page
+
+T = TypeVar("T")
 
 
 class Output(StrEnum):
@@ -220,7 +226,47 @@ def unit(statistic: str) -> str:
     return ""
 
 
+#: the most rows one request of a listing asks for (the server's cap)
+PAGE_MAX = 10_000
+
+
+def pages(
+    fetch: Callable[[int, int], Page[T]], limit: int, offset: int, every: bool
+) -> tuple[list[T], int]:
+    """One page (``fetch(limit, offset)``), or with ``every`` all of them from ``offset`` on;
+    and how many rows the whole listing has."""
+    if not every:
+        page = fetch(limit, offset)
+        return page.items, page.total
+    rows: list[T] = []
+    while True:
+        page = fetch(PAGE_MAX, offset + len(rows))
+        rows += page.items
+        if len(page.items) < PAGE_MAX:
+            return rows, page.total
+
+
+def short(shown: int, offset: int, total: int, every: bool) -> None:
+    """Say so (on stderr) when a listing stops short of its whole."""
+    if not every and total > offset + shown:
+        start = f" from row {offset:,}" if offset else ""
+        note(f"{shown:,} of {total:,}{start}: use --limit, --offset or --all")
+
+
+def when(t: float | None) -> str:
+    """A time as local date and time (``-`` for none)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def age(seconds: float) -> str:
+    """A duration, roughly, in its largest unit: ``45s``, ``12m``, ``3h``, ``2d``."""
+    for unit_seconds, name in ((86_400, "d"), (3_600, "h"), (60, "m")):
+        if seconds >= unit_seconds:
+            return f"{int(seconds // unit_seconds)}{name}"
+    return f"{int(seconds)}s"
+
+
 __all__: Sequence[str] = [
-    "Column", "ColumnsOpt", "JsonOpt", "Listing", "Output", "OutputOpt", "columns", "mode",
-    "note", "print_json", "show", "unit",
+    "PAGE_MAX", "Column", "ColumnsOpt", "JsonOpt", "Listing", "Output", "OutputOpt", "age",
+    "columns", "mode", "note", "pages", "print_json", "short", "show", "unit", "when",
 ]  # fmt: skip

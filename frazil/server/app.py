@@ -15,6 +15,7 @@ from frazil.server import (
     routes_admin,
     routes_attempts,
     routes_datasets,
+    routes_events,
     routes_pilots,
     routes_quotas,
     routes_sites,
@@ -77,6 +78,7 @@ def create_app(
         routes_admin,
         routes_quotas,
         metrics,
+        routes_events,
     ):
         app.include_router(module.router)
     app.include_router(routes_attempts.pilot)

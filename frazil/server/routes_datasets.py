@@ -18,6 +18,7 @@ from frazil.wire import (
     ConfigEdited,
     DatasetStatusView,
     DatasetView,
+    EventView,
     JobsSet,
     JobView,
     Submitted,
@@ -154,6 +155,6 @@ def dataset_stats(
 @router.get("/{ref}/events")
 def dataset_events(
     ref: str, app: State, _: Reader, limit: int = Query(50, ge=1, le=1000)
-) -> list[dict[str, Any]]:
-    """The dataset's most recent audit events."""
-    return [dict(r._mapping) for r in queries.events(app.db, ref, limit=limit)]
+) -> list[EventView]:
+    """The dataset's most recent audit events (``GET /events`` filters and pages them)."""
+    return queries.events(app.db, ref, limit=limit)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from frazil.model.states import AttemptOutcome
 from frazil.server.deps import PilotKey, Reader, Site, State, own
 from frazil.server.schemas import BatchIdBody, LostBody, PilotEndBody, slot
 from frazil.services import pilots
-from frazil.wire import ClaimRequest, Exchange, NewPilot, Slot, encode
+from frazil.wire import TOTAL_HEADER, ClaimRequest, Exchange, NewPilot, PilotView, Slot, encode
 
 router = APIRouter(tags=["pilots"])
 
@@ -70,10 +70,14 @@ def demand(name: str, body: ClaimRequest, app: State, who: Site) -> dict[str, in
 
 @router.get("/pilots")
 def list_pilots(
-    app: State, _: Reader, site: str | None = None, open_only: bool = False
-) -> list[dict[str, Any]]:
-    """Multi-task pilots, newest first (at most 10,000)."""
-    return pilots.list_pilots(app.db, site, open_only=open_only)
+    app: State, _: Reader, response: Response, site: str | None = None, open_only: bool = False,
+    limit: int = Query(10_000, ge=1, le=10_000), offset: int = Query(0, ge=0),
+) -> list[PilotView]:  # fmt: skip
+    """Multi-task pilots, newest first: of one ``site`` (an unknown one is an error), only the
+    open ones with ``open_only`` (how many match in all: the ``Frazil-Total`` header)."""
+    page = pilots.pilots_page(app.db, site, open_only=open_only, limit=limit, offset=offset)
+    response.headers[TOTAL_HEADER] = str(page.total)
+    return page.items
 
 
 @router.post("/pilots/{pilot_id}/exchange")

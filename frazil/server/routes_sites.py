@@ -13,7 +13,7 @@ from frazil.server.deps import Reader, Site, State, own
 from frazil.server.schemas import AttemptsBody, BatchIdBody, KnownBody, LostBody, slot
 from frazil.services import batch_jobs, sites
 from frazil.services.claim import claim, claim_jobs
-from frazil.wire import ClaimRequest, SiteInfo, SiteView, encode
+from frazil.wire import ClaimRequest, SiteInfo, SiteStatus, SiteView, encode
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -22,6 +22,13 @@ router = APIRouter(prefix="/sites", tags=["sites"])
 def list_sites(app: State, _: Reader) -> list[SiteView]:
     """Every registered site."""
     return sites.list_sites(app.db)
+
+
+@router.get("/status")  # before any GET "/{name}" route, which would take "status" for a name
+def site_statuses(app: State, _: Reader) -> list[SiteStatus]:
+    """Every registered site with its last contact, what one slot offers, its tasks running
+    and queued, and its attempts that failed in the last hour."""
+    return sites.site_statuses(app.db, now=app.now())
 
 
 @router.put("/{name}")

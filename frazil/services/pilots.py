@@ -53,7 +53,7 @@ from frazil.services.transitions import load_task
 from frazil.store.db import Database, UntranslatedError, locks_rows
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
-from frazil.wire import Report, Slot
+from frazil.wire import Page, PilotView, Report, Slot
 
 log = logging.getLogger(__name__)
 
@@ -320,18 +320,56 @@ def end(
     return db.transaction(run)
 
 
-def list_pilots(
-    db: Database, site_name: str | None = None, *, open_only: bool = False
-) -> list[dict[str, Any]]:
-    """Pilots (newest first), without their keys."""
-    columns = [c for c in pilot.c if c.name != "key_hash"]
-    stmt = select(*columns).order_by(pilot.c.id.desc())
+def _pilot_view(r: Any, running: int) -> PilotView:
+    return PilotView(
+        id=r.id, site=r.site, state=r.state, cpu=r.cpu, gpu=r.gpu, memory=r.memory,
+        disk=r.disk, time=r.time, os=r.os, attributes=json.loads(r.attributes or "{}"),
+        batch_id=r.batch_id, host=r.host, created_at=r.created_at, seen_at=r.seen_at,
+        ended_at=r.ended_at, reason=r.reason, tasks=r.tasks, running=running,
+    )  # fmt: skip
+
+
+def pilots_page(
+    db: Database, site_name: str | None = None, *, open_only: bool = False, limit: int = 100,
+    offset: int = 0, count: bool = True,
+) -> Page[PilotView]:  # fmt: skip
+    """A page of pilots, newest first, each with how many tasks it holds now, and how many
+    pilots match in all (-1 when not ``count``); a site that never registered is
+    ``NotFound``."""
+    stmt = select(*(c for c in pilot.c if c.name != "key_hash"))
     if site_name is not None:
         stmt = stmt.where(pilot.c.site == site_name)
     if open_only:
         stmt = stmt.where(pilot.c.state == PilotState.OPEN.value)
     with db.read() as conn:
-        return [dict(r._mapping) for r in conn.execute(stmt.limit(10_000))]
+        if site_name is not None:
+            _check_site(conn, site_name)
+        rows = conn.execute(stmt.order_by(pilot.c.id.desc()).limit(limit).offset(offset)).all()
+        held = (
+            select(task_attempt.c.pilot_id, func.count().label("n"))
+            .where(
+                task_attempt.c.pilot_id.in_([r.id for r in rows]),
+                task_attempt.c.outcome == AttemptOutcome.OPEN.value,
+            )
+            .group_by(task_attempt.c.pilot_id)
+        )
+        running = {r.pilot_id: int(r.n) for r in conn.execute(held)} if rows else {}
+        counted = select(func.count()).select_from(stmt.subquery())
+        total = int(conn.execute(counted).scalar_one()) if count else -1
+    return Page([_pilot_view(r, running.get(r.id, 0)) for r in rows], total)
+
+
+def _check_site(conn: Connection, name: str) -> None:
+    if conn.execute(select(site.c.name).where(site.c.name == name)).first() is None:
+        known = conn.execute(select(site.c.name).order_by(site.c.name)).scalars().all()
+        raise NotFound(f"no site {name!r} (sites: {', '.join(known) or 'none registered'})")
+
+
+def list_pilots(
+    db: Database, site_name: str | None = None, *, open_only: bool = False
+) -> list[PilotView]:
+    """Pilots (newest first, at most 10,000), without their keys."""
+    return pilots_page(db, site_name, open_only=open_only, limit=10_000, count=False).items
 
 
 def demand(db: Database, resources: SiteResources, *, now: float, cap: int = 10_000) -> int:

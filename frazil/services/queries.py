@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, select
 
 from frazil.errors import BadRequest, NotFound
-from frazil.model.states import DatasetStatus, JobStatus, TaskStatus
+from frazil.model.states import AttemptOutcome, DatasetStatus, JobStatus, TaskStatus
+from frazil.services.control import ACTIONS
 from frazil.services.datasets import config_of, find_dataset
 from frazil.services.transitions import parents_of
 from frazil.store.db import Database
@@ -33,6 +34,7 @@ from frazil.wire import (
     AttemptView,
     DatasetStatusView,
     DatasetView,
+    EventView,
     FileRecord,
     JobView,
     LogView,
@@ -368,16 +370,70 @@ def find_datasets(
         return sorted(r.dataset_id for r in conn.execute(stmt))
 
 
-def events(db: Database, ref: int | str, *, limit: int = 50) -> Sequence[Any]:
-    """A dataset's most recent audit events."""
+#: The kinds of event (their ``action``) the services write: what people do to datasets (the
+#: control verbs among them), a dataset's or job's change of state (``status``), a job made
+#: (``materialize``), the end of a task's attempt that sent it back or failed it (its outcome),
+#: and a file the collector refused to delete. Kinds recorded by other releases count too.
+EVENT_KINDS: frozenset[str] = frozenset(
+    {"submit", "edit-config", "set-jobs", "set-priority", "truncate", "status", "materialize",
+     "refused_delete", *ACTIONS}
+    | {o.value for o in AttemptOutcome if o not in (AttemptOutcome.OPEN, AttemptOutcome.COMPLETE)}
+)  # fmt: skip
+
+
+def _event_view(r: Any) -> EventView:
+    return EventView(
+        id=r.id,
+        time=r.time,
+        actor=r.actor,
+        dataset_id=r.dataset_id,
+        object_type=r.object_type,
+        object_id=r.object_id,
+        action=r.action,
+        old_status=r.old_status,
+        new_status=r.new_status,
+        count=r.count,
+        reason=r.reason,
+    )
+
+
+def _check_kind(conn: Connection, kind: str) -> None:
+    """Refuse a kind of event that is neither written here nor recorded, naming them all."""
+    if kind in EVENT_KINDS:
+        return
+    if conn.execute(select(event.c.id).where(event.c.action == kind).limit(1)).first():
+        return
+    recorded = conn.execute(select(event.c.action).distinct()).scalars()
+    names = ", ".join(sorted(EVENT_KINDS.union(recorded)))
+    raise BadRequest(f"no kind of event {kind!r}; kinds: {names}")
+
+
+def events_page(
+    db: Database, *, dataset_ref: int | str | None = None, kind: str | None = None,
+    since: float | None = None, limit: int = 100, offset: int = 0, count: bool = True,
+) -> Page[EventView]:  # fmt: skip
+    """A page of the audit trail, newest first, and how many entries match in all (-1 when
+    not ``count``): of one dataset, of one kind (the event's action), from ``since`` (a Unix
+    time) on. An unknown dataset is ``NotFound``, an unknown kind ``BadRequest``."""
     with db.read() as conn:
-        dataset_id = find_dataset(conn, ref)
-        return conn.execute(
-            select(event)
-            .where(event.c.dataset_id == dataset_id)
-            .order_by(event.c.id.desc())
-            .limit(limit)
-        ).all()
+        stmt = select(event)
+        if dataset_ref is not None:
+            stmt = stmt.where(event.c.dataset_id == find_dataset(conn, dataset_ref))
+        if kind is not None:
+            _check_kind(conn, kind)
+            stmt = stmt.where(event.c.action == kind)
+        if since is not None:
+            if not math.isfinite(since):
+                raise BadRequest(f"since is a Unix time, not {since}")
+            stmt = stmt.where(event.c.time >= since)
+        rows = conn.execute(stmt.order_by(event.c.id.desc()).limit(limit).offset(offset))
+        items = [_event_view(r) for r in rows]
+        return Page(items, _count(conn, stmt) if count else -1)
+
+
+def events(db: Database, ref: int | str, *, limit: int = 50) -> list[EventView]:
+    """A dataset's most recent audit events."""
+    return events_page(db, dataset_ref=ref, limit=limit, count=False).items
 
 
 def task_logs(db: Database, task_id: int, *, attempt: int | None = None) -> list[LogView]:

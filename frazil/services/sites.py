@@ -7,14 +7,15 @@ import re
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from frazil.errors import NotFound, Rejected
 from frazil.model.records import SiteResources
+from frazil.model.states import AttemptOutcome, TaskStatus
 from frazil.services.claim import row_fits
 from frazil.store.db import Database
-from frazil.store.schema import site, task
-from frazil.wire import SiteView
+from frazil.store.schema import dataset, site, task, task_attempt
+from frazil.wire import FAILED_WINDOW, SiteStatus, SiteView
 
 #: A site seen (registered, heartbeat) this recently counts as one that could take a task.
 ALIVE = 600.0
@@ -83,6 +84,53 @@ def list_sites(db: Database) -> list[SiteView]:
     """Every registered site."""
     with db.read() as conn:
         return [_view(r) for r in conn.execute(select(site).order_by(site.c.name))]
+
+
+#: Attempts that ended this way went wrong at their site (not a person's or the batch
+#: system's doing): what ``SiteStatus.failed`` counts.
+FAILED_OUTCOMES = (AttemptOutcome.FAILED, AttemptOutcome.TIMEOUT, AttemptOutcome.VANISHED)
+
+
+def site_statuses(db: Database, *, now: float) -> list[SiteStatus]:
+    """Every registered site with its last contact, what one slot offers, its tasks running
+    and queued, and its attempts that failed in the last ``FAILED_WINDOW`` seconds (three
+    grouped queries, whatever the number of sites)."""
+    queued, running = TaskStatus.QUEUED.value, TaskStatus.PROCESSING.value
+    with db.read() as conn:
+        rows = conn.execute(select(site).order_by(site.c.name)).all()
+        tasks: dict[tuple[str, str], int] = {}
+        # by dataset first: the (dataset, status) index finds the held tasks
+        for r in conn.execute(
+            select(task.c.site, task.c.status, func.count().label("n"))
+            .where(task.c.dataset_id.in_(select(dataset.c.id)),
+                   task.c.status.in_((queued, running)), task.c.site.is_not(None))
+            .group_by(task.c.site, task.c.status)
+        ):  # fmt: skip
+            tasks[(r.site, r.status)] = int(r.n)
+        failed = {
+            r.site: int(r.n)
+            for r in conn.execute(
+                select(task_attempt.c.site, func.count().label("n"))
+                .where(
+                    task_attempt.c.ended_at >= now - FAILED_WINDOW,
+                    task_attempt.c.outcome.in_([o.value for o in FAILED_OUTCOMES]),
+                )
+                .group_by(task_attempt.c.site)
+            )
+        }
+    statuses = []
+    for r in rows:
+        slot = SiteResources(**json.loads(r.resources))
+        statuses.append(
+            SiteStatus(
+                name=r.name, last_seen=r.last_seen, age=max(0.0, now - r.last_seen),
+                cpu=slot.cpu, gpu=slot.gpu, memory=slot.memory, disk=slot.disk,
+                time=slot.time, os=slot.os, attributes=dict(slot.attributes),
+                info=json.loads(r.info), running=tasks.get((r.name, running), 0),
+                queued=tasks.get((r.name, queued), 0), failed=failed.get(r.name, 0),
+            )
+        )  # fmt: skip
+    return statuses
 
 
 def site_to_avoid(conn: Connection, task_id: int, now: float) -> str | None:

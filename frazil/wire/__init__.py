@@ -69,6 +69,7 @@ from frazil.wire.version import (
     PROTOCOL_HEADER,
 )
 from frazil.wire.views import (
+    FAILED_WINDOW,
     TOTAL_HEADER,
     AttemptView,
     Caller,
@@ -76,6 +77,7 @@ from frazil.wire.views import (
     ConfigEdited,
     DatasetStatusView,
     DatasetView,
+    EventView,
     Health,
     Holdings,
     JobsSet,
@@ -83,7 +85,9 @@ from frazil.wire.views import (
     LogView,
     NewToken,
     Page,
+    PilotView,
     Quota,
+    SiteStatus,
     SiteView,
     StatSummary,
     Submitted,
@@ -92,6 +96,7 @@ from frazil.wire.views import (
 )
 
 __all__ = [
+    "FAILED_WINDOW",
     "MAX_AMOUNT",
     "MAX_COUNT",
     "OLDEST_PROTOCOL",
@@ -113,6 +118,7 @@ __all__ = [
     "Data",
     "DatasetStatusView",
     "DatasetView",
+    "EventView",
     "Exchange",
     "ExchangeAnswer",
     "Failure",
@@ -129,10 +135,12 @@ __all__ = [
     "NewPilot",
     "NewToken",
     "Page",
+    "PilotView",
     "Quota",
     "Report",
     "Requirements",
     "SiteInfo",
+    "SiteStatus",
     "SiteView",
     "Slot",
     "StatSummary",

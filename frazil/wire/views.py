@@ -253,3 +253,69 @@ class Caller:
 
     name: str
     role: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    """One entry of the audit trail: who did what to which object, and why."""
+
+    id: int
+    time: float
+    actor: str  # user:NAME, admin:NAME, site:NAME, daemon:NAME, pilot
+    dataset_id: int | None
+    object_type: str  # dataset | job | task
+    object_id: str
+    action: str  # the event's kind: submit, suspend, status, failed, ...
+    old_status: str | None
+    new_status: str | None
+    count: int  # objects changed by one action
+    reason: str
+
+
+@dataclass(frozen=True)
+class SiteStatus:
+    """A registered site as its operator watches it: when it was last heard from, what one
+    of its slots offers, and what its tasks and attempts are doing."""
+
+    name: str
+    last_seen: float
+    age: float  # seconds since ``last_seen``, by the server's clock
+    cpu: int
+    gpu: int
+    memory: float  # GB
+    disk: float  # GB
+    time: float  # hours
+    os: str | None
+    attributes: dict[str, Any]
+    info: dict[str, Any]
+    running: int  # its tasks processing
+    queued: int  # its tasks claimed and not started
+    failed: int  # attempts at it that failed in the last ``FAILED_WINDOW`` seconds
+
+
+#: the window of ``SiteStatus.failed`` (seconds)
+FAILED_WINDOW = 3600.0
+
+
+@dataclass(frozen=True)
+class PilotView:
+    """A multi-task pilot: what its batch job holds, where it runs, and how far it got."""
+
+    id: int
+    site: str
+    state: str  # open | ended
+    cpu: int
+    gpu: int
+    memory: float  # GB
+    disk: float  # GB
+    time: float  # hours
+    os: str | None
+    attributes: dict[str, Any]
+    batch_id: str | None
+    host: str | None
+    created_at: float
+    seen_at: float | None
+    ended_at: float | None
+    reason: str | None  # why it ended
+    tasks: int  # tasks handed to it
+    running: int  # of them, held now (open attempts)

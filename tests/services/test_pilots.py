@@ -115,7 +115,8 @@ def test_a_pilot_that_ended_holding_tasks_hands_them_back(db):
         pilots.report(db, pilot_id, key, [_done(held[0])], now=NOW)
     assert pilots.end(db, pilot_id, now=NOW, reason="again", site_name="site-a") == 0
     (row,) = pilots.list_pilots(db, "site-a")
-    assert row["state"] == "ended" and row["tasks"] == 2 and "key_hash" not in row
+    assert row.state == "ended" and row.tasks == 2 and row.running == 0
+    assert not hasattr(row, "key_hash")
 
 
 def test_demand_counts_the_waiting_tasks_that_fit(db):
@@ -148,7 +149,7 @@ def test_a_repeated_exchange_gets_the_tasks_the_lost_answer_held(db):
     assert results == ["stale"] and again == first
     assert queries.task_detail(db, t["task_id"]).task.status == "complete"
     (row,) = pilots.list_pilots(db, "site-a")
-    assert row["tasks"] == 3  # handed out once
+    assert row.tasks == 3  # handed out once
     # the pilot runs them with the passkeys of the repeat
     assert pilots.report(db, pilot_id, key, [_done(x) for x in again], now=NOW + 3) == ["ok"] * 2
     # while the first request still waits for work, it hands out nothing new to nobody
