@@ -18,18 +18,13 @@ from frazil.cli.output import (
     columns,
     mode,
     print_json,
+    say,
     show,
 )
-from frazil.cli.text import plain
 from frazil.errors import FrazilError
 
 if TYPE_CHECKING:
     from frazil.wire import Quota
-
-
-def say(text: str) -> None:
-    """One line of text on stdout, as it is."""
-    typer.echo(plain(text))
 
 
 def _default_name(url: str) -> str:

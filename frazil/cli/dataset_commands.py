@@ -26,9 +26,13 @@ from frazil.cli.output import (
     columns,
     mode,
     note,
+    pages,
     print_json,
+    say,
+    short,
     show,
     unit,
+    when,
 )
 from frazil.cli.text import plain
 from frazil.errors import ConfigError, FrazilError
@@ -46,20 +50,8 @@ ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the
 LimitOpt = Annotated[int, typer.Option(help="At most this many rows.", min=1, max=10_000)]
 OffsetOpt = Annotated[int, typer.Option(help="Skip this many rows.", min=0)]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every row, page after page.")]
-#: the most rows one request asks for (the server's cap)
-PAGE_MAX = 10_000
 #: numbers users give: what the server accepts (frazil.model.limits, checked there)
 PRIORITY_HELP = "Weight in the fair share (0 to 1,000,000; 0: only leftovers)."
-
-
-def say(text: str) -> None:
-    """One line of somebody's text on stdout, as it is (no markup)."""
-    typer.echo(plain(text))
-
-
-def when(t: float | None) -> str:
-    """A time as local date and time (``-`` for none)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
 
 
 # -- submit -------------------------------------------------------------------------------
@@ -205,28 +197,6 @@ def _asdict(value: DatasetStatusView) -> dict[str, Any]:
     return dataclasses.asdict(value)
 
 
-def _pages(
-    fetch: Callable[[int, int], Page[T]], limit: int, offset: int, every: bool
-) -> tuple[list[T], int]:
-    """One page, or with ``every`` all of them; and how many rows the listing has."""
-    if not every:
-        page = fetch(limit, offset)
-        return page.items, page.total
-    rows: list[T] = []
-    while True:
-        page = fetch(PAGE_MAX, offset + len(rows))
-        rows += page.items
-        if len(page.items) < PAGE_MAX:
-            return rows, page.total
-
-
-def _short(shown: int, offset: int, total: int, every: bool) -> None:
-    """Say so when a listing stops short of its whole."""
-    if not every and total > offset + shown:
-        start = f" from row {offset:,}" if offset else ""
-        note(f"{shown:,} of {total:,}{start}: use --limit, --offset or --all")
-
-
 def jobs_cmd(
     dataset: DatasetArg,
     status: Annotated[str | None, typer.Option(help="Only jobs in this state.")] = None,
@@ -244,7 +214,7 @@ def jobs_cmd(
         def fetch(n: int, skip: int) -> Page[JobView]:
             return client.jobs_page(dataset, status=status, limit=n, offset=skip)
 
-        rows, total = _pages(fetch, limit, offset, every)
+        rows, total = pages(fetch, limit, offset, every)
     if how is Output.JSON:
         print_json(rows)
     else:
@@ -254,7 +224,7 @@ def jobs_cmd(
             listing.add(j.index, j.status, f"{j.complete}/{j.tasks}", j.failures, j.seed,
                         when(j.status_changed))  # fmt: skip
         show(listing, how, cols)
-    _short(len(rows), offset, total, every)
+    short(len(rows), offset, total, every)
 
 
 def tasks_cmd(
@@ -278,7 +248,7 @@ def tasks_cmd(
                 dataset, status=status, job=job, name=task, limit=n, offset=skip
             )
 
-        rows, total = _pages(fetch, limit, offset, every)
+        rows, total = pages(fetch, limit, offset, every)
     if how is Output.JSON:
         print_json(rows)
     else:
@@ -289,7 +259,7 @@ def tasks_cmd(
             listing.add(t.id, t.job_index, t.name, t.status, t.phase, t.failures, t.site,
                         t.cpu, t.gpu, f"{t.memory:g}", f"{t.disk:g}", f"{t.time:g}")  # fmt: skip
         show(listing, how, cols)
-    _short(len(rows), offset, total, every)
+    short(len(rows), offset, total, every)
 
 
 def show_task(

@@ -253,6 +253,12 @@ def short(shown: int, offset: int, total: int, every: bool) -> None:
         note(f"{shown:,} of {total:,}{start}: use --limit, --offset or --all")
 
 
+def say(text: str) -> None:
+    """One line of somebody's text on stdout, as it is (control characters written out, no
+    markup)."""
+    typer.echo(plain(text))
+
+
 def when(t: float | None) -> str:
     """A time as local date and time (``-`` for none)."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
@@ -267,6 +273,22 @@ def age(seconds: float) -> str:
 
 
 __all__: Sequence[str] = [
-    "PAGE_MAX", "Column", "ColumnsOpt", "JsonOpt", "Listing", "Output", "OutputOpt", "age",
-    "columns", "mode", "note", "pages", "print_json", "short", "show", "unit", "when",
+    "PAGE_MAX",
+    "Column",
+    "ColumnsOpt",
+    "JsonOpt",
+    "Listing",
+    "Output",
+    "OutputOpt",
+    "age",
+    "columns",
+    "mode",
+    "note",
+    "pages",
+    "print_json",
+    "say",
+    "short",
+    "show",
+    "unit",
+    "when",
 ]  # fmt: skip

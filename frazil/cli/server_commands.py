@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from frazil.cli.output import Listing, columns, mode, show
-from frazil.cli.text import plain
+from frazil.cli.output import Listing, columns, mode, say, show
 from frazil.config import load_settings
 
 if TYPE_CHECKING:
@@ -25,11 +24,6 @@ if TYPE_CHECKING:
 
 ON_HOST = "On the server's host: works on the database directly."
 token_app = typer.Typer(help=f"Create, list and revoke API tokens. {ON_HOST}", no_args_is_help=True)
-
-
-def say(text: str) -> None:
-    """One line of text on stdout, as it is."""
-    typer.echo(plain(text))
 
 
 def open_db(*, migrate: bool = False) -> Database:
