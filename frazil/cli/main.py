@@ -53,6 +53,7 @@ def _register() -> None:
         config_commands,
         dataset_commands,
         server_commands,
+        stored_config_commands,
         unmonitored,
     )
 
@@ -63,6 +64,7 @@ def _register() -> None:
     server_commands.register(app)
     server_commands.register_runners(app)
     app.command("run")(unmonitored.run)
+    stored_config_commands.register(app)
 
 
 def _fail(text: str) -> int:
