@@ -42,6 +42,9 @@ from frazil.wire import (
     Caller,
     Claim,
     ClaimRequest,
+    ConfigEdited,
+    ConfigVersion,
+    DatasetDeleted,
     DatasetStatusView,
     DatasetView,
     EventView,
@@ -339,6 +342,25 @@ class Client(_Base):
         """A page of the audit trail (of one dataset; of one ``kind``, the event's action;
         from ``since``, a Unix time, on), and how many entries match in all."""
         return self._page(EventView, "/events", {"dataset": dataset, **filters}, "an event")
+
+    def edit_config(
+        self, ref: int | str, text: str, comment: str = "", *, base: int | None = None
+    ) -> ConfigEdited:
+        """Store a new version of a dataset's config (YAML or JSON text), checked first;
+        ``base``: the version the edit started from (refused if another was stored since)."""
+        body = {"config": text, "comment": comment, "base": base}
+        result = self.request("PUT", f"/datasets/{ref}/config", json=body)
+        return _decoded(ConfigEdited, result, "a config edit")
+
+    def config_versions(self, ref: int | str) -> list[ConfigVersion]:
+        """Every version of a dataset's config, oldest first."""
+        result = self.request("GET", f"/datasets/{ref}/config/versions")
+        return _each(ConfigVersion, result, "a config version")
+
+    def delete_dataset(self, ref: int | str, reason: str = "") -> DatasetDeleted:
+        """Delete a dataset and everything of its own (its owner or an administrator)."""
+        result = self.request("DELETE", f"/datasets/{ref}", params={"reason": reason or None})
+        return _decoded(DatasetDeleted, result, "a deletion")
 
     # -- sites ------------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ def _register() -> None:
         dataset_commands,
         operator_commands,
         server_commands,
+        stored_config_commands,
         unmonitored,
     )
 
@@ -65,6 +66,7 @@ def _register() -> None:
     server_commands.register_runners(app)
     app.command("run")(unmonitored.run)
     operator_commands.register(app)
+    stored_config_commands.register(app)
 
 
 def _fail(text: str) -> int:

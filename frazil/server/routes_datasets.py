@@ -10,12 +10,15 @@ from fastapi import APIRouter, Query, Response
 from frazil.model.validate import JobsChecked
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
-from frazil.services import control, queries, stats, submit
+from frazil.services import control, delete, queries, stats, submit
+from frazil.services.tokens import Role
 from frazil.services.validation import ConfigText
 from frazil.wire import (
     TOTAL_HEADER,
     Checked,
     ConfigEdited,
+    ConfigVersion,
+    DatasetDeleted,
     DatasetStatusView,
     DatasetView,
     EventView,
@@ -77,7 +80,7 @@ def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> ConfigEdit
     """Store a new version of the config; returns its number."""
     edited = submit.edit_config(
         app.db, ref, config_text(body.config), now=app.now(), actor=actor(who),
-        comment=body.comment, limits=app.validation,
+        comment=body.comment, limits=app.validation, base=body.base,
     )  # fmt: skip
     return ConfigEdited(edited.version, checked(edited.jobs))
 
@@ -158,3 +161,21 @@ def dataset_events(
 ) -> list[EventView]:
     """The dataset's most recent audit events (``GET /events`` filters and pages them)."""
     return queries.events(app.db, ref, limit=limit)
+
+
+@router.get("/{ref}/config/versions")
+def config_versions(ref: str, app: State, _: Reader) -> list[ConfigVersion]:
+    """Every version of the dataset's config, oldest first: when, who and why."""
+    return queries.config_versions(app.db, ref)
+
+
+@router.delete("/{ref}")
+def delete_dataset(
+    ref: str, app: State, who: User, reason: str = Query("", max_length=2000)
+) -> DatasetDeleted:
+    """Delete the dataset and every row of its own (its owner or an administrator); the
+    audit trail keeps the deletion."""
+    return delete.delete_dataset(
+        app.db, ref, caller=who.name, admin=who.role is Role.ADMIN, now=app.now(),
+        actor=actor(who), reason=reason,
+    )  # fmt: skip

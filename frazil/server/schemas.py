@@ -50,6 +50,8 @@ class JobsBody(_Body):
 class ConfigBody(_Body):
     config: dict[str, Any] | str
     comment: str = Field("", max_length=2000)
+    #: the version the edit started from: refused when another one was stored since
+    base: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 class QuotaBody(_Body):

@@ -2,8 +2,8 @@
 
 Every call names the task, the attempt number it was given at the claim, and the passkey.
 A report from an attempt that is no longer the task's current one (the task was reset and
-claimed again, or finished) raises ``StaleAttempt`` and changes nothing; a wrong passkey
-raises ``BadPasskey``.
+claimed again, or finished, or deleted with its dataset) raises ``StaleAttempt`` and changes
+nothing; a wrong passkey raises ``BadPasskey``.
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def _authenticate(
     a: Any = None,
 ) -> tuple[TaskRow, Any]:
     row = load_task(conn, task_id)
-    if row is None:
-        raise NotFound(f"no task {task_id}")
+    if row is None:  # its dataset was deleted (or the id is wrong): no attempt of it is current
+        raise StaleAttempt(f"task {task_id} does not exist (its dataset may have been deleted)")
     if a is None:
         a = attempt_row(conn, task_id, attempt)
     if a is None:
@@ -244,8 +244,9 @@ class Beat:
 def heartbeats(db: Database, beats: Sequence[Beat], *, now: float) -> list[str]:
     """Many heartbeats in one transaction (a multi-task pilot's, or a site's on their behalf).
 
-    Returns, for each, ``ok``, ``stale`` (the attempt is no longer current) or ``denied`` (a
-    wrong passkey or an unknown attempt); one bad beat does not spoil the others.
+    Returns, for each, ``ok``, ``stale`` (the attempt is no longer current, or its task was
+    deleted with its dataset) or ``denied`` (a wrong passkey or an unknown attempt); one bad
+    beat does not spoil the others.
     """
     if len(beats) > MAX_BEATS:
         raise Rejected(f"at most {MAX_BEATS} heartbeats at once, not {len(beats)}")
@@ -269,7 +270,10 @@ def heartbeats(db: Database, beats: Sequence[Beat], *, now: float) -> list[str]:
         results, alive = [], []
         for b in beats:
             t, a = tasks.get(b.task_id), opened.get((b.task_id, b.attempt))
-            if t is None or a is None or not key_matches(a.passkey_hash, b.passkey):
+            if t is None:  # its dataset was deleted: the attempt is over
+                results.append("stale")
+                continue
+            if a is None or not key_matches(a.passkey_hash, b.passkey):
                 results.append("denied")
                 continue
             if not attempt_is_current(

@@ -219,7 +219,9 @@ def materialize_step(
             def one_chunk(conn: Connection, dataset_id: int = dataset_id, made: int = made) -> int:
                 current = conn.execute(
                     select(dataset.c.jobs_materialized).where(dataset.c.id == dataset_id)
-                ).scalar_one()
+                ).scalar()
+                if current is None:  # deleted since this round began
+                    return 0
                 size = min(chunk, max_jobs - made)
                 return materialize_range(
                     conn, dataset_id, current + size, now, "daemon:materializer"

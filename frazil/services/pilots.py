@@ -206,6 +206,8 @@ def _report_one(
     conn: Connection, pilot_id: int, r: Report, now: float, caps: attempts.ReportCaps
 ) -> str:
     a = attempts.attempt_row(conn, r.task_id, r.attempt)
+    if a is None and load_task(conn, r.task_id) is None:
+        return "stale"  # its dataset was deleted, with its attempts
     if a is None or a.pilot_id != pilot_id:
         return "denied"
     try:

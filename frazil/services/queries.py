@@ -32,6 +32,7 @@ from frazil.store.schema import (
 )
 from frazil.wire import (
     AttemptView,
+    ConfigVersion,
     DatasetStatusView,
     DatasetView,
     EventView,
@@ -497,3 +498,22 @@ def permanent_outputs(db: Database, ref: int | str) -> list[OutputView]:
             .order_by(file.c.id)
         ).all()
     return [OutputView(r.url, r.size, r.checksum) for r in rows]
+
+
+def config_versions(db: Database, ref: int | str) -> list[ConfigVersion]:
+    """Every version of a dataset's config, oldest first: when, who and why."""
+    with db.read() as conn:
+        dataset_id = find_dataset(conn, ref)
+        current = conn.execute(
+            select(dataset.c.config_version).where(dataset.c.id == dataset_id)
+        ).scalar_one()
+        rows = conn.execute(
+            select(dataset_config.c.version, dataset_config.c.created_at,
+                   dataset_config.c.created_by, dataset_config.c.comment)
+            .where(dataset_config.c.dataset_id == dataset_id)
+            .order_by(dataset_config.c.version)
+        ).all()  # fmt: skip
+    return [
+        ConfigVersion(r.version, r.created_at, r.created_by, r.comment, r.version == current)
+        for r in rows
+    ]

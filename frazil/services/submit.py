@@ -162,8 +162,9 @@ def _insert_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> l
 
 
 def _add_version(
-    conn: Connection, dataset_id: int, version: int, config: DatasetConfig, now: float, comment: str
-) -> None:
+    conn: Connection, dataset_id: int, version: int, config: DatasetConfig, now: float,
+    comment: str, actor: str,
+) -> None:  # fmt: skip
     text = config_json(config)
     config_id = _new_id(
         conn.execute(
@@ -174,6 +175,7 @@ def _add_version(
                 hash=hashlib.sha256(text.encode()).hexdigest(),
                 comment=comment,
                 created_at=now,
+                created_by=actor,
             )
         )
     )
@@ -260,7 +262,7 @@ def submit_dataset(
             .where(dataset.c.id == dataset_id)
             .values(seed=dataset_id if seed is None else seed)
         )
-        _add_version(conn, dataset_id, 1, config, now, "submitted")
+        _add_version(conn, dataset_id, 1, config, now, "submitted", actor)
         names = [t.name for t in config.tasks]
         deps = [
             {"dataset_id": dataset_id, "task_index": i, "depends_on": j}
@@ -317,16 +319,24 @@ def _unchanged(conn: Connection, dataset_id: int, seen: Any) -> None:
 def edit_config(
     db: Database, ref: int | str, config: DatasetConfig | ConfigText, *, now: float,
     actor: str = "user", comment: str = "", limits: ValidationSettings = DEFAULT_VALIDATION,
+    base: int | None = None,
 ) -> Edited:  # fmt: skip
     """Store a new version of a dataset's config.
 
     The tasks and their dependencies must stay the same (the DAG is shared by jobs that
     already exist); everything else may change, and the next attempts run the new version.
     The new version is checked for the dataset's jobs before the write, outside it.
+    ``base``: the version the edit started from; when another version was stored since,
+    the edit is refused (it would undo that one unseen).
     """
     with db.read() as conn:
         dataset_id = find_dataset(conn, ref)
         seen = _current(conn, dataset_id)
+    if base is not None and base != seen.config_version:
+        raise Rejected(
+            f"dataset {ref} is at config version {seen.config_version}, not {base}: another "
+            "version was stored since this edit began; nothing was written"
+        )
     jobs = max(int(seen.jobs_submitted), 1)
     checked = validation.check(config, limits, jobs=range(jobs))
     config = checked.config
@@ -338,7 +348,7 @@ def edit_config(
     def run(conn: Connection) -> int:
         _unchanged(conn, dataset_id, seen)
         version = int(seen.config_version) + 1
-        _add_version(conn, dataset_id, version, config, now, comment)
+        _add_version(conn, dataset_id, version, config, now, comment, actor)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)

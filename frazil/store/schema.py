@@ -95,6 +95,8 @@ dataset_config = Table(
     Column("hash", String(64), nullable=False),
     Column("comment", Text, nullable=False, default=""),
     Column("created_at", Double, nullable=False),
+    # who stored the version, as the audit trail names callers (``user:alice``)
+    Column("created_by", Name, nullable=False, default="", server_default=""),
     UniqueConstraint("dataset_id", "version"),
 )
 

@@ -319,3 +319,27 @@ class PilotView:
     reason: str | None  # why it ended
     tasks: int  # tasks handed to it
     running: int  # of them, held now (open attempts)
+
+
+@dataclass(frozen=True)
+class ConfigVersion:
+    """One stored version of a dataset's config: when, who (as the audit trail names
+    callers, ``user:alice``) and why."""
+
+    version: int
+    created_at: float
+    created_by: str
+    comment: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class DatasetDeleted:
+    """A dataset was deleted, with every row of its own: how many jobs, tasks and attempts
+    went with it."""
+
+    id: int
+    alias: str | None
+    jobs: int
+    tasks: int
+    attempts: int

@@ -216,9 +216,12 @@ def test_many_heartbeats_in_one_transaction(db):
         attempts.Beat(a.task_id, a.attempt, a.passkey, TaskPhase.RUNNING),
         attempts.Beat(b.task_id, b.attempt, "wrong"),
         attempts.Beat(c.task_id, c.attempt, c.passkey),  # queued, not processing
-        attempts.Beat(999_999, 1, "x"),
+        attempts.Beat(999_999, 1, "x"),  # no such task (a deleted dataset's): over
+        attempts.Beat(a.task_id, 9, a.passkey),  # no such attempt
     ]
-    assert attempts.heartbeats(db, beats, now=NOW + 7) == ["ok", "denied", "stale", "denied"]
+    assert attempts.heartbeats(db, beats, now=NOW + 7) == [
+        "ok", "denied", "stale", "stale", "denied",
+    ]  # fmt: skip
     tasks = {t.id: t for t in queries.list_tasks(db, d)}
     assert tasks[a.task_id].phase == "running"
     with pytest.raises(IllegalTransition):
