@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -206,12 +206,16 @@ class _Base:
         return response.json() if response.content else None
 
     def send(
-        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None
-    ) -> httpx.Response:
-        """One call, retried on connection failures and unavailable servers; its answer."""
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+        keep: Callable[[httpx.Response], bool] | None = None,
+    ) -> httpx.Response:  # fmt: skip
+        """One call, retried on connection failures and unavailable servers; its answer.
+        An answer that ``keep`` accepts is returned as it is, neither retried nor raised.
+        The first retry of a call is a warning in the log, the others are detail (DEBUG)."""
         deadline = time.monotonic() + self.retry_for
         pause = 0.2
         clean = {k: v for k, v in (params or {}).items() if v is not None}
+        say = log.warning
         while True:
             try:
                 response = self._http.request(method, path, json=json, params=clean)
@@ -220,16 +224,20 @@ class _Base:
                     raise Unreachable(
                         f"cannot reach the Frazil server at {self.url}: {exc}"
                     ) from exc
-                log.warning("server unreachable (%s); retrying in %.1f s", exc, pause)
+                say("server unreachable (%s); retrying in %.1f s", exc, pause)
             else:
+                if keep is not None and keep(response):
+                    _check_protocol(response, self.url)
+                    return response
                 if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
                     _check_protocol(response, self.url)
                     _raise_for(response)
                     return response
-                log.warning(
+                say(
                     "server answered %d (%s); retrying in %.1f s",
                     response.status_code, _detail(response), pause,
                 )  # fmt: skip
+            say = log.debug
             time.sleep(pause)
             pause = min(pause * 2, 10.0)
 
@@ -493,8 +501,22 @@ class Client(_Base):
         return _decoded(Caller, self.request("GET", "/me"), "the caller")
 
     def health(self) -> Health:
-        """The server's status."""
-        return _decoded(Health, self.request("GET", "/health"), "the server's health")
+        """How the server is (no token needed): ``status`` ``ok``, or ``unhealthy`` with its
+        ``problems`` (the server answers 503 then, with the same body: returned, not raised;
+        a 503 of another kind, such as a proxy's, is retried like any other)."""
+        response = self.send("GET", "/health", keep=_is_health)
+        return _decoded(Health, response.json(), "the server's health")
+
+
+def _is_health(response: httpx.Response) -> bool:
+    """An answer of ``/health``, healthy or not (an unhealthy server answers 503)."""
+    if response.status_code not in (200, 503):
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "status" in body and "version" in body
 
 
 def _claim_body(slot: Slot, limit: int, request: str | None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_concurrency = 4096        # connections and requests at once; past it: 503 (retried)
     max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
     max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
+    access_log = false            # a log line per request (costs more than a pilot's call)
 
     [validation]                  # the budget of one config's check (submit, edit, set-jobs)
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
@@ -85,6 +86,8 @@ class ServerSettings:
     #: statistics and files one pilot report may carry (each is a row)
     max_report_stats: int = 1000
     max_report_files: int = 1000
+    #: a log line per request (uvicorn's access log)
+    access_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,12 +199,15 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
         "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
-        "max_report_files",
+        "max_report_files", "access_log",
     }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise SettingsError(f"{path}: server.notify_command must be a list of strings (argv)")
+    access_log = t.get("access_log", False)
+    if not isinstance(access_log, bool):
+        raise SettingsError(f"{path}: server.access_log must be true or false, not {access_log!r}")
     port = t.get("port", 8800)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise SettingsError(f"{path}: server.port must be a port number")
@@ -227,6 +233,7 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         max_report_files=_positive(
             t, "max_report_files", ServerSettings.max_report_files, "server", path
         ),
+        access_log=access_log,
     )
 
 

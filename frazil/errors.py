@@ -31,6 +31,7 @@ The tree::
     ├── SettingsError             Frazil's own settings cannot be read
     ├── AuthError                 a request without a valid token or passkey
     │   └── Forbidden                 a valid token that may not do this (its role or its site)
+    ├── RoundFailed               a site daemon's round failed (``frazil site --once``): why
     ├── BatchError                a batch system refused or failed a request
     │   └── BatchCommandError         a batch command failed: argv, exit code, stdout, stderr
     └── TransferError             a file could not be staged in or out (or its checksum differs)
@@ -259,6 +260,11 @@ class AuthError(FrazilError):
 
 class Forbidden(AuthError):
     """A valid token that may not do this: its role is not enough, or it is another site's."""
+
+
+class RoundFailed(FrazilError):
+    """A site daemon's round failed (the server or the batch system away, the scratch
+    full); ``frazil site --once`` exits with it, a running daemon retries."""
 
 
 class BatchError(FrazilError):

@@ -11,17 +11,21 @@ import copy
 import difflib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import ValidationError
 
 from frazil.errors import BudgetExceeded, ConfigError, Problem
 from frazil.model.paths import format_path
+from frazil.model.resolve import JobInfo, Resolver
 from frazil.model.spec import MODEL_FOR_KEY, DatasetConfig
+from frazil.model.urls import url_scheme
 from frazil.model.validate import Plan, Report, check_config
 
 #: Refuse configs larger than this (a config is a description, not data).
@@ -279,6 +283,74 @@ def _line(lines: _LineMap, path: str) -> int | None:
     return 1 if line is None and not path else line
 
 
+_SYSTEM = re.compile(r"\$system\(\s*([^()\s]+)\s*\)")
+
+
+def _found_here(value: str, here: Sequence[Path]) -> Path | None:
+    """Where a relative path a pilot must read lies on this machine (None: it is absolute,
+    a URL, a site value not known yet, or not found here)."""
+    path = urlsplit(value).path if url_scheme(value) == "file" else value
+    if not path or path.startswith("$") or url_scheme(path) != "" or Path(path).is_absolute():
+        return None
+    return next((d / path for d in here if (d / path).exists()), None)
+
+
+def local_path_problems(config: DatasetConfig, job: int, here: Sequence[Path]) -> list[Problem]:
+    """Warnings for the paths a pilot must read (a module's ``src``, ``env_shell`` and code
+    ``url``) that are relative and lie in one of the directories ``here`` of this machine:
+    they resolve on the submitting machine only, and the site's pilots will not find them.
+    A path the task brings along itself (an input file's or a config file's name) is fine.
+
+    A path that a ``$system`` default of the config makes relative is reported once, at that
+    default: a site's ``[system]`` value of that name is what its pilots will read.
+    """
+    info = JobInfo(job=job, jobs_submitted=job + 1, defer_site_values=True)
+    resolver = Resolver(config, info, [], every_iteration=False)
+    problems: list[Problem] = []
+    by_default: dict[str, list[str]] = {}
+    defaults = config.steering.system
+    for t, task in enumerate(config.tasks):
+        brought = {d.local for d in resolver.task(t).data if d.movement != "output"}
+        for r, tray in enumerate(task.trays):
+            for m, raw in enumerate(tray.modules):
+                module = resolver.module(t, r, m, 0)
+                name = module.name or (module.src or module.class_).rsplit("/", 1)[-1]
+                brought_here = brought | set(module.configs)
+                for key, value, written in (
+                    ("src", module.src, raw.src), ("env_shell", module.env_shell, raw.env_shell),
+                    ("url", module.url, raw.url),
+                ):  # fmt: skip
+                    where = None if value in brought_here else _found_here(value, here)
+                    if where is None:
+                        continue
+                    system = next(
+                        (k for k in _SYSTEM.findall(written)
+                         if isinstance(defaults.get(k), str) and _found_here(defaults[k], here)),
+                        None,
+                    )  # fmt: skip
+                    if system is not None:
+                        uses = by_default.setdefault(system, [])
+                        uses += [] if name in uses else [name]
+                        continue
+                    problems.append(Problem(
+                        f"tasks[{t}].trays[{r}].modules[{m}].{key}",
+                        f"module {name!r}: {value!r} is a relative path that resolves on this "
+                        f"machine only ({where}): the site will not see it; use an absolute "
+                        "path the site's nodes see, a URL, or a $system value the site sets",
+                        severity="warning",
+                    ))  # fmt: skip
+    for key, uses in by_default.items():
+        names = ", ".join(uses[:4]) + (f" and {len(uses) - 4} more" if len(uses) > 4 else "")
+        problems.append(Problem(
+            f"steering.system.{key}",
+            f"{defaults[key]!r} is a relative path that resolves on this machine only: the "
+            f"site will not see it, and the modules {names} run from it; a site must set "
+            f"[system] {key} to a path its nodes see",
+            severity="warning",
+        ))  # fmt: skip
+    return problems
+
+
 def inspect_text(
     text: str,
     source: str = "<config>",
@@ -286,11 +358,15 @@ def inspect_text(
     *,
     job: int = 0,
     plan: Plan | None = None,
+    here: Sequence[Path] = (),
 ) -> Inspection:
     """Parse and check a config; every problem carries its path and, where known, its line.
 
     ``plan`` says which jobs to check and with what budget (job ``job`` by default); a check
-    that uses up its budget is reported as a problem where it stopped.
+    that uses up its budget is reported as a problem where it stopped. ``here``: directories
+    of the submitting machine (``frazil validate``: the config's and the current one) where
+    a relative path a pilot must read would be found; such a path is a warning
+    (``local_path_problems``). The server passes none: its own files are not the question.
     """
     plan = plan or Plan(jobs=range(job, job + 1))
     fmt = fmt or ("json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml")
@@ -322,6 +398,8 @@ def inspect_text(
             checked = Report((Problem(exc.path, str(exc)),))
         merged = list(problems)
         merged += [p for p in checked.problems if p not in merged]
+        if here and config is not None:
+            merged += local_path_problems(config, plan.jobs.start, here)
         report = replace(checked, problems=tuple(merged))
     located = tuple(
         p if p.line is not None else replace(p, line=_line(lines, p.path)) for p in report.problems
@@ -329,7 +407,7 @@ def inspect_text(
     return Inspection(config, replace(report, problems=located), source)
 
 
-def inspect_file(path: str | Path, *, job: int = 0) -> Inspection:
+def inspect_file(path: str | Path, *, job: int = 0, here: Sequence[Path] = ()) -> Inspection:
     """``inspect_text`` on a file; an unreadable file is reported as a problem."""
     p = Path(path)
     try:
@@ -341,7 +419,7 @@ def inspect_file(path: str | Path, *, job: int = 0) -> Inspection:
     except (OSError, UnicodeDecodeError) as exc:
         return Inspection(None, Report((Problem("", f"cannot read the file: {exc}"),)), str(p))
     fmt = "json" if p.suffix.lower() == ".json" else "yaml"
-    return inspect_text(text, str(p), fmt, job=job)
+    return inspect_text(text, str(p), fmt, job=job, here=here)
 
 
 def load_config(path: str | Path) -> DatasetConfig:

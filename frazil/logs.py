@@ -60,8 +60,20 @@ def _indented(text: str) -> str:
     return "\n".join("  | " + line for line in visible(text).split("\n"))
 
 
+#: Libraries that write a line (or several) per HTTP request at INFO or DEBUG: a site or a
+#: pilot makes many requests a minute, and what they did is said once by our own records.
+PER_REQUEST = ("httpx", "httpcore")
+
+
 def configure(level: int, stream: TextIO = sys.stderr) -> None:
-    """Send the root logger's records to ``stream`` through ``LogFormatter``."""
+    """Send the root logger's records to ``stream`` through ``LogFormatter``, from ``level``.
+
+    ``DEBUG`` is Frazil's own detail: other libraries stay at ``INFO``, and those of
+    ``PER_REQUEST`` at ``WARNING`` whatever the level.
+    """
     handler = logging.StreamHandler(stream)
     handler.setFormatter(LogFormatter(FORMAT))
-    logging.basicConfig(level=level, handlers=[handler])
+    logging.basicConfig(level=max(level, logging.INFO), handlers=[handler])
+    logging.getLogger("frazil").setLevel(level)
+    for name in PER_REQUEST:
+        logging.getLogger(name).setLevel(logging.WARNING)

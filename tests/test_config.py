@@ -114,3 +114,12 @@ def test_quota_defaults_are_read_from_the_settings_file(tmp_path):
     (tmp_path / "frazil.toml").write_text("[quota]\njobs = -1\n")
     with pytest.raises(SettingsError, match=r"quota\.jobs must be a positive integer"):
         load_settings({"FRAZIL_HOME": str(tmp_path)})
+
+
+def test_the_access_log_is_off_unless_asked_for(tmp_path):
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).server.access_log is False
+    (tmp_path / "frazil.toml").write_text("[server]\naccess_log = true\n")
+    assert load_settings({"FRAZIL_HOME": str(tmp_path)}).server.access_log is True
+    (tmp_path / "frazil.toml").write_text('[server]\naccess_log = "yes"\n')
+    with pytest.raises(SettingsError, match=r"server.access_log must be true or false, not 'yes'"):
+        load_settings({"FRAZIL_HOME": str(tmp_path)})

@@ -228,3 +228,58 @@ def test_unreadable_file_is_a_problem_not_a_crash(tmp_path):
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\xff\xfe\x00")
     assert "cannot read the file" in inspect_file(binary).report.errors[0].message
+
+
+LOCAL = """\
+steering:
+  system: {code: scripts}
+tasks:
+  - name: a
+    data: [{remote: 'file:///data/brought.sh', local: brought.sh}]
+    trays:
+      - modules:
+          - {name: here, src: scripts/run.py}
+          - {name: absolute, src: /usr/bin/true}
+          - {name: brought, src: brought.sh}
+          - {name: written, src: made.sh, configs: {made.sh: 'echo hi'}}
+          - {name: on-path, src: python3}
+          - {name: shell, src: /usr/bin/env, env_shell: scripts/setup.sh}
+          - {name: viasystem, src: '$system(code)/run.py'}
+          - {name: sitesystem, src: '$system(site_code)/run.py'}
+"""
+
+
+def test_relative_paths_a_pilot_must_read_that_lie_here_are_warnings(tmp_path):
+    for name in ("scripts/run.py", "scripts/setup.sh", "brought.sh", "made.sh"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("")
+    path = tmp_path / "c.yaml"
+    path.write_text(LOCAL)
+    assert inspect_file(path).report.problems == ()  # without a machine to look on: nothing
+    report = inspect_file(path, here=(tmp_path,)).report
+    assert report.ok
+    assert [(p.path, p.line, p.severity) for p in report.problems] == [
+        ("tasks[0].trays[0].modules[0].src", _line_of(LOCAL, "name: here"), "warning"),
+        ("tasks[0].trays[0].modules[5].env_shell", _line_of(LOCAL, "name: shell"), "warning"),
+        ("steering.system.code", _line_of(LOCAL, "system: {code"), "warning"),
+    ]
+    src, shell, system = (p.message for p in report.problems)
+    assert src == (
+        f"module 'here': 'scripts/run.py' is a relative path that resolves on this machine only "
+        f"({tmp_path / 'scripts/run.py'}): the site will not see it; use an absolute path the "
+        "site's nodes see, a URL, or a $system value the site sets"
+    )
+    assert shell.startswith("module 'shell': 'scripts/setup.sh' is a relative path")
+    assert system == (
+        "'scripts' is a relative path that resolves on this machine only: the site will not "
+        "see it, and the modules viasystem run from it; a site must set [system] code to a "
+        "path its nodes see"
+    )
+
+
+def test_the_example_needs_a_sites_software(tmp_path):
+    (problem,) = inspect_file(EXAMPLE, here=(EXAMPLE.parent, EXAMPLE.parent.parent)).report.problems
+    assert (problem.path, problem.severity) == ("steering.system.software", "warning")
+    assert problem.line == _line_of(EXAMPLE.read_text(), "software: examples/simulation")
+    assert "generate_corsika, generate_nugen, merge_halves, clsim and 2 more" in problem.message
+    assert inspect_file(EXAMPLE, here=(tmp_path,)).report.problems == ()  # not found there

@@ -85,3 +85,24 @@ def test_a_path_with_a_newline_cannot_forge_a_line_of_the_server_log(tmp_path):
     text = log.read_text()
     assert "forged" in text, text  # the collector's daemon logged the path
     assert not any(line.startswith(FORGED[:10]) for line in text.splitlines()), text
+
+
+def test_detail_is_frazils_own_and_no_library_logs_each_http_request():
+    probe = (
+        "import logging, sys\n"
+        "from frazil import logs\n"
+        "logs.configure(logging.DEBUG, sys.stdout)\n"
+        "for name in ('frazil.site.main', 'httpx', 'httpcore.http11', 'asyncio'):\n"
+        "    log = logging.getLogger(name)\n"
+        "    log.debug('debug of %s', name)\n"
+        "    log.info('info of %s', name)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout
+    said = [line.split(" ", 2)[2] for line in out.splitlines()]
+    assert said == [
+        "DEBUG frazil.site.main: debug of frazil.site.main",
+        "INFO frazil.site.main: info of frazil.site.main",
+        "INFO asyncio: info of asyncio",
+    ]

@@ -298,7 +298,7 @@ class LocalPlugin(BatchPlugin):
         self._procs[job.id] = proc
         job = replace(job, pid=proc.pid, pid_start=proc_start_ticks(proc.pid))
         write_json(self._file(job.id, "job"), asdict(job))
-        log.info("local: started %s (%s) as pid %d, gpus %s", job.id, job.name, proc.pid, gpus)
+        log.debug("local: started %s (%s) as pid %d, gpus %s", job.id, job.name, proc.pid, gpus)
         return _status(job, None)
 
     # -- the state directory ----------------------------------------------------------------

@@ -62,10 +62,12 @@ def validate(config: ConfigArg, job: JobOpt = 0) -> None:
     """Check a dataset config: shape, names, dependencies and every expression.
 
     Each problem is printed as FILE:LINE: PATH: MESSAGE. Exits 1 if there is any error.
+    A relative path that a pilot must read (a module's src) and that lies here, beside the
+    config or in the current directory, is a warning: the site will not see it.
     """
     from frazil.loader import inspect_file  # noqa: PLC0415
 
-    inspection = inspect_file(config, job=job)
+    inspection = inspect_file(config, job=job, here=(config.parent, Path.cwd()))
     _print_problems(inspection)
     report = inspection.report
     if not report.ok:

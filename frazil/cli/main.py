@@ -22,9 +22,16 @@ show = typer.Typer(
 )
 
 
+#: Commands that run until stopped: they log each event by default, and detail with -v.
+DAEMONS = ("server", "site")
+
+
 @app.callback()
 def _root(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what happens."),
+    ctx: typer.Context,
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log what happens (server, site: in detail)."
+    ),
     server: str | None = typer.Option(
         None,
         "--server",
@@ -43,7 +50,10 @@ def _root(
     from frazil import logs  # noqa: PLC0415
     from frazil.cli import connect  # noqa: PLC0415
 
-    logs.configure(logging.INFO if verbose else logging.WARNING)
+    if ctx.invoked_subcommand in DAEMONS:
+        logs.configure(logging.DEBUG if verbose else logging.INFO)
+    else:
+        logs.configure(logging.INFO if verbose else logging.WARNING)
     connect.choose(server)
 
 

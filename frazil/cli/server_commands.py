@@ -149,10 +149,25 @@ def register(app: typer.Typer) -> None:
 
 
 def site(
-    config: Annotated[Path, typer.Option("--config", "-c", help="The site's site.toml.")],
-    once: Annotated[bool, typer.Option(help="Run one round and exit.")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The site's site.toml.")
+    ] = None,
+    once: Annotated[bool, typer.Option(help="Run one round; exit 1 if it failed.")] = False,
+    example_config: Annotated[
+        bool, typer.Option("--example-config", help="Print a sample site.toml and exit.")
+    ] = False,
 ) -> None:
-    """Run a site daemon: claim tasks that fit and run pilots through the batch plugin."""
+    """Run a site daemon: claim tasks that fit and run pilots through the batch plugin.
+
+    It stops (exit 1) when the server refuses its token: a token that is unknown, revoked,
+    another site's or not a site token."""
+    if example_config:
+        from frazil.site.config import example_config as example  # noqa: PLC0415
+
+        typer.echo(example(), nl=False)
+        return
+    if config is None:
+        raise typer.BadParameter("is needed (or --example-config)", param_hint="'--config'")
     from frazil.site.main import main as site_main  # noqa: PLC0415
 
     site_main(config, once=once)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from frazil import __version__
 from frazil.config import QuotaSettings, ValidationSettings
@@ -24,10 +25,11 @@ from frazil.server import (
 from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
+from frazil.services import health as server_health
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.tokens import TokenInfo
 from frazil.store.db import Database
-from frazil.wire import Caller, Health
+from frazil.wire import Caller, DaemonHealth, Health, encode
 
 
 def create_app(
@@ -41,6 +43,7 @@ def create_app(
     validation: ValidationSettings | None = None,
     quota: QuotaSettings | None = None,
     local: TokenInfo | None = None,
+    daemons: Callable[[], Sequence[DaemonHealth]] | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -50,6 +53,7 @@ def create_app(
     has the budget of ``validation``; submitters have the caps of ``quota`` unless an
     administrator set others. ``local`` serves the command line in its own process: every
     request with a bearer token is that administrator's (``frazil.cli.inprocess``).
+    ``daemons`` says how the server's daemons are, for ``/health`` (none: no daemons here).
     """
     app = FastAPI(
         title="Frazil",
@@ -83,10 +87,15 @@ def create_app(
         app.include_router(module.router)
     app.include_router(routes_attempts.pilot)
 
-    @app.get("/health", tags=["metrics"])
-    def health(_: Reader) -> Health:
-        """The server answers and the token is valid."""
-        return Health("ok", __version__)
+    @app.get("/health", tags=["metrics"], response_model=Health, responses={503: {"model": Health}})
+    def health() -> Health | JSONResponse:
+        """How the server is, for load balancers and monitors (no token needed): the
+        database and each daemon. Unhealthy (a database that cannot be reached, a daemon
+        that keeps crashing): HTTP 503 with the same body, the reasons in ``problems``."""
+        found = server_health.health(state.db, daemons() if daemons is not None else ())
+        if found.status != "ok":
+            return JSONResponse(encode(found), status_code=503)
+        return found
 
     @app.get("/me", tags=["metrics"])
     def whoami(who: Reader) -> Caller:

@@ -75,6 +75,15 @@ def notifier(settings: ServerSettings) -> Callable[[str], None] | None:
     return notify
 
 
+def supervisor(db: Database, settings: ServerSettings, *, fast: bool = False) -> Supervisor:
+    """The server's daemons under their supervisor, as ``settings`` want them."""
+    return Supervisor(
+        server_daemons(db, fast=fast, storage_roots=settings.storage_roots),
+        notify=notifier(settings),
+        notify_after=settings.notify_after,
+    )
+
+
 class ServerThread:
     """The API and its daemons in background threads of this process."""
 
@@ -93,21 +102,18 @@ class ServerThread:
     ) -> None:
         self.db = db
         self.settings = settings or ServerSettings()
+        self.supervisor = supervisor(db, self.settings, fast=fast_daemons)
         self.app = create_app(
             db, clock=clock, max_body_bytes=self.settings.max_body_bytes,
             max_key_body_bytes=self.settings.max_key_body_bytes,
             report_caps=report_caps(self.settings), validation=validation, quota=quota,
+            daemons=self.supervisor.health,
         )  # fmt: skip
         config = uvicorn.Config(
-            self.app, host=host, port=port, log_level=log_level, access_log=False,
-            limit_concurrency=self.settings.max_concurrency,
+            self.app, host=host, port=port, log_level=log_level,
+            access_log=self.settings.access_log, limit_concurrency=self.settings.max_concurrency,
         )  # fmt: skip
         self.server = uvicorn.Server(config)
-        self.supervisor = Supervisor(
-            server_daemons(db, fast=fast_daemons, storage_roots=self.settings.storage_roots),
-            notify=notifier(self.settings),
-            notify_after=self.settings.notify_after,
-        )
         self.clock = clock
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,30 +162,29 @@ def serve(
     """Run the API and the daemons until interrupted."""
     check_configs.warm_up()  # the config checks' fork server, before any thread starts
     stop = threading.Event()
-    supervisor = Supervisor(
-        server_daemons(db, fast=fast_daemons, storage_roots=settings.storage_roots),
-        notify=notifier(settings),
-        notify_after=settings.notify_after,
-    )
-    daemons = threading.Thread(
-        target=supervisor.run, args=(stop,), name="frazil-daemons", daemon=True
-    )
-    daemons.start()
-    log.info("frazil server on http://%s:%d", settings.host, settings.port)
+    daemons = supervisor(db, settings, fast=fast_daemons)
+    thread = threading.Thread(target=daemons.run, args=(stop,), name="frazil-daemons", daemon=True)
+    thread.start()
+    log.info(
+        "frazil server on http://%s:%d (database %r; daemons: %s; access log %s)",
+        settings.host, settings.port, db.url, ", ".join(d.name for d in daemons.daemons),
+        "on" if settings.access_log else "off",
+    )  # fmt: skip
     raise_open_files(settings.max_concurrency + OPEN_FILES_SPARE)
     try:
         app = create_app(
             db, max_body_bytes=settings.max_body_bytes,
             max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
-            validation=validation, quota=quota,
+            validation=validation, quota=quota, daemons=daemons.health,
         )  # fmt: skip
-        # no access log: a line per request costs more than a pilot's whole exchange; and
-        # no log config of uvicorn's own, so that its records (tracebacks of unhandled
-        # errors too) go through frazil.logs like ours
+        # the access log only when asked for: a line per request costs more than a pilot's
+        # whole exchange; and no log config of uvicorn's own, so that its records (tracebacks
+        # of unhandled errors too) go through frazil.logs like ours
         uvicorn.run(
-            app, host=settings.host, port=settings.port, log_level="info", access_log=False,
-            limit_concurrency=settings.max_concurrency, log_config=None,
+            app, host=settings.host, port=settings.port, log_level="info",
+            access_log=settings.access_log, limit_concurrency=settings.max_concurrency,
+            log_config=None,
         )  # fmt: skip
     finally:
         stop.set()
-        daemons.join(timeout=10)
+        thread.join(timeout=10)

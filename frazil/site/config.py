@@ -44,12 +44,16 @@ offer and where its scratch space is.
 
 No default lies in a shared directory such as ``/tmp``: a pilot's passkey file lives in its
 task directory, and another user of a shared directory could plant links there.
+
+``example.toml`` beside this module (``frazil site --example-config``, and
+``examples/site.toml``) shows every key with its meaning and default.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +150,8 @@ def load_site_config(path: str | Path) -> SiteConfig:
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise SettingsError(f"{p}: {problems}") from exc
+
+
+def example_config() -> str:
+    """The sample ``site.toml`` shipped in the package, every key commented."""
+    return resources.files("frazil.site").joinpath("example.toml").read_text(encoding="utf-8")

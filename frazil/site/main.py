@@ -10,9 +10,9 @@ from pathlib import Path
 
 from frazil.batch.base import load_plugin
 from frazil.client import Client
-from frazil.errors import FrazilError
+from frazil.errors import AuthError, Forbidden, FrazilError, RoundFailed
 from frazil.site.config import SiteConfig, load_site_config
-from frazil.site.daemon import SiteDaemon
+from frazil.site.daemon import Round, SiteDaemon
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +31,27 @@ def build(config: SiteConfig) -> SiteDaemon:
 MAX_BACKOFF = 300.0
 
 
+def refused(daemon: SiteDaemon, exc: AuthError) -> AuthError:
+    """The error a site stops with when the server refuses its token: that will not get
+    better by waiting (an unknown or revoked token, another site's or role's token)."""
+    name, url = daemon.config.name, daemon.config.server
+    error = Forbidden if isinstance(exc, Forbidden) else AuthError
+    return error(
+        f"site {name!r} stops: the server at {url} refuses its token ({exc}); give it a "
+        f"site token for {name!r} (frazil token create {name} --role site)"
+    )
+
+
 def run(daemon: SiteDaemon, stop: threading.Event, *, once: bool = False) -> None:
     """Register, then run rounds until ``stop`` is set (or once).
 
     A round that fails (the server or the batch system is away, the scratch directory is full)
     is retried after a pause that doubles each time, up to ``MAX_BACKOFF``; the first good
-    round restores the pace.
+    round restores the pace. With ``once``, a failed round raises ``RoundFailed``. A token
+    the server refuses (401: unknown or revoked; 403: another site's, or not a site token)
+    raises ``AuthError`` (``Forbidden``) at once: no pause would mend it.
     """
+    name = daemon.config.name
     interval = daemon.config.queue.poll_interval
     pause = interval
     registered = False
@@ -46,27 +60,55 @@ def run(daemon: SiteDaemon, stop: threading.Event, *, once: bool = False) -> Non
             if not registered:
                 daemon.register()
                 registered = True
+                log.info("site %s registered with %s", name, daemon.config.server)
             done = daemon.step(time.time())
             if pause > interval:
-                log.warning("site %s is working again", daemon.config.name)
+                log.warning("site %s is working again", name)
             pause = interval
-            if done.claimed or done.ended or done.cancelled:
-                log.info(
-                    "claimed %d, submitted %d, %d batch job(s) ended (%d reset), %d cancelled",
-                    done.claimed, done.submitted, done.ended, done.reset, done.cancelled,
-                )  # fmt: skip
+            _report(daemon, done)
+        except AuthError as exc:
+            raise refused(daemon, exc) from exc
         except (FrazilError, OSError) as exc:  # OSError: the scratch is full or unwritable
+            if once:
+                raise RoundFailed(f"site {name!r}: the round failed: {exc}") from exc
             pause = min(max(pause * 2, interval), MAX_BACKOFF)
-            log.warning("round failed, next try in %.0f s: %s", pause, exc)
+            log.warning("round failed, next try in %g s: %s", pause, exc)
         if once:
             return
         stop.wait(pause)
 
 
+def _report(daemon: SiteDaemon, done: Round) -> None:
+    """One line for a round that did something; a line of detail (-v) for one that did not."""
+    said = []
+    if done.claimed or done.submitted:
+        said.append(f"claimed {done.claimed}, submitted {done.submitted}")
+    if done.ended:
+        said.append(f"{done.ended} batch job(s) ended")
+    if done.reset:
+        said.append(f"{done.reset} task(s) reset")
+    if done.cancelled:
+        said.append(f"cancelled {done.cancelled} batch job(s) whose tasks no longer need them")
+    if said:
+        log.info("%s; %d batch job(s) queued or running", "; ".join(said), len(daemon.running))
+    else:
+        log.debug("a quiet round: %d batch job(s) queued or running", len(daemon.running))
+
+
 def main(config_path: Path, *, once: bool = False) -> None:
-    """Run the site daemon of ``config_path`` until SIGTERM or SIGINT."""
-    daemon = build(load_site_config(config_path))
+    """Run the site daemon of ``config_path`` until SIGTERM or SIGINT; raises ``AuthError``
+    when the server refuses the site's token, and with ``once`` ``RoundFailed`` when the
+    round failed."""
+    config = load_site_config(config_path)
+    daemon = build(config)
+    log.info(
+        "site %s: %s plugin, %s-task pilots, up to %d batch jobs, a round every %g s",
+        config.name, config.queue.plugin, config.queue.pilot, config.queue.max_queued,
+        config.queue.poll_interval,
+    )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     run(daemon, stop, once=once)
+    if not once:
+        log.info("site %s stopped", config.name)

@@ -111,7 +111,7 @@ class Mode:
             return
         self.tracker.cancel(ids)
         done.cancelled += len(ids)
-        log.info("cancelled %d batch job(s) whose tasks no longer need them", len(ids))
+        log.debug("cancelled batch job(s) whose tasks no longer need them: %s", ids)
 
     def reconcile(self, done: Round) -> None:
         """Hand back the attempts the server says the site claimed and never submitted."""

@@ -206,10 +206,15 @@ class NewToken:
 
 @dataclass(frozen=True)
 class Health:
-    """The server answers (and the caller's token is valid)."""
+    """How the server is (``GET /health``, no token needed): ``status`` is ``ok``, or
+    ``unhealthy`` (answered with HTTP 503) with the reasons in ``problems``: the database
+    cannot be reached, or a daemon keeps crashing."""
 
     status: str
     version: str
+    database: str = "reachable"  # or "unreachable"
+    daemons: tuple[DaemonHealth, ...] = ()
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -343,3 +348,16 @@ class DatasetDeleted:
     jobs: int
     tasks: int
     attempts: int
+
+
+@dataclass(frozen=True)
+class DaemonHealth:
+    """One of the server's daemons, as its supervisor sees it."""
+
+    name: str
+    #: ``waiting`` (not run yet), ``running``, ``restarting`` (it crashed, fewer times in a row
+    #: than the administrator is told of), ``failing`` (it keeps crashing), ``stopped``
+    state: str
+    crashes: int = 0  # in a row
+    runs: int = 0  # steps that succeeded
+    error: str = ""  # what its last crash said

@@ -1,12 +1,13 @@
 """The config commands, run as the real ``frazil`` program."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 
 
 def frazil(*args, check=False):
@@ -104,3 +105,25 @@ def test_expr_sees_the_callers_environment(monkeypatch):
     assert frazil("expr", "$environ(FRAZIL_TEST_VALUE)").stdout == "from-env\n"
     result = frazil("expr", "$environ(FRAZIL_TEST_VALUE)", "-c", EXAMPLE)
     assert result.stdout == "from-env\n"
+
+
+def test_validate_warns_of_a_module_that_only_this_machine_has(tmp_path):
+    (tmp_path / "mine.py").write_text("print('hi')\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "tasks:\n  - name: a\n    trays:\n      - modules:\n          - src: mine.py\n"
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cwd in (tmp_path, elsewhere):  # beside the config, or in the current directory
+        result = subprocess.run(
+            [sys.executable, "-m", "frazil", "validate", str(config)], cwd=cwd, check=False,
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "1 warning(s)" in result.stdout
+        assert result.stderr.replace("\n", " ").startswith(
+            f"warning {config}:5: tasks[0].trays[0].modules[0].src: module 'mine.py': "
+            "'mine.py' is a relative path that resolves on this machine only"
+        ), result.stderr
+        assert "the site will not see it" in result.stderr.replace("\n", " ")

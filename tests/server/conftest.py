@@ -84,10 +84,10 @@ def _lower_open_files() -> None:
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    """Start `frazil server` with ``[server]`` settings; stopped at the end."""
+    """Start `frazil [options] server` with ``[server]`` settings; stopped at the end."""
     started: list[Process] = []
 
-    def start(**server: object) -> Process:
+    def start(*options: str, **server: object) -> Process:
         home = tmp_path / f"home{len(started)}"
         home.mkdir()
         db = Database(f"sqlite:///{home / 'frazil.db'}")
@@ -100,7 +100,7 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         env = {"FRAZIL_HOME": str(home), "PATH": "/usr/bin:/bin"}
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "frazil", "server"], env=env, stdout=out,
+                [sys.executable, "-m", "frazil", *options, "server"], env=env, stdout=out,
                 stderr=subprocess.STDOUT, preexec_fn=_lower_open_files,  # noqa: PLW1509
             )  # fmt: skip
         p = Process(proc, port, token, log)

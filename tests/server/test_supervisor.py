@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from frazil.server.supervisor import MAX_BACKOFF, Daemon, Supervisor
@@ -72,3 +74,54 @@ def test_notification_needs_that_many_crashes(crashes):
     for _ in range(10):
         now = sup.step(now)
     assert messages == []
+
+
+def test_health_follows_each_daemon_through_crashes_and_recovery():
+    flaky, steady = Flaky(3), Flaky(0)
+    sup = Supervisor([Daemon("flaky", flaky, 1.0), Daemon("steady", steady, 1.0)], notify_after=3)
+
+    def states() -> list[tuple[str, str, int]]:
+        return [(d.name, d.state, d.crashes) for d in sup.health()]
+
+    assert states() == [("flaky", "waiting", 0), ("steady", "waiting", 0)]
+    now = sup.step(0.0)
+    assert states() == [("flaky", "restarting", 1), ("steady", "running", 0)]
+    assert sup.health()[0].error == "RuntimeError: boom 1"
+    while len(flaky.calls) < 3:  # the second and third crash
+        now = sup.step(now)
+    assert states()[0] == ("flaky", "failing", 3)  # as many as the administrator hears of
+    while len(flaky.calls) < 4:
+        now = sup.step(now)
+    assert states()[0] == ("flaky", "running", 0) and sup.health()[0].error == ""
+    assert sup.health()[0].runs == 1
+
+
+def test_daemons_are_stopped_once_the_supervisor_returns():
+    import threading
+
+    sup = Supervisor([Daemon("d", Flaky(0), 1.0)])
+    stop = threading.Event()
+    stop.set()
+    sup.run(stop)
+    assert [d.state for d in sup.health()] == ["stopped"]
+
+
+def test_a_crash_is_one_line_unless_debug_asks_for_the_traceback(caplog):
+    sup = Supervisor([Daemon("d", Flaky(2), 1.0)])
+    caplog.set_level(logging.INFO, logger="frazil.server.supervisor")
+    now = sup.step(0.0)
+    (record,) = caplog.records
+    assert (
+        record.getMessage()
+        == "daemon d crashed (1 in a row), restarting in 2 s: RuntimeError: boom 1"
+    )
+    assert not record.exc_info
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="frazil.server.supervisor")
+    now = sup.step(now)
+    assert caplog.records[0].exc_info is not None  # -v: the traceback too
+    caplog.clear()
+    sup.step(now)
+    recovered, ran = (r.getMessage() for r in caplog.records)
+    assert recovered == "daemon d recovered after 2 crash(es)"
+    assert ran.startswith("daemon d ran in ")
