@@ -27,6 +27,9 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_concurrency = 4096        # connections and requests at once; past it: 503 (retried)
     max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
     max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
+    blob_dir = "/srv/frazil/blobs"  # files uploaded with configs (default: $FRAZIL_HOME/blobs)
+    max_blob_bytes = 8388608      # one uploaded file (its base64 must fit max_body_bytes)
+    max_upload_bytes = 67108864   # the uploaded files of one submission together
 
     [validation]                  # the budget of one config's check (submit, edit, set-jobs)
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
@@ -85,6 +88,11 @@ class ServerSettings:
     #: statistics and files one pilot report may carry (each is a row)
     max_report_stats: int = 1000
     max_report_files: int = 1000
+    #: where files uploaded with configs are kept (None: the server keeps none)
+    blob_dir: Path | None = None
+    #: one uploaded file, and the uploaded files of one submission together
+    max_blob_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -196,12 +204,22 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
         "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
-        "max_report_files",
+        "max_report_files", "blob_dir", "max_blob_bytes", "max_upload_bytes",
     }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise SettingsError(f"{path}: server.notify_command must be a list of strings (argv)")
+    blob_dir = t.get("blob_dir", str(path.parent / "blobs"))
+    if not isinstance(blob_dir, str) or not blob_dir:
+        raise SettingsError(f"{path}: server.blob_dir must be a directory")
+    max_body = _positive(t, "max_body_bytes", ServerSettings.max_body_bytes, "server", path)
+    max_blob = _positive(t, "max_blob_bytes", ServerSettings.max_blob_bytes, "server", path)
+    if (max_blob + 2) // 3 * 4 + 1024 > max_body:
+        raise SettingsError(
+            f"{path}: server.max_blob_bytes ({max_blob}) must fit max_body_bytes ({max_body}) "
+            "as base64 (4/3 of it) with room to spare: raise max_body_bytes or lower it"
+        )
     port = t.get("port", 8800)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise SettingsError(f"{path}: server.port must be a port number")
@@ -211,9 +229,7 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         notify_webhook=t.get("notify_webhook"),
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
-        max_body_bytes=_positive(
-            t, "max_body_bytes", ServerSettings.max_body_bytes, "server", path
-        ),
+        max_body_bytes=max_body,
         max_key_body_bytes=_positive(
             t, "max_key_body_bytes", ServerSettings.max_key_body_bytes, "server", path
         ),
@@ -226,6 +242,11 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         ),
         max_report_files=_positive(
             t, "max_report_files", ServerSettings.max_report_files, "server", path
+        ),
+        blob_dir=Path(blob_dir).expanduser(),
+        max_blob_bytes=max_blob,
+        max_upload_bytes=_positive(
+            t, "max_upload_bytes", ServerSettings.max_upload_bytes, "server", path
         ),
     )
 

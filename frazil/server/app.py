@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI
 
 from frazil import __version__
-from frazil.config import QuotaSettings, ValidationSettings
+from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
 from frazil.server import (
     errors,
     metrics,
     routes_admin,
     routes_attempts,
+    routes_blobs,
     routes_datasets,
     routes_pilots,
     routes_quotas,
@@ -24,9 +26,19 @@ from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
+from frazil.services.blobs import DEFAULT_LIMITS
 from frazil.services.tokens import TokenInfo
+from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
-from frazil.wire import Caller, Health
+from frazil.wire import BlobLimits, Caller, Health
+
+
+def blob_options(settings: ServerSettings) -> dict[str, Any]:
+    """``create_app``'s arguments for uploaded files, from the settings."""
+    return {
+        "blobs": BlobStore(settings.blob_dir) if settings.blob_dir is not None else None,
+        "blob_limits": BlobLimits(settings.max_blob_bytes, settings.max_upload_bytes),
+    }
 
 
 def create_app(
@@ -40,6 +52,8 @@ def create_app(
     validation: ValidationSettings | None = None,
     quota: QuotaSettings | None = None,
     local: TokenInfo | None = None,
+    blobs: BlobStore | None = None,
+    blob_limits: BlobLimits = DEFAULT_LIMITS,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -49,6 +63,8 @@ def create_app(
     has the budget of ``validation``; submitters have the caps of ``quota`` unless an
     administrator set others. ``local`` serves the command line in its own process: every
     request with a bearer token is that administrator's (``frazil.cli.inprocess``).
+    ``blobs`` keeps the files uploaded with configs, within ``blob_limits`` (none: uploads
+    are refused).
     """
     app = FastAPI(
         title="Frazil",
@@ -58,7 +74,7 @@ def create_app(
     state = AppState(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
         report_caps=report_caps, validation=validation or ValidationSettings(),
-        quota=quota or QuotaSettings(), local=local,
+        quota=quota or QuotaSettings(), local=local, blobs=blobs, blob_limits=blob_limits,
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -76,10 +92,12 @@ def create_app(
         routes_pilots,
         routes_admin,
         routes_quotas,
+        routes_blobs,
         metrics,
     ):
         app.include_router(module.router)
     app.include_router(routes_attempts.pilot)
+    app.include_router(routes_blobs.pilot)
 
     @app.get("/health", tags=["metrics"])
     def health(_: Reader) -> Health:

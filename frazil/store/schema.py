@@ -95,6 +95,8 @@ dataset_config = Table(
     Column("hash", String(64), nullable=False),
     Column("comment", Text, nullable=False, default=""),
     Column("created_at", Double, nullable=False),
+    # the files its submitter uploaded with it, {relative path: sha256} as JSON (or none)
+    Column("uploads", Text, nullable=True),
     UniqueConstraint("dataset_id", "version"),
 )
 

@@ -20,6 +20,14 @@ person with curl) is served as the current version.
 
 from __future__ import annotations
 
+from frazil.wire.blobs import (
+    BLOB_SCHEME,
+    BlobLimits,
+    BlobStored,
+    blob_ref,
+    is_sha256,
+    parse_blob_ref,
+)
 from frazil.wire.checks import (
     MAX_AMOUNT,
     MAX_COUNT,
@@ -92,6 +100,7 @@ from frazil.wire.views import (
 )
 
 __all__ = [
+    "BLOB_SCHEME",
     "MAX_AMOUNT",
     "MAX_COUNT",
     "OLDEST_PROTOCOL",
@@ -104,6 +113,8 @@ __all__ = [
     "AttemptKey",
     "AttemptView",
     "Beat",
+    "BlobLimits",
+    "BlobStored",
     "Caller",
     "Checked",
     "Claim",
@@ -143,9 +154,12 @@ __all__ = [
     "Tray",
     "Usage",
     "WireError",
+    "blob_ref",
     "check_request_id",
     "decode",
     "encode",
     "handed_json",
+    "is_sha256",
+    "parse_blob_ref",
     "slot_fields",
 ]
