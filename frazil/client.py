@@ -15,6 +15,7 @@ this client is refused at the first answer, naming both versions.
 
 from __future__ import annotations
 
+import base64
 import logging
 import secrets
 import time
@@ -39,6 +40,8 @@ from frazil.wire import (
     TOTAL_HEADER,
     AttemptKey,
     Beat,
+    BlobLimits,
+    BlobStored,
     Caller,
     Claim,
     ClaimRequest,
@@ -257,7 +260,8 @@ class Client(_Base):
     def submit_dataset(
         self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any
     ) -> Submitted:
-        """Submit a dataset (``alias``, ``description``, ``priority``, ``seed``, ``group``).
+        """Submit a dataset (``alias``, ``description``, ``priority``, ``seed``, ``group``,
+        ``uploads``: {relative path: sha256} of files uploaded with ``put_blob``).
 
         The server checks the config first: every job, or, when the time for that does not
         allow it, the first, the last and a random sample (the answer says which)."""
@@ -369,6 +373,26 @@ class Client(_Base):
         """Delete a dataset and everything of its own (its owner or an administrator)."""
         result = self.request("DELETE", f"/datasets/{ref}", params={"reason": reason or None})
         return _decoded(DatasetDeleted, result, "a deletion")
+
+    # -- files uploaded with configs ------------------------------------------------------
+
+    def blob_limits(self) -> BlobLimits:
+        """How large one uploaded file, and one submission's files together, may be."""
+        return _decoded(BlobLimits, self.request("GET", "/blobs"), "the upload limits")
+
+    def missing_blobs(self, checksums: Sequence[str]) -> list[str]:
+        """Which of these files (by sha256) the server does not keep yet."""
+        result = self.request("POST", "/blobs/missing", json={"sha256": list(checksums)})
+        return [str(sha) for sha in result["missing"]]
+
+    def put_blob(self, sha256: str, content: bytes) -> BlobStored:
+        """Upload a file under its sha256 (the server checks it); idempotent."""
+        body = {"content": base64.b64encode(content).decode("ascii")}
+        return _decoded(BlobStored, self.request("PUT", f"/blobs/{sha256}", json=body), "a blob")
+
+    def blob(self, sha256: str) -> bytes:
+        """An uploaded file's bytes."""
+        return self.send("GET", f"/blobs/{sha256}").content
 
     # -- sites ------------------------------------------------------------------------------
 

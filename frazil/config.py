@@ -28,6 +28,9 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
     max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
     access_log = false            # a log line per request (costs more than a pilot's call)
+    blob_dir = "/srv/frazil/blobs"  # files uploaded with configs (default: $FRAZIL_HOME/blobs)
+    max_blob_bytes = 8388608      # one uploaded file (its base64 must fit max_body_bytes)
+    max_upload_bytes = 67108864   # the uploaded files of one submission together
 
     [validation]                  # the budget of one config's check (submit, edit, set-jobs)
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
@@ -88,6 +91,11 @@ class ServerSettings:
     max_report_files: int = 1000
     #: a log line per request (uvicorn's access log)
     access_log: bool = False
+    #: where files uploaded with configs are kept (None: the server keeps none)
+    blob_dir: Path | None = None
+    #: one uploaded file, and the uploaded files of one submission together
+    max_blob_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -199,7 +207,7 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
         "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
-        "max_report_files", "access_log",
+        "max_report_files", "access_log", "blob_dir", "max_blob_bytes", "max_upload_bytes",
     }  # fmt: skip
     t = _table(values, "server", known, path)
     command = t.get("notify_command", [])
@@ -208,6 +216,16 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
     access_log = t.get("access_log", False)
     if not isinstance(access_log, bool):
         raise SettingsError(f"{path}: server.access_log must be true or false, not {access_log!r}")
+    blob_dir = t.get("blob_dir", str(path.parent / "blobs"))
+    if not isinstance(blob_dir, str) or not blob_dir:
+        raise SettingsError(f"{path}: server.blob_dir must be a directory")
+    max_body = _positive(t, "max_body_bytes", ServerSettings.max_body_bytes, "server", path)
+    max_blob = _positive(t, "max_blob_bytes", ServerSettings.max_blob_bytes, "server", path)
+    if (max_blob + 2) // 3 * 4 + 1024 > max_body:
+        raise SettingsError(
+            f"{path}: server.max_blob_bytes ({max_blob}) must fit max_body_bytes ({max_body}) "
+            "as base64 (4/3 of it) with room to spare: raise max_body_bytes or lower it"
+        )
     port = t.get("port", 8800)
     if not isinstance(port, int) or not 0 <= port < 65536:
         raise SettingsError(f"{path}: server.port must be a port number")
@@ -217,9 +235,7 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         notify_webhook=t.get("notify_webhook"),
         notify_command=tuple(command),
         notify_after=int(t.get("notify_after", 5)),
-        max_body_bytes=_positive(
-            t, "max_body_bytes", ServerSettings.max_body_bytes, "server", path
-        ),
+        max_body_bytes=max_body,
         max_key_body_bytes=_positive(
             t, "max_key_body_bytes", ServerSettings.max_key_body_bytes, "server", path
         ),
@@ -234,6 +250,11 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
             t, "max_report_files", ServerSettings.max_report_files, "server", path
         ),
         access_log=access_log,
+        blob_dir=Path(blob_dir).expanduser(),
+        max_blob_bytes=max_blob,
+        max_upload_bytes=_positive(
+            t, "max_upload_bytes", ServerSettings.max_upload_bytes, "server", path
+        ),
     )
 
 

@@ -428,3 +428,12 @@ def load_config(path: str | Path) -> DatasetConfig:
     if inspection.config is None or not inspection.report.ok:
         raise ConfigError(list(inspection.report.errors), inspection.source)
     return inspection.config
+
+
+def locate(problems: Sequence[Problem], text: str, source: str = "<config>") -> list[Problem]:
+    """``problems`` found in a config's ``text`` by someone else, with the lines their paths
+    are written on where known."""
+    fmt = "json" if source.endswith(".json") or text.lstrip().startswith("{") else "yaml"
+    _, tree, trouble = _parse(text, fmt)
+    lines = _LineMap(None if trouble else tree)
+    return [p if p.line is not None else replace(p, line=_line(lines, p.path)) for p in problems]

@@ -69,23 +69,38 @@ def submit_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Submit a dataset: the server checks it, stores it and creates its jobs."""
+    """Submit a dataset: the server checks it, stores it and creates its jobs.
+
+    Files the config names by paths relative to its own file (a module's script or code, an
+    input) are uploaded first and pinned by checksum, so that its tasks run at any site.
+    """
+    from frazil.cli import uploads  # noqa: PLC0415 - reads the config with the model
+
     try:
         text = config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FrazilError(f"cannot read {config}: {exc}") from exc
+    files = uploads.collect(config, text)
     with connect.client() as client:
+        sent = uploads.Sent(0, 0, 0)
+        if files:
+            uploads.check_sizes(files, client.blob_limits())
+            sent = uploads.upload(client, files)
         try:
             done = client.submit_dataset(
                 text, jobs=jobs, alias=name, priority=priority, seed=seed, group=group,
-                description=description,
+                description=description, uploads={f.path: f.sha256 for f in files},
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(exc.problems, str(config)) from None
         if as_json:
-            print_json({"dataset": done.id, "checked": done.checked})
+            pinned = {f.path: f.sha256 for f in files}
+            print_json({"dataset": done.id, "checked": done.checked, "uploads": pinned})
             return
         d = client.dataset(done.id).dataset
+    if files:
+        kept = f"; {sent.kept} the server had already" if sent.kept else ""
+        say(f"uploaded {sent.files} files ({sent.bytes:,} bytes){kept}")
     say(
         f"submitted dataset {done.id}{f' ({name})' if name else ''}: {jobs} jobs of "
         f"{d.tasks_per_job} tasks, {d.jobs_materialized} created now; {done.checked.summary}"

@@ -86,7 +86,7 @@ def local_client(settings: Settings) -> Client:
             "a server, or `frazil init` to create the database here"
         )
     # the web stack is imported only when a command needs the embedded database
-    from frazil.server.app import create_app  # noqa: PLC0415
+    from frazil.server.app import blob_options, create_app  # noqa: PLC0415
     from frazil.services.tokens import Role, TokenInfo  # noqa: PLC0415
     from frazil.store import Database  # noqa: PLC0415
 
@@ -94,7 +94,10 @@ def local_client(settings: Settings) -> Client:
     try:
         db.check_schema()
         admin = TokenInfo(0, administrator(files), Role.ADMIN, time.time(), None, None)
-        app = create_app(db, validation=settings.validation, quota=settings.quota, local=admin)
+        app = create_app(
+            db, validation=settings.validation, quota=settings.quota, local=admin,
+            **blob_options(settings.server),
+        )  # fmt: skip
         transport = InProcess(app, on_close=db.dispose)
     except BaseException:
         db.dispose()

@@ -31,10 +31,20 @@ from frazil.client import PilotClient
 from frazil.errors import FrazilError, SpecError, StaleAttempt, TooLarge, TransferError
 from frazil.pilot.cache import Cache
 from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, module_environment
+from frazil.pilot.httptransfer import HttpProtocol
 from frazil.pilot.modules import UnpackTarball
 from frazil.pilot.protocols import SourceMissing
 from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
-from frazil.wire import Failure, FileRecord, Finish, Module, TaskSpec, Usage
+from frazil.wire import (
+    BLOB_SCHEME,
+    Failure,
+    FileRecord,
+    Finish,
+    Module,
+    TaskSpec,
+    Usage,
+    parse_blob_ref,
+)
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +268,7 @@ class Pilot:
                 continue
             dest = self.workdir / safe_local_name(d.local)
             try:
-                stage_in(d.remote, dest, checksum=d.checksum, cache=self.cache)
+                self._fetch(d.remote, dest, d.checksum)
             except SourceMissing:
                 if d.transfer == "maybe":
                     log.info("optional input %s is absent", d.remote)
@@ -313,10 +323,10 @@ class Pilot:
 
     def _command(self, module: Module) -> list[str]:
         src = module.src
-        if urlsplit(src).scheme in REMOTE_SCHEMES:
+        if urlsplit(src).scheme in (*REMOTE_SCHEMES, BLOB_SCHEME):
             local = self.workdir / ".modules" / safe_local_name(src.rstrip("/").rsplit("/", 1)[-1])
             if not local.exists():
-                stage_in(src, local, cache=self.cache)
+                self._fetch(src, local)
             src = str(local)
         elif Path(src).exists():
             src = str(Path(src).resolve())  # modules run in the task directory
@@ -335,13 +345,13 @@ class Pilot:
         changed on the way (the rule for external modules in "The IceProd Framework").
         """
         scheme = urlsplit(url).scheme
-        if scheme not in ("https", "file", ""):
+        if scheme not in ("https", "file", "", BLOB_SCHEME):
             raise ModuleFailed(f"module code must come over https or from a file, not {url!r}")
         root = self.workdir / ".modules"
         name = safe_local_name(url.rstrip("/").rsplit("/", 1)[-1])
         local = root / name
         if not local.exists():
-            stage_in(url, local, cache=self.cache)
+            self._fetch(url, local)
         if name.endswith(".py"):
             path = root
         elif name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
@@ -351,6 +361,20 @@ class Pilot:
         else:
             raise ModuleFailed(f"module code {url!r} is neither a .py file nor a tarball")
         return path
+
+    def _fetch(self, url: str, dest: Path, checksum: str | None = None) -> None:
+        """Stage ``url`` in to ``dest``; a file uploaded with the config
+        (``frazil-blob:<sha256>/<name>``) comes from this pilot's server with its passkey,
+        verified against its checksum."""
+        blob = parse_blob_ref(url)
+        if blob is None:
+            stage_in(url, dest, checksum=checksum, cache=self.cache)
+            return
+        sha, _ = blob
+        server = self.o.server.rstrip("/")
+        where = f"{server}/pilot/tasks/{self.o.task_id}/attempts/{self.o.attempt}/blobs/{sha}"
+        auth = HttpProtocol(headers={"Authorization": f"Passkey {self.o.passkey}"})
+        stage_in(where, dest, checksum=f"sha256:{sha}", cache=self.cache, protocol=auth)
 
     def _write_configs(self, configs: Mapping[str, Any]) -> None:
         for name, content in configs.items():

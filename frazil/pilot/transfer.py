@@ -142,17 +142,19 @@ def stage_in(
     checksum: str | None = None,
     checksum_type: str = "sha256",
     cache: Cache | None = None,
+    protocol: Protocol | None = None,
 ) -> Checksums:
     """Fetch ``url`` (or a path, see ``resolve``) to the file ``dest``; returns its checksums.
 
     ``checksum`` (``"sha256:…"``, ``"md5:…"`` or a bare digest of ``checksum_type``) is
     verified before ``dest`` appears; on any failure ``dest`` is left as it was. With a
     ``cache`` and a sha256 to look it up by, a verified cached copy is used instead of
-    downloading, and a fresh download is added to the cache.
+    downloading, and a fresh download is added to the cache. ``protocol`` fetches instead of
+    the one registered for the URL's scheme (one that carries credentials, say).
     """
     dest = Path(dest)
     scheme, target = resolve(url, base)
-    handler = get_protocol(scheme)
+    handler = protocol or get_protocol(scheme)
     kind, digest = parse_checksum(checksum, checksum_type) if checksum else ("sha256", None)
     use_cache = cache is not None and digest is not None and kind == "sha256"
     try:

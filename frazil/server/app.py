@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from frazil import __version__
-from frazil.config import QuotaSettings, ValidationSettings
+from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
 from frazil.server import (
     errors,
     metrics,
     routes_admin,
     routes_attempts,
+    routes_blobs,
     routes_datasets,
     routes_events,
     routes_pilots,
@@ -27,9 +29,19 @@ from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
 from frazil.services import health as server_health
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
+from frazil.services.blobs import DEFAULT_LIMITS
 from frazil.services.tokens import TokenInfo
+from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
-from frazil.wire import Caller, DaemonHealth, Health, encode
+from frazil.wire import BlobLimits, Caller, DaemonHealth, Health, encode
+
+
+def blob_options(settings: ServerSettings) -> dict[str, Any]:
+    """``create_app``'s arguments for uploaded files, from the settings."""
+    return {
+        "blobs": BlobStore(settings.blob_dir) if settings.blob_dir is not None else None,
+        "blob_limits": BlobLimits(settings.max_blob_bytes, settings.max_upload_bytes),
+    }
 
 
 def create_app(
@@ -44,6 +56,8 @@ def create_app(
     quota: QuotaSettings | None = None,
     local: TokenInfo | None = None,
     daemons: Callable[[], Sequence[DaemonHealth]] | None = None,
+    blobs: BlobStore | None = None,
+    blob_limits: BlobLimits = DEFAULT_LIMITS,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -54,6 +68,8 @@ def create_app(
     administrator set others. ``local`` serves the command line in its own process: every
     request with a bearer token is that administrator's (``frazil.cli.inprocess``).
     ``daemons`` says how the server's daemons are, for ``/health`` (none: no daemons here).
+    ``blobs`` keeps the files uploaded with configs, within ``blob_limits`` (none: uploads
+    are refused).
     """
     app = FastAPI(
         title="Frazil",
@@ -63,7 +79,7 @@ def create_app(
     state = AppState(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
         report_caps=report_caps, validation=validation or ValidationSettings(),
-        quota=quota or QuotaSettings(), local=local,
+        quota=quota or QuotaSettings(), local=local, blobs=blobs, blob_limits=blob_limits,
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -81,11 +97,13 @@ def create_app(
         routes_pilots,
         routes_admin,
         routes_quotas,
+        routes_blobs,
         metrics,
         routes_events,
     ):
         app.include_router(module.router)
     app.include_router(routes_attempts.pilot)
+    app.include_router(routes_blobs.pilot)
 
     @app.get("/health", tags=["metrics"], response_model=Health, responses={503: {"model": Health}})
     def health() -> Health | JSONResponse:

@@ -21,8 +21,11 @@ from frazil.config import QuotaSettings, ValidationSettings
 from frazil.errors import AuthError, Forbidden
 from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
+from frazil.services.blobs import DEFAULT_LIMITS
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
+from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
+from frazil.wire import BlobLimits
 
 TOKEN_CACHE_SECONDS = 5.0
 
@@ -42,6 +45,9 @@ class AppState:
     #: the command line's embedded database (``frazil.cli.inprocess``): every caller is this
     #: local administrator; never set by ``frazil server``
     local: TokenInfo | None = None
+    #: files uploaded with configs (None: this server keeps none), and their caps
+    blobs: BlobStore | None = None
+    blob_limits: BlobLimits = DEFAULT_LIMITS
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

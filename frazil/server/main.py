@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 
 from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
-from frazil.server.app import create_app
+from frazil.server.app import blob_options, create_app
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
 from frazil.services import validation as check_configs
@@ -108,6 +108,7 @@ class ServerThread:
             max_key_body_bytes=self.settings.max_key_body_bytes,
             report_caps=report_caps(self.settings), validation=validation, quota=quota,
             daemons=self.supervisor.health,
+            **blob_options(self.settings),
         )  # fmt: skip
         config = uvicorn.Config(
             self.app, host=host, port=port, log_level=log_level,
@@ -176,6 +177,7 @@ def serve(
             db, max_body_bytes=settings.max_body_bytes,
             max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
             validation=validation, quota=quota, daemons=daemons.health,
+            **blob_options(settings),
         )  # fmt: skip
         # the access log only when asked for: a line per request costs more than a pilot's
         # whole exchange; and no log config of uvicorn's own, so that its records (tracebacks

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from frazil.model.validate import JobsChecked
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
-from frazil.services import control, delete, queries, stats, submit
+from frazil.services import blobs, control, delete, queries, stats, submit
 from frazil.services.tokens import Role
 from frazil.services.validation import ConfigText
 from frazil.wire import (
@@ -47,11 +47,15 @@ def checked(jobs: JobsChecked) -> Checked:
 
 @router.post("", status_code=201)
 def submit_dataset(body: SubmitBody, app: State, who: User) -> Submitted:
-    """Submit a dataset; returns its id and which jobs its config was checked for."""
+    """Submit a dataset; returns its id and which jobs its config was checked for.
+    ``uploads`` names files uploaded first (``PUT /blobs/{sha256}``) by the relative paths
+    the config uses for them."""
+    uploads = blobs.check_uploads(app.blobs, body.uploads, app.blob_limits)
     done = submit.submit_dataset(
         app.db, config_text(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
         owner=who.name, group=body.group, alias=body.alias, description=body.description,
         priority=body.priority, seed=body.seed, limits=app.validation, quotas=app.quota,
+        uploads=uploads,
     )  # fmt: skip
     return Submitted(done.id, checked(done.jobs))
 

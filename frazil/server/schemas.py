@@ -28,6 +28,20 @@ class SubmitBody(_Body):
     priority: float = Field(1.0, ge=PRIORITY.low, le=PRIORITY.high)
     seed: int | None = Field(None, ge=SEED.low, le=SEED.high)
     group: str = Field("", max_length=255)
+    #: files uploaded with the config (``PUT /blobs/{sha256}``): {relative path: sha256}
+    uploads: dict[str, str] = Field(default_factory=dict)
+
+
+class BlobBody(_Body):
+    """A file to keep: its bytes in base64."""
+
+    content: str
+
+
+class ChecksumsBody(_Body):
+    """Files named by their sha256."""
+
+    sha256: list[str] = Field(max_length=1000)
 
 
 class ScopeBody(_Body):

@@ -130,6 +130,14 @@ def _authenticate(
     return row, a
 
 
+def authenticated(
+    conn: Connection, task_id: int, attempt: int, passkey: str, states: Collection[TaskStatus]
+) -> tuple[TaskRow, Any]:
+    """The task and attempt rows of a current attempt whose passkey matches (``NotFound``,
+    ``BadPasskey`` or ``StaleAttempt`` otherwise)."""
+    return _authenticate(conn, task_id, attempt, passkey, states)
+
+
 def _policy(conn: Connection, dataset_id: int) -> Policy:
     d = conn.execute(
         select(dataset.c.max_failures, dataset.c.debug).where(dataset.c.id == dataset_id)

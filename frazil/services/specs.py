@@ -1,6 +1,7 @@
 """The resolved spec of an attempt: its task of its job with the site's ``$system()`` values,
-and the checksums recorded for its inputs. Resolved once, when the attempt first asks (or is
-handed to a multi-task pilot), and stored with the attempt as it ran.
+the checksums recorded for its inputs, and the files uploaded with its config in place of the
+paths that named them (``frazil.model.uploads.pin``). Resolved once, when the attempt first
+asks (or is handed to a multi-task pilot), and stored with the attempt as it ran.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from sqlalchemy import Connection, bindparam, select, update
 
 from frazil.errors import SpecError
 from frazil.model.resolve import JobInfo, resolve_at_site
+from frazil.model.uploads import pin
 from frazil.services.datasets import config_of
 from frazil.services.transitions import TaskRow
 from frazil.store.prepared import prepared
-from frazil.store.schema import dataset, file, site, task_attempt
+from frazil.store.schema import dataset, dataset_config, file, site, task_attempt
 from frazil.wire import encode
 
 
@@ -67,6 +69,7 @@ def resolve_texts(
     a target whose spec cannot be resolved gets its typed, located ``SpecError`` instead."""
     datasets: dict[int, Any] = {}
     configs: dict[tuple[int, int], Any] = {}
+    uploads: dict[tuple[int, int], dict[str, str]] = {}
     stmt = prepared(
         "dataset_seed",
         lambda: select(dataset.c.jobs_submitted, dataset.c.seed).where(
@@ -83,12 +86,17 @@ def resolve_texts(
             config = configs[t.dataset_id, t.config_version] = config_of(
                 conn, t.dataset_id, t.config_version
             )
+        pinned = uploads.get((t.dataset_id, t.config_version))
+        if pinned is None:
+            pinned = uploads[t.dataset_id, t.config_version] = uploads_of(
+                conn, t.dataset_id, t.config_version
+            )
         info = JobInfo(
             dataset=t.dataset_id, job=t.job_index, jobs_submitted=d.jobs_submitted,
             dataset_seed=d.seed, system=system,
         )  # fmt: skip
         try:
-            resolved = encode(resolve_at_site(config, t.task_index, info))
+            resolved = encode(pin(resolve_at_site(config, t.task_index, info), pinned))
         except SpecError as exc:
             out.append(exc)
             continue
@@ -99,6 +107,21 @@ def resolve_texts(
         )  # fmt: skip
         out.append(json.dumps(resolved, default=str))
     return out
+
+
+def uploads_of(conn: Connection, dataset_id: int, version: int) -> dict[str, str]:
+    """The files uploaded with a config version ({relative path: sha256}; see
+    ``frazil.model.uploads``)."""
+    stmt = prepared(
+        "config_uploads",
+        lambda: select(dataset_config.c.uploads).where(
+            dataset_config.c.dataset_id == bindparam("p_dataset"),
+            dataset_config.c.version == bindparam("p_version"),
+        ),
+    )
+    text = conn.execute(stmt, {"p_dataset": dataset_id, "p_version": version}).scalar()
+    found: dict[str, str] = json.loads(text) if text else {}
+    return found
 
 
 def _known_checksums(conn: Connection, dataset_id: int, data: list[dict[str, Any]]) -> None:

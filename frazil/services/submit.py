@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,7 @@ def _insert_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> l
 
 def _add_version(
     conn: Connection, dataset_id: int, version: int, config: DatasetConfig, now: float,
-    comment: str, actor: str,
+    comment: str, actor: str, uploads: str | None = None,
 ) -> None:  # fmt: skip
     text = config_json(config)
     config_id = _new_id(
@@ -176,6 +177,7 @@ def _add_version(
                 comment=comment,
                 created_at=now,
                 created_by=actor,
+                uploads=uploads,
             )
         )
     )
@@ -205,11 +207,13 @@ def submit_dataset(
     sync_jobs: int = CHUNK_JOBS,
     limits: ValidationSettings = DEFAULT_VALIDATION,
     quotas: QuotaSettings = DEFAULT_QUOTA,
+    uploads: Mapping[str, str] | None = None,
 ) -> Submitted:
     """Create a dataset with ``jobs`` jobs. Nothing is written on error.
 
     Every job is checked if the time for checking jobs allows, else the first, the last and
-    a random sample (``Submitted.jobs`` says which)."""
+    a random sample (``Submitted.jobs`` says which). ``uploads`` ({relative path: sha256},
+    checked by ``blobs.check_uploads``) is kept with the config version."""
     if not 0 <= jobs <= MAX_JOBS:
         raise Rejected(f"jobs must be between 0 and {MAX_JOBS}, got {jobs}")
     if alias is not None and not ALIAS.match(alias):
@@ -262,7 +266,7 @@ def submit_dataset(
             .where(dataset.c.id == dataset_id)
             .values(seed=dataset_id if seed is None else seed)
         )
-        _add_version(conn, dataset_id, 1, config, now, "submitted", actor)
+        _add_version(conn, dataset_id, 1, config, now, "submitted", actor, _uploads_json(uploads))
         names = [t.name for t in config.tasks]
         deps = [
             {"dataset_id": dataset_id, "task_index": i, "depends_on": j}
@@ -288,12 +292,17 @@ def submit_dataset(
         raise
 
 
+def _uploads_json(uploads: Mapping[str, str] | None) -> str | None:
+    return json.dumps(dict(sorted(uploads.items()))) if uploads else None
+
+
 def _current(conn: Connection, dataset_id: int) -> Any:
     """What a config check of a dataset depends on (and its transaction compares)."""
     return conn.execute(
         select(
             dataset.c.config_version, dataset.c.jobs_submitted, dataset.c.truncated,
             dataset.c.owner, dataset.c.tasks_per_job, dataset_config.c.config,
+            dataset_config.c.uploads,
         )
         .join(
             dataset_config,
@@ -348,7 +357,8 @@ def edit_config(
     def run(conn: Connection) -> int:
         _unchanged(conn, dataset_id, seen)
         version = int(seen.config_version) + 1
-        _add_version(conn, dataset_id, version, config, now, comment, actor)
+        # the files uploaded with the first version stay pinned for the paths it named
+        _add_version(conn, dataset_id, version, config, now, comment, actor, seen.uploads)
         conn.execute(
             update(dataset)
             .where(dataset.c.id == dataset_id)

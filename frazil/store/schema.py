@@ -97,6 +97,8 @@ dataset_config = Table(
     Column("created_at", Double, nullable=False),
     # who stored the version, as the audit trail names callers (``user:alice``)
     Column("created_by", Name, nullable=False, default="", server_default=""),
+    # the files its submitter uploaded with it, {relative path: sha256} as JSON (or none)
+    Column("uploads", Text, nullable=True),
     UniqueConstraint("dataset_id", "version"),
 )
 

@@ -20,6 +20,14 @@ person with curl) is served as the current version.
 
 from __future__ import annotations
 
+from frazil.wire.blobs import (
+    BLOB_SCHEME,
+    BlobLimits,
+    BlobStored,
+    blob_ref,
+    is_sha256,
+    parse_blob_ref,
+)
 from frazil.wire.checks import (
     MAX_AMOUNT,
     MAX_COUNT,
@@ -99,6 +107,7 @@ from frazil.wire.views import (
 )
 
 __all__ = [
+    "BLOB_SCHEME",
     "FAILED_WINDOW",
     "MAX_AMOUNT",
     "MAX_COUNT",
@@ -112,6 +121,8 @@ __all__ = [
     "AttemptKey",
     "AttemptView",
     "Beat",
+    "BlobLimits",
+    "BlobStored",
     "Caller",
     "Checked",
     "Claim",
@@ -157,9 +168,12 @@ __all__ = [
     "Tray",
     "Usage",
     "WireError",
+    "blob_ref",
     "check_request_id",
     "decode",
     "encode",
     "handed_json",
+    "is_sha256",
+    "parse_blob_ref",
     "slot_fields",
 ]
