@@ -27,6 +27,8 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     max_concurrency = 4096        # connections and requests at once; past it: 503 (retried)
     max_report_stats = 1000       # statistics in one pilot report; more: 413 naming the cap
     max_report_files = 1000       # files in one pilot report; more: 413 naming the cap
+    log_dir = "/var/lib/frazil/logs"  # attempts' logs, whole (default: $FRAZIL_HOME/logs)
+    max_log_bytes = 33554432      # one log at most; a pilot sends head and tail of more
 
     [validation]                  # the budget of one config's check (submit, edit, set-jobs)
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
@@ -85,6 +87,11 @@ class ServerSettings:
     #: statistics and files one pilot report may carry (each is a row)
     max_report_stats: int = 1000
     max_report_files: int = 1000
+    #: where attempts' logs are kept whole (``frazil.store.log_files``); None: the default,
+    #: ``$FRAZIL_HOME/logs`` once the settings are loaded
+    log_dir: Path | None = None
+    #: the most one log may hold; a pilot sends the head and the tail of a longer one
+    max_log_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -192,13 +199,18 @@ def _storage_roots(value: Any, path: Path, keep_out: Sequence[Path]) -> tuple[Pa
     return tuple(roots)
 
 
-def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> ServerSettings:
+def _server(
+    values: Mapping[str, Any], path: Path, keep_out: Sequence[Path], home: Path
+) -> ServerSettings:
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
         "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
-        "max_report_files",
+        "max_report_files", "log_dir", "max_log_bytes",
     }  # fmt: skip
     t = _table(values, "server", known, path)
+    log_dir = t.get("log_dir")
+    if log_dir is not None and (not isinstance(log_dir, str) or not log_dir.strip()):
+        raise SettingsError(f"{path}: server.log_dir must be a directory, not {log_dir!r}")
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise SettingsError(f"{path}: server.notify_command must be a list of strings (argv)")
@@ -227,6 +239,8 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         max_report_files=_positive(
             t, "max_report_files", ServerSettings.max_report_files, "server", path
         ),
+        log_dir=home / Path(log_dir).expanduser() if log_dir else home / "logs",
+        max_log_bytes=_positive(t, "max_log_bytes", ServerSettings.max_log_bytes, "server", path),
     )
 
 
@@ -293,7 +307,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         db_url=db_url,
-        server=_server(values, path, keep_out),
+        server=_server(values, path, keep_out, home),
         database=_database(values, path),
         validation=_positives(values, "validation", ValidationSettings, path),
         quota=_positives(values, "quota", QuotaSettings, path),

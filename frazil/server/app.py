@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from frazil import __version__
-from frazil.config import QuotaSettings, ValidationSettings
+from frazil.config import QuotaSettings, ValidationSettings, frazil_home
 from frazil.server import (
     errors,
     metrics,
@@ -26,6 +27,7 @@ from frazil.server.protocol import ProtocolCheck
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.tokens import TokenInfo
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 from frazil.wire import Caller, Health
 
 
@@ -40,6 +42,7 @@ def create_app(
     validation: ValidationSettings | None = None,
     quota: QuotaSettings | None = None,
     local: TokenInfo | None = None,
+    logs: LogFiles | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -49,6 +52,8 @@ def create_app(
     has the budget of ``validation``; submitters have the caps of ``quota`` unless an
     administrator set others. ``local`` serves the command line in its own process: every
     request with a bearer token is that administrator's (``frazil.cli.inprocess``).
+    Attempts' logs are kept in ``logs`` (by default beside a SQLite database file, else in
+    ``$FRAZIL_HOME/logs``).
     """
     app = FastAPI(
         title="Frazil",
@@ -58,7 +63,7 @@ def create_app(
     state = AppState(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
         report_caps=report_caps, validation=validation or ValidationSettings(),
-        quota=quota or QuotaSettings(), local=local,
+        quota=quota or QuotaSettings(), local=local, logs=logs or LogFiles(default_log_dir(db)),
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -92,3 +97,11 @@ def create_app(
         return Caller(who.name, who.role.value)
 
     return app
+
+
+def default_log_dir(db: Database) -> Path:
+    """Where an app that was given no log directory keeps logs: beside its SQLite file (a
+    test's, or the embedded database's), else in ``$FRAZIL_HOME/logs``."""
+    file = db.url.database if db.backend == "sqlite" else None
+    on_disk = file not in (None, "", ":memory:") and not str(file).startswith("file:")
+    return Path(str(file)).parent / "logs" if on_disk else frazil_home() / "logs"

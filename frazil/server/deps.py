@@ -23,6 +23,7 @@ from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 
 TOKEN_CACHE_SECONDS = 5.0
 
@@ -42,6 +43,8 @@ class AppState:
     #: the command line's embedded database (``frazil.cli.inprocess``): every caller is this
     #: local administrator; never set by ``frazil server``
     local: TokenInfo | None = None
+    #: where attempts' logs are kept (None: nowhere, only their tails in the database)
+    logs: LogFiles | None = None
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -44,6 +44,14 @@ from frazil.wire.codec import (
     decode,
     encode,
 )
+from frazil.wire.logs import (
+    ATTEMPT_HEADER,
+    MAX_CHUNK,
+    LogAck,
+    LogChunk,
+    LogPart,
+    check_log_name,
+)
 from frazil.wire.reports import (
     Beat,
     Exchange,
@@ -92,7 +100,9 @@ from frazil.wire.views import (
 )
 
 __all__ = [
+    "ATTEMPT_HEADER",
     "MAX_AMOUNT",
+    "MAX_CHUNK",
     "MAX_COUNT",
     "OLDEST_PROTOCOL",
     "PROTOCOL",
@@ -124,6 +134,9 @@ __all__ = [
     "JobClaim",
     "JobView",
     "JobsSet",
+    "LogAck",
+    "LogChunk",
+    "LogPart",
     "LogView",
     "Module",
     "NewPilot",
@@ -143,6 +156,7 @@ __all__ = [
     "Tray",
     "Usage",
     "WireError",
+    "check_log_name",
     "check_request_id",
     "decode",
     "encode",
