@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from frazil.services.tokens import create_token
 from frazil.store import Database
 from frazil.store.log_files import LogFiles
 from frazil.wire import Claim, Finish, LogChunk, SiteInfo, Slot, slot_fields
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 
 SLOT = Slot(cpu=4, gpu=1, memory=16.0, disk=50.0, time=24.0)
 
@@ -176,3 +179,29 @@ def test_purge_removes_the_logs_of_attempts_ended_before_then(live, tmp_path):
     assert done == dry
     assert user.logs(c.task_id) == []
     assert not any((tmp_path / "logs").rglob("*.log"))
+
+
+def test_purge_logs_is_a_host_command(live, tmp_path):
+    c, pilot, user = _running(live)
+    pilot.append_log(LogChunk.of("stdout", 0, b"a" * 100))
+    pilot.finish(Finish())
+    time.sleep(0.01)  # the attempt ended before the command's "now"
+
+    def frazil(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "FRAZIL_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+        env.pop("FRAZIL_URL", None)
+        argv = [sys.executable, "-m", "frazil", "purge-logs", *args]
+        return subprocess.run(
+            argv, check=False, capture_output=True, text=True, env=env, timeout=60
+        )
+
+    bad = frazil("--before", "yesterday")
+    assert bad.returncode != 0 and "neither a date" in bad.stderr
+    kept = frazil("--before", "2001-01-01")
+    assert kept.returncode == 0 and "removed 0 logs of 0 attempts" in kept.stderr + kept.stdout
+    dry = frazil("--before", "0s", "--dry-run")
+    assert "would remove 1 logs of 1 attempts" in dry.stderr + dry.stdout
+    assert "100 bytes" in dry.stderr + dry.stdout and len(user.logs(c.task_id)) == 1
+    done = frazil("--before", "0s")
+    assert done.returncode == 0 and "removed 1 logs of 1 attempts" in done.stderr + done.stdout
+    assert user.logs(c.task_id) == [] and not any((tmp_path / "logs").rglob("*.log"))
