@@ -19,7 +19,7 @@ import base64
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Self, TypeVar
 
 import httpx
@@ -35,6 +35,7 @@ from frazil.errors import (
     Unreachable,
 )
 from frazil.wire import (
+    ATTEMPT_HEADER,
     PROTOCOL,
     PROTOCOL_HEADER,
     TOTAL_HEADER,
@@ -58,6 +59,9 @@ from frazil.wire import (
     JobClaim,
     JobsSet,
     JobView,
+    LogAck,
+    LogChunk,
+    LogPart,
     LogView,
     NewPilot,
     NewToken,
@@ -93,6 +97,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.BadPasskey,
         errors.TooLarge,
         errors.QuotaExceeded,
+        errors.LogGap,
         errors.AuthError,
         errors.Forbidden,
         errors.IllegalTransition,
@@ -211,17 +216,21 @@ class _Base:
     def send(
         self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
         keep: Callable[[httpx.Response], bool] | None = None,
+        headers: Mapping[str, str] | None = None, accept: Collection[int] = (),
     ) -> httpx.Response:  # fmt: skip
         """One call, retried on connection failures and unavailable servers; its answer.
-        An answer that ``keep`` accepts is returned as it is, neither retried nor raised.
-        The first retry of a call is a warning in the log, the others are detail (DEBUG)."""
+        An answer that ``keep`` accepts is returned as it is, neither retried nor raised;
+        statuses in ``accept`` are answers too, not errors. The first retry of a call is a
+        warning in the log, the others are detail (DEBUG)."""
         deadline = time.monotonic() + self.retry_for
         pause = 0.2
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         say = log.warning
         while True:
             try:
-                response = self._http.request(method, path, json=json, params=clean)
+                response = self._http.request(
+                    method, path, json=json, params=clean, headers=headers
+                )
             except httpx.TransportError as exc:
                 if time.monotonic() + pause > deadline:
                     raise Unreachable(
@@ -234,7 +243,8 @@ class _Base:
                     return response
                 if response.status_code not in _RETRY_STATUS or time.monotonic() + pause > deadline:
                     _check_protocol(response, self.url)
-                    _raise_for(response)
+                    if response.status_code not in accept:
+                        _raise_for(response)
                     return response
                 say(
                     "server answered %d (%s); retrying in %.1f s",
@@ -393,6 +403,26 @@ class Client(_Base):
     def blob(self, sha256: str) -> bytes:
         """An uploaded file's bytes."""
         return self.send("GET", f"/blobs/{sha256}").content
+
+    def log_part(
+        self, task_id: int, name: str, *, attempt: int | None = None, start: int = 0
+    ) -> LogPart:
+        """A log of the task's attempt (default: its newest) from byte ``start`` on (empty
+        when it holds no more)."""
+        response = self.send(
+            "GET", f"/tasks/{task_id}/logs/{name}", params={"attempt": attempt},
+            headers={"Range": f"bytes={start}-"} if start else None, accept=(416,),
+        )  # fmt: skip
+        number = int(response.headers.get(ATTEMPT_HEADER, "0") or 0)
+        if response.status_code == 416:
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            return LogPart(number, name, start, int(total) if total.isdigit() else start, b"")
+        if response.status_code == 206:
+            total = response.headers.get("Content-Range", "").rpartition("/")[2]
+            if not total.isdigit():
+                raise ServerError(f"a log's part without its size: {response.headers}")
+            return LogPart(number, name, start, int(total), response.content)
+        return LogPart(number, name, 0, len(response.content), response.content)
 
     # -- sites ------------------------------------------------------------------------------
 
@@ -587,9 +617,23 @@ class PilotClient(_Base):
         """The task is processing on ``host``."""
         self.request("POST", f"{self.base}/start", json={"host": host})
 
-    def heartbeat(self, phase: str | None = None) -> None:
-        """Alive (and now in ``phase``)."""
-        self.request("POST", f"{self.base}/heartbeat", json={"phase": phase})
+    def heartbeat(self, phase: str | None = None, logs: Sequence[LogChunk] = ()) -> list[LogAck]:
+        """Alive (and now in ``phase``), with chunks of the attempt's logs; how much the
+        server holds of each log they went to."""
+        body: dict[str, Any] = {"phase": phase}
+        if logs:
+            body["logs"] = encode(list(logs))
+        result = self.request("POST", f"{self.base}/heartbeat", json=body)
+        return _each(LogAck, (result or {}).get("logs", []), "a log's acknowledgement")
+
+    def append_log(self, chunk: LogChunk) -> LogAck:
+        """Append a chunk to one of the attempt's logs (``LogGap`` naming the offset the
+        server expects when it starts past the log's end)."""
+        result = self.request(
+            "PUT", f"{self.base}/logs/{chunk.name}",
+            json={"offset": chunk.offset, "data": chunk.data, "gzip": chunk.gzip},
+        )  # fmt: skip
+        return _decoded(LogAck, result, "a log's acknowledgement")
 
     def finish(self, done: Finish) -> None:
         """The attempt succeeded."""

@@ -31,6 +31,8 @@ Sources, strongest first: environment variables (``FRAZIL_HOME``, ``FRAZIL_DB_UR
     blob_dir = "/srv/frazil/blobs"  # files uploaded with configs (default: $FRAZIL_HOME/blobs)
     max_blob_bytes = 8388608      # one uploaded file (its base64 must fit max_body_bytes)
     max_upload_bytes = 67108864   # the uploaded files of one submission together
+    log_dir = "/var/lib/frazil/logs"  # attempts' logs, whole (default: $FRAZIL_HOME/logs)
+    max_log_bytes = 33554432      # one log at most; a pilot sends head and tail of more
 
     [validation]                  # the budget of one config's check (submit, edit, set-jobs)
     cpu_seconds = 10              # CPU time; a config whose check needs more is rejected
@@ -96,6 +98,11 @@ class ServerSettings:
     #: one uploaded file, and the uploaded files of one submission together
     max_blob_bytes: int = 8 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
+    #: where attempts' logs are kept whole (``frazil.store.log_files``); None: the default,
+    #: ``$FRAZIL_HOME/logs`` once the settings are loaded
+    log_dir: Path | None = None
+    #: the most one log may hold; a pilot sends the head and the tail of a longer one
+    max_log_bytes: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -203,13 +210,19 @@ def _storage_roots(value: Any, path: Path, keep_out: Sequence[Path]) -> tuple[Pa
     return tuple(roots)
 
 
-def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> ServerSettings:
+def _server(
+    values: Mapping[str, Any], path: Path, keep_out: Sequence[Path], home: Path
+) -> ServerSettings:
     known = {
         "host", "port", "notify_webhook", "notify_command", "notify_after", "max_body_bytes",
         "storage_roots", "max_key_body_bytes", "max_concurrency", "max_report_stats",
         "max_report_files", "access_log", "blob_dir", "max_blob_bytes", "max_upload_bytes",
+        "log_dir", "max_log_bytes",
     }  # fmt: skip
     t = _table(values, "server", known, path)
+    log_dir = t.get("log_dir")
+    if log_dir is not None and (not isinstance(log_dir, str) or not log_dir.strip()):
+        raise SettingsError(f"{path}: server.log_dir must be a directory, not {log_dir!r}")
     command = t.get("notify_command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise SettingsError(f"{path}: server.notify_command must be a list of strings (argv)")
@@ -255,6 +268,8 @@ def _server(values: Mapping[str, Any], path: Path, keep_out: Sequence[Path]) -> 
         max_upload_bytes=_positive(
             t, "max_upload_bytes", ServerSettings.max_upload_bytes, "server", path
         ),
+        log_dir=home / Path(log_dir).expanduser() if log_dir else home / "logs",
+        max_log_bytes=_positive(t, "max_log_bytes", ServerSettings.max_log_bytes, "server", path),
     )
 
 
@@ -321,7 +336,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         home=home,
         db_url=db_url,
-        server=_server(values, path, keep_out),
+        server=_server(values, path, keep_out, home),
         database=_database(values, path),
         validation=_positives(values, "validation", ValidationSettings, path),
         quota=_positives(values, "quota", QuotaSettings, path),

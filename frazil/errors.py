@@ -20,7 +20,8 @@ The tree::
     │   ├── StaleAttempt              a report from an attempt that is no longer current
     │   ├── BadPasskey                a report whose passkey does not match its attempt
     │   ├── TooLarge                  a request past one of the server's caps (it names it)
-    │   └── QuotaExceeded             more jobs or tasks than a submitter's quota allows
+    │   ├── QuotaExceeded             more jobs or tasks than a submitter's quota allows
+    │   └── LogGap                    a log chunk past the log's end (names the expected offset)
     ├── StoreError                the database is unreachable, misconfigured or not migrated
     │   └── DatabaseUnavailable       it cannot be reached now (refused or lost, a timeout): retry
     ├── StatementFailed           the database refused a statement: a bug, not the caller's
@@ -206,6 +207,10 @@ class TooLarge(Rejected):
 
 class QuotaExceeded(Rejected):
     """A submission or set-jobs that would take a submitter past a cap of their quota."""
+
+
+class LogGap(Rejected):
+    """A log chunk that starts past the end of the log; the message names where it ends."""
 
 
 class StoreError(FrazilError):

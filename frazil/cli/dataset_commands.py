@@ -35,10 +35,11 @@ from frazil.cli.output import (
     when,
 )
 from frazil.cli.text import plain
-from frazil.errors import ConfigError, FrazilError
+from frazil.errors import ConfigError, FrazilError, NotFound
 
 if TYPE_CHECKING:
-    from frazil.wire import DatasetStatusView, JobView, Page, TaskView
+    from frazil.client import Client
+    from frazil.wire import DatasetStatusView, JobView, Page, TaskDetail, TaskView
 
 T = TypeVar("T")
 
@@ -342,26 +343,78 @@ def logs_cmd(
     name: Annotated[
         str | None, typer.Option("--name", help="Another log: pilot, or a module's.")
     ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Print what the attempt writes as it runs, until it ends."
+        ),
+    ] = False,
 ) -> None:
-    """A task's log (its stdout unless told otherwise), as the server keeps it."""
+    """A task's log (its stdout unless told otherwise), whole, as the server keeps it."""
     wanted = name or ("stderr" if stderr else "stdout")
     with connect.client() as client:
+        if follow:
+            _follow(client, task_id, wanted, attempt)
+            return
         kept = client.logs(task_id, attempt)
-    if not kept:
-        which = f"attempt {attempt}" if attempt is not None else "any attempt"
-        raise FrazilError(f"task {task_id} has no logs for {which}")
-    number = attempt if attempt is not None else max(v.attempt for v in kept)
-    mine = {v.name: v for v in kept if v.attempt == number}
-    log = mine.get(wanted)
-    if log is None:
-        raise FrazilError(
-            f"task {task_id} attempt {number} has no log {wanted!r} "
-            f"(logs: {', '.join(sorted(mine)) or 'none'})"
-        )
-    text = plain(log.text) if sys.stdout.isatty() else log.text
+        if not kept:
+            which = f"attempt {attempt}" if attempt is not None else "any attempt"
+            raise FrazilError(f"task {task_id} has no logs for {which}")
+        number = attempt if attempt is not None else max(v.attempt for v in kept)
+        mine = {v.name: v for v in kept if v.attempt == number}
+        if wanted not in mine:
+            raise FrazilError(
+                f"task {task_id} attempt {number} has no log {wanted!r} "
+                f"(logs: {', '.join(sorted(mine)) or 'none'})"
+            )
+        part = client.log_part(task_id, wanted, attempt=number)
+    text = part.data.decode(errors="replace")
+    text = plain(text) if sys.stdout.isatty() else text
     sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-    if log.size > len(log.text.encode()):
-        note(f"the last {len(log.text.encode()):,} of {log.size:,} bytes")
+
+
+#: How often ``frazil logs --follow`` asks for more (seconds).
+FOLLOW_EVERY = 1.0
+#: The states in which a task's attempt may still run.
+ACTIVE = ("queued", "processing")
+
+
+def _follow(client: Client, task_id: int, name: str, attempt: int | None) -> None:
+    """Print the log as it grows, until its attempt has ended (and all of it is printed)."""
+    import codecs  # noqa: PLC0415
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tty = sys.stdout.isatty()
+    offset, number, ended = 0, attempt, False
+    while True:
+        try:
+            part = client.log_part(task_id, name, attempt=number, start=offset)
+        except NotFound:
+            if number is not None or client.task(task_id).attempts:
+                raise
+            time.sleep(FOLLOW_EVERY)  # no attempt yet: the task waits for one
+            continue
+        number = part.attempt
+        if part.data:
+            text = decoder.decode(part.data)
+            sys.stdout.write(plain(text) if tty else text)
+            sys.stdout.flush()
+            offset = part.end
+            continue  # more may be there already
+        if ended:
+            break
+        ended = _ended(client.task(task_id), number)
+        if not ended:
+            time.sleep(FOLLOW_EVERY)
+    rest = decoder.decode(b"", final=True)
+    sys.stdout.write(plain(rest) if tty else rest)
+    sys.stdout.flush()
+
+
+def _ended(detail: TaskDetail, number: int) -> bool:
+    """Whether attempt ``number`` of the task is over (its logs are all sent by then)."""
+    mine = [a for a in detail.attempts if a.number == number]
+    return not mine or mine[0].outcome != "open" or detail.task.status not in ACTIVE
 
 
 def _bytes(size: int | None) -> str:

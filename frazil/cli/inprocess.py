@@ -86,18 +86,26 @@ def local_client(settings: Settings) -> Client:
             "a server, or `frazil init` to create the database here"
         )
     # the web stack is imported only when a command needs the embedded database
-    from frazil.server.app import blob_options, create_app  # noqa: PLC0415
+    from frazil.server.app import blob_options, create_app, default_log_dir  # noqa: PLC0415
     from frazil.services.tokens import Role, TokenInfo  # noqa: PLC0415
     from frazil.store import Database  # noqa: PLC0415
+    from frazil.store.log_files import LogFiles  # noqa: PLC0415
 
     db = Database(settings.db_url, timeouts=settings.database)
     try:
         db.check_schema()
         admin = TokenInfo(0, administrator(files), Role.ADMIN, time.time(), None, None)
+        logs = LogFiles(
+            settings.server.log_dir or default_log_dir(db), settings.server.max_log_bytes
+        )
         app = create_app(
-            db, validation=settings.validation, quota=settings.quota, local=admin,
+            db,
+            validation=settings.validation,
+            quota=settings.quota,
+            local=admin,
+            logs=logs,
             **blob_options(settings.server),
-        )  # fmt: skip
+        )
         transport = InProcess(app, on_close=db.dispose)
     except BaseException:
         db.dispose()

@@ -1,5 +1,5 @@
 """Commands that run on the server's host, on its database directly: ``init``, ``server``,
-``materialize``, ``token``; and the daemons ``site`` and ``pilot``, and ``demo``.
+``materialize``, ``purge-logs``, ``token``; and the daemons ``site`` and ``pilot``, and ``demo``.
 
 Everything else a user or an administrator does goes through the API (``connect``).
 """
@@ -83,6 +83,61 @@ def materialize(
     say(f"created {made} jobs")
 
 
+def purge_logs(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            help="A date (2025-01-31, 2025-01-31T12:00) or an age (30d, 12h, 90m, 2w).",
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove the logs (files and rows) of attempts that ended before then. On the server's
+    host: it works on the database and the log directory directly."""
+    from frazil.server.app import default_log_dir  # noqa: PLC0415
+    from frazil.services.task_logs import purge  # noqa: PLC0415
+    from frazil.store.log_files import LogFiles  # noqa: PLC0415
+
+    now = time.time()
+    cutoff = parse_before(before, now)
+    settings = load_settings().server
+    db = open_db()
+    try:
+        files = LogFiles(settings.log_dir or default_log_dir(db), settings.max_log_bytes)
+        done = purge(db, files, cutoff, dry_run=dry_run)
+    finally:
+        db.dispose()
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(cutoff))
+    verb = "would remove" if dry_run else "removed"
+    say(f"{verb} {done.logs} logs of {done.attempts} attempts that ended before {when}: "
+        f"{done.bytes:,} bytes")  # fmt: skip
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_before(text: str, now: float) -> float:
+    """``--before``: an age (``30d``: that long before ``now``) or a local date and time."""
+    import datetime  # noqa: PLC0415
+
+    value = text.strip()
+    unit = _AGE_UNITS.get(value[-1:].lower())
+    if unit is not None and value[:-1].replace(".", "", 1).isdigit():
+        return now - float(value[:-1]) * unit
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a date (2025-01-31, 2025-01-31T12:00) nor an age "
+            "(30d, 12h, 90m, 2w)",
+            param_hint="--before",
+        ) from None
+    return moment.timestamp()
+
+
 @token_app.command("create")
 def create(
     name: Annotated[str, typer.Argument(help="Whose token: a person, or a site's name.")],
@@ -144,6 +199,7 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
     app.command()(init)
     app.command()(materialize)
+    app.command("purge-logs")(purge_logs)
     app.add_typer(token_app, name="token")
     app.command()(server)
 

@@ -23,13 +23,24 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from frazil.client import PilotSession, request_id, send_heartbeats
 from frazil.errors import BadPasskey, FrazilError, StaleAttempt, StoreError, Unreachable
-from frazil.pilot.run import LOG_TAIL, Pilot, PilotOptions
-from frazil.wire import Beat, Failure, Finish, Handed, Report, TaskSpec, encode
+from frazil.pilot.run import Pilot, PilotOptions
+from frazil.wire import (
+    Beat,
+    ExchangeAnswer,
+    Failure,
+    Finish,
+    Handed,
+    LogAck,
+    LogChunk,
+    Report,
+    TaskSpec,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +87,6 @@ class _Task:
     phase: str | None = None
     stale: bool = False
     reported: bool = False
-    logs: dict[str, str] = field(default_factory=dict)
     pilot: Pilot | None = None
 
 
@@ -93,23 +103,30 @@ class _Reporter:
     def start(self, host: str) -> None:
         """Already started: the server handed the task out as processing."""
 
-    def heartbeat(self, phase: str | None = None) -> None:
+    def heartbeat(
+        self, phase: str | None = None, logs: Sequence[LogChunk] = ()
+    ) -> Sequence[LogAck]:
+        """The pilot's exchanges carry the heartbeat and the logs' chunks (``MultiPilot``)."""
         if self.t.stale:
             raise StaleAttempt(f"task {self.t.claim.task_id} is no longer this pilot's")
         if phase is not None:
             self.t.phase = phase
+        return ()
 
     def finish(self, done: Finish) -> None:
         self.t.reported = True
-        self.owner.post(Report.finished(self.t.claim.key, done, dict(self.t.logs)))
+        self.owner.post(Report.finished(self.t.claim.key, done, {}))
 
     def fail(self, failure: Failure) -> str:
         self.t.reported = True
-        self.owner.post(Report.failed(self.t.claim.key, failure, dict(self.t.logs)))
+        self.owner.post(Report.failed(self.t.claim.key, failure, {}))
         return "reported"
 
-    def log(self, name: str, text: str) -> None:
-        self.t.logs[name] = text[-LOG_TAIL:]
+    def append_log(self, chunk: LogChunk) -> LogAck:
+        """The rest of a log at the end: it goes out before the task's last report."""
+        c = self.t.claim
+        self.owner.post(Report("log", c.task_id, c.attempt, c.passkey, chunks=(chunk,)))
+        return LogAck(c.task_id, c.attempt, chunk.name, chunk.end, 0)
 
 
 class MultiPilot:
@@ -129,6 +146,7 @@ class MultiPilot:
         self.closing = False  # the pilot takes no more work
         self._polling = False  # a request for work is out (reports go separately meanwhile)
         self.done = 0
+        self._logs_sent = 0.0  # when the running tasks' logs last went out (monotonic)
         self._lock = threading.Condition()
         self._stop = threading.Event()
 
@@ -217,15 +235,19 @@ class MultiPilot:
                     last_work = now
                 elif now - last_work >= self.o.idle:
                     return f"idle for {self.o.idle:g} s"
-                if room == 0:
+                logs = self._log_reports(due=True) if room == 0 else []
+                if room == 0 and not logs:
                     self._lock.wait(timeout=1.0)
                     continue
                 gather = bool(self.outbox) and busy
+            if logs:  # full: only the running tasks' logs go out, every heartbeat
+                self._take(self.session.exchange(logs, host=self.host), logs)
+                continue
             if gather:  # other tasks are about to end too: one exchange for all of them
                 time.sleep(GATHER)
             with self._lock:
                 room = self._room()
-                reports = self._take_outbox()
+                reports = self._take_outbox() + self._log_reports()
                 self._polling = True
                 self._lock.notify_all()
             idle_left = max(0.0, self.o.idle - (now - last_work))
@@ -237,12 +259,40 @@ class MultiPilot:
             finally:
                 with self._lock:
                     self._polling = False
-            self._check(reports, answer.results)
-            for claim in answer.tasks:
-                self._launch(claim)
+            self._take(answer, reports)
             if answer.tasks:
                 last_work = time.monotonic()
         return "terminated (SIGTERM)"
+
+    def _log_reports(self, *, due: bool = False) -> list[Report]:
+        """The running tasks' new log bytes, one report each (``due``: only if a heartbeat's
+        time has passed since the last that were sent). Called with the lock held."""
+        now = time.monotonic()
+        if due and now - self._logs_sent < self.o.heartbeat:
+            return []
+        self._logs_sent = now
+        reports = []
+        for t in self.running.values():
+            if t.pilot is None or t.stale or t.reported:
+                continue
+            chunks = t.pilot.shipper.pending()
+            if chunks:
+                c = t.claim
+                reports.append(Report("log", c.task_id, c.attempt, c.passkey,
+                                      chunks=tuple(chunks)))  # fmt: skip
+        return reports
+
+    def _take(self, answer: ExchangeAnswer, reports: Sequence[Report]) -> None:
+        """Apply an exchange's answer: log its refusals, note its logs' acknowledgements,
+        start the tasks it handed out."""
+        self._check(reports, answer.results)
+        with self._lock:
+            for ack in answer.logs:
+                t = self.running.get(ack.task_id)
+                if t is not None and t.pilot is not None and t.claim.attempt == ack.attempt:
+                    t.pilot.shipper.take([ack])
+        for claim in answer.tasks:
+            self._launch(claim)
 
     def _launch(self, claim: Handed) -> None:
         req = claim.spec.requirements
@@ -342,9 +392,7 @@ class MultiPilot:
                 log.error("the server refused %d report(s), dropping them: %s", len(reports), exc)
                 continue
             request = request_id()
-            self._check(reports, answer.results)
-            for claim in answer.tasks:
-                self._launch(claim)
+            self._take(answer, reports)
 
     def _check(self, reports: Sequence[Report], results: Sequence[str]) -> None:
         for r, result in zip(reports, results, strict=True):

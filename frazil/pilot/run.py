@@ -2,11 +2,12 @@
 
 Fetch the resolved task with the passkey, report ``processing``; stage the inputs in
 (checksums verified when known); run every module of every tray iteration, measuring each;
-stage the outputs out while computing their checksums; upload the logs' tails; clean the
+stage the outputs out while computing their checksums; send the rest of the logs; clean the
 scratch directory; report success or the failure. A heartbeat thread keeps the server
-informed. SIGTERM (the batch system stopping the job) ends the running module and is
-reported as a reset that counts no failure. If the server says the attempt is no longer
-current (the task was reset meanwhile), the pilot stops without reporting anything.
+informed, and carries the logs' new bytes (``frazil.pilot.logship``). SIGTERM (the batch
+system stopping the job) ends the running module and is reported as a reset that counts no
+failure. If the server says the attempt is no longer current (the task was reset meanwhile),
+the pilot stops without reporting anything.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -32,6 +33,7 @@ from frazil.errors import FrazilError, SpecError, StaleAttempt, TooLarge, Transf
 from frazil.pilot.cache import Cache
 from frazil.pilot.execute import Measured, ModuleFailed, Runner, command_for, module_environment
 from frazil.pilot.httptransfer import HttpProtocol
+from frazil.pilot.logship import LogShipper
 from frazil.pilot.modules import UnpackTarball
 from frazil.pilot.protocols import SourceMissing
 from frazil.pilot.transfer import safe_local_name, stage_in, stage_out
@@ -40,6 +42,8 @@ from frazil.wire import (
     Failure,
     FileRecord,
     Finish,
+    LogAck,
+    LogChunk,
     Module,
     TaskSpec,
     Usage,
@@ -48,8 +52,6 @@ from frazil.wire import (
 
 log = logging.getLogger(__name__)
 
-#: A log's last this many characters are sent (the server keeps no more of it).
-LOG_TAIL = 64 * 1024
 #: A failure's text is cut to this many characters (the most the server takes).
 MAX_ERROR = 100_000
 
@@ -63,10 +65,12 @@ class Reporter(Protocol):
 
     def spec(self) -> TaskSpec: ...
     def start(self, host: str) -> None: ...
-    def heartbeat(self, phase: str | None = None) -> None: ...
+    def heartbeat(
+        self, phase: str | None = None, logs: Sequence[LogChunk] = ()
+    ) -> Sequence[LogAck]: ...
     def finish(self, done: Finish) -> None: ...
     def fail(self, failure: Failure) -> str: ...
-    def log(self, name: str, text: str) -> None: ...
+    def append_log(self, chunk: LogChunk) -> LogAck: ...
 
 
 class Terminated(FrazilError):
@@ -109,6 +113,7 @@ class Pilot:
         self.workdir = options.workdir
         self.logs = options.workdir.parent / "logs"
         self.runner = Runner(self.workdir, self.logs / "stdout", self.logs / "stderr")
+        self.shipper = LogShipper({n: self.logs / n for n in ("stdout", "stderr", "pilot")})
         self.cache = Cache(options.cache) if options.cache else None
         self.phase: str | None = None
         self.terminated = False
@@ -253,7 +258,7 @@ class Pilot:
     def _beat(self) -> None:
         while not self._stop.wait(self.o.heartbeat):
             try:
-                self.client.heartbeat(self.phase)
+                self.shipper.take(self.client.heartbeat(self.phase, self.shipper.pending()))
             except StaleAttempt:
                 log.warning("heartbeat refused: the attempt is no longer current; stopping")
                 self.stale = True
@@ -392,17 +397,21 @@ class Pilot:
         self.usage["max_memory"] = max(self.usage["max_memory"], measured.max_memory)
 
     def _upload_logs(self) -> None:
-        for name in ("stdout", "stderr"):
-            path = self.logs / name
-            if path.exists() and path.stat().st_size:  # an empty log says nothing
-                self._send_log(name, path.read_text(errors="replace"))
-        self._send_log("pilot", self._log.getvalue())
-
-    def _send_log(self, name: str, text: str) -> None:
+        """Send what the server does not have of the logs yet (the pilot's own log too)."""
         try:
-            self.client.log(name, text[-LOG_TAIL:])
-        except FrazilError as exc:
-            log.warning("cannot upload log %s: %s", name, exc)
+            self.logs.mkdir(parents=True, exist_ok=True)
+            (self.logs / "pilot").write_text(self._log.getvalue())
+        except OSError as exc:
+            log.warning("cannot write the pilot's log: %s", exc)
+        failed: set[str] = set()
+        for chunk in self.shipper.rest():
+            if chunk.name in failed:
+                continue
+            try:
+                self.shipper.take([self.client.append_log(chunk)])
+            except FrazilError as exc:
+                log.warning("cannot upload log %s: %s", chunk.name, exc)
+                failed.add(chunk.name)
 
 
 def read_passkey(path: Path) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from frazil.errors import SpecError
-from frazil.wire import Failure, Finish, TaskSpec, decode, encode
+from frazil.wire import Failure, Finish, LogAck, LogChunk, TaskSpec, decode, encode
 
 
 class StandaloneClient:
@@ -41,10 +42,13 @@ class StandaloneClient:
         """Note where the task runs."""
         self._write({"status": "processing", "host": host, "started": time.time()})
 
-    def heartbeat(self, phase: str | None = None) -> None:
-        """Nobody listens; keep the phase for a person to read."""
+    def heartbeat(
+        self, phase: str | None = None, logs: Sequence[LogChunk] = ()
+    ) -> Sequence[LogAck]:
+        """Nobody listens; keep the phase for a person to read, and the logs beside the spec."""
         if phase:
             (self.folder / "phase").write_text(phase + "\n")
+        return [self.append_log(chunk) for chunk in logs]
 
     def finish(self, done: Finish) -> None:
         """Record success."""
@@ -55,9 +59,14 @@ class StandaloneClient:
         self._write({"status": "failed" if failure.counts else "stopped", **encode(failure)})
         return "failed"
 
-    def log(self, name: str, text: str) -> None:
-        """Keep a log's tail beside the spec."""
-        (self.folder / f"{name}.log").write_text(text[-64 * 1024 :])
+    def append_log(self, chunk: LogChunk) -> LogAck:
+        """Keep a log beside the spec (``<name>.log``), as the server would."""
+        path = self.folder / f"{chunk.name}.log"
+        with open(path, "ab") as f:
+            size = f.tell()
+            if chunk.offset <= size:
+                f.write(chunk.payload()[size - chunk.offset :])
+            return LogAck(0, 0, chunk.name, f.tell(), 0)
 
     def _write(self, values: dict[str, Any]) -> None:
         path = self.folder / "result.json"

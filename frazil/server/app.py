@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from frazil import __version__
-from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
+from frazil.config import QuotaSettings, ServerSettings, ValidationSettings, frazil_home
 from frazil.server import (
     errors,
     metrics,
@@ -33,6 +34,7 @@ from frazil.services.blobs import DEFAULT_LIMITS
 from frazil.services.tokens import TokenInfo
 from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 from frazil.wire import BlobLimits, Caller, DaemonHealth, Health, encode
 
 
@@ -58,6 +60,7 @@ def create_app(
     daemons: Callable[[], Sequence[DaemonHealth]] | None = None,
     blobs: BlobStore | None = None,
     blob_limits: BlobLimits = DEFAULT_LIMITS,
+    logs: LogFiles | None = None,
 ) -> FastAPI:
     """The API over ``db``; ``clock`` gives the time every service call is stamped with.
 
@@ -70,6 +73,8 @@ def create_app(
     ``daemons`` says how the server's daemons are, for ``/health`` (none: no daemons here).
     ``blobs`` keeps the files uploaded with configs, within ``blob_limits`` (none: uploads
     are refused).
+    Attempts' logs are kept in ``logs`` (by default beside a SQLite database file, else in
+    ``$FRAZIL_HOME/logs``).
     """
     app = FastAPI(
         title="Frazil",
@@ -80,6 +85,7 @@ def create_app(
         db=db, clock=clock, metrics=metrics.Metrics(db), token_ttl=token_ttl,
         report_caps=report_caps, validation=validation or ValidationSettings(),
         quota=quota or QuotaSettings(), local=local, blobs=blobs, blob_limits=blob_limits,
+        logs=logs or LogFiles(default_log_dir(db)),
     )  # fmt: skip
     db.on_ready(state.waker.wake)
     app.state.frazil = state
@@ -121,3 +127,11 @@ def create_app(
         return Caller(who.name, who.role.value)
 
     return app
+
+
+def default_log_dir(db: Database) -> Path:
+    """Where an app that was given no log directory keeps logs: beside its SQLite file (a
+    test's, or the embedded database's), else in ``$FRAZIL_HOME/logs``."""
+    file = db.url.database if db.backend == "sqlite" else None
+    on_disk = file not in (None, "", ":memory:") and not str(file).startswith("file:")
+    return Path(str(file)).parent / "logs" if on_disk else frazil_home() / "logs"

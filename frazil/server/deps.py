@@ -25,6 +25,7 @@ from frazil.services.blobs import DEFAULT_LIMITS
 from frazil.services.tokens import Role, TokenInfo, require, verify_token
 from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 from frazil.wire import BlobLimits
 
 TOKEN_CACHE_SECONDS = 5.0
@@ -48,6 +49,8 @@ class AppState:
     #: files uploaded with configs (None: this server keeps none), and their caps
     blobs: BlobStore | None = None
     blob_limits: BlobLimits = DEFAULT_LIMITS
+    #: where attempts' logs are kept (None: nowhere, only their tails in the database)
+    logs: LogFiles | None = None
     _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -17,12 +17,13 @@ import httpx
 import uvicorn
 
 from frazil.config import QuotaSettings, ServerSettings, ValidationSettings
-from frazil.server.app import blob_options, create_app
+from frazil.server.app import blob_options, create_app, default_log_dir
 from frazil.server.daemons import server_daemons
 from frazil.server.supervisor import Supervisor
 from frazil.services import validation as check_configs
 from frazil.services.attempts import ReportCaps
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,11 @@ def raise_open_files(needed: int) -> int:
 def report_caps(settings: ServerSettings) -> ReportCaps:
     """What one pilot report may carry, from the settings."""
     return ReportCaps(stats=settings.max_report_stats, files=settings.max_report_files)
+
+
+def log_files(settings: ServerSettings, db: Database) -> LogFiles:
+    """Where the server keeps attempts' logs, and how large each may grow."""
+    return LogFiles(settings.log_dir or default_log_dir(db), settings.max_log_bytes)
 
 
 def notifier(settings: ServerSettings) -> Callable[[str], None] | None:
@@ -107,7 +113,7 @@ class ServerThread:
             db, clock=clock, max_body_bytes=self.settings.max_body_bytes,
             max_key_body_bytes=self.settings.max_key_body_bytes,
             report_caps=report_caps(self.settings), validation=validation, quota=quota,
-            daemons=self.supervisor.health,
+            daemons=self.supervisor.health, logs=log_files(self.settings, db),
             **blob_options(self.settings),
         )  # fmt: skip
         config = uvicorn.Config(
@@ -177,7 +183,7 @@ def serve(
             db, max_body_bytes=settings.max_body_bytes,
             max_key_body_bytes=settings.max_key_body_bytes, report_caps=report_caps(settings),
             validation=validation, quota=quota, daemons=daemons.health,
-            **blob_options(settings),
+            logs=log_files(settings, db), **blob_options(settings),
         )  # fmt: skip
         # the access log only when asked for: a line per request costs more than a pilot's
         # whole exchange; and no log config of uvicorn's own, so that its records (tracebacks

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from frazil.errors import AuthError
+from frazil.errors import AuthError, Rejected
 from frazil.model.states import TaskPhase
 from frazil.server.deps import Passkey, Reservation, State
 from frazil.server.schemas import (
@@ -22,7 +22,7 @@ from frazil.server.schemas import (
     StartBody,
 )
 from frazil.services import attempts, claim, task_logs
-from frazil.wire import AttemptKey, Failure, Finish, encode
+from frazil.wire import AttemptKey, Failure, Finish, LogChunk, encode
 
 router = APIRouter(prefix="/pilot/tasks/{task_id}/attempts/{attempt}", tags=["pilot"])
 pilot = APIRouter(prefix="/pilot", tags=["pilot"])
@@ -69,10 +69,17 @@ def start(task_id: int, attempt: int, body: StartBody, key: Passkey, app: State)
 @router.post("/heartbeat")
 def heartbeat(
     task_id: int, attempt: int, body: HeartbeatBody, key: Passkey, app: State
-) -> dict[str, bool]:
-    """The pilot is alive (and maybe moved on to another phase)."""
-    attempts.heartbeat(app.db, task_id, attempt, key, now=app.now(), phase=body.phase)
-    return {"ok": True}
+) -> dict[str, Any]:
+    """The pilot is alive (and maybe moved on to another phase); the chunks of its logs that
+    came along are appended, and ``logs`` says how much the server holds of each."""
+    if not body.logs:
+        attempts.heartbeat(app.db, task_id, attempt, key, now=app.now(), phase=body.phase)
+        return {"ok": True, "logs": []}
+    acks = task_logs.heartbeat(
+        app.db, app.logs, task_id, attempt, key, now=app.now(), phase=body.phase,
+        chunks=body.logs,
+    )  # fmt: skip
+    return {"ok": True, "logs": encode(acks)}
 
 
 @router.post("/finish")
@@ -97,7 +104,18 @@ def fail(task_id: int, attempt: int, body: Failure, key: Passkey, app: State) ->
 @router.put("/logs/{name}")
 def upload_log(
     task_id: int, attempt: int, name: str, body: LogBody, key: Passkey, app: State
-) -> dict[str, bool]:
-    """Keep the tail of one of the attempt's logs."""
-    task_logs.store_log(app.db, task_id, attempt, key, name=name, text=body.text, now=app.now())
-    return {"ok": True}
+) -> dict[str, Any]:
+    """Append a chunk to one of the attempt's logs (its offset must be at most the log's
+    size, else 409 naming the offset expected; past ``[server] max_log_bytes``, 413); the
+    answer says how much the server holds. With ``text``, the log is replaced by it."""
+    if body.text is not None:
+        task_logs.store_log(app.db, task_id, attempt, key, name=name, text=body.text,
+                            now=app.now(), files=app.logs)  # fmt: skip
+        return {"ok": True}
+    assert body.offset is not None and body.data is not None  # the body's own check
+    chunk = LogChunk(name, body.offset, body.data, body.gzip)
+    if app.logs is None:
+        raise Rejected("this server keeps no log files")
+    ack = task_logs.append_log(app.db, app.logs, task_id, attempt, key, chunk, now=app.now())
+    answer: dict[str, Any] = encode(ack)
+    return answer

@@ -91,11 +91,12 @@ async def exchange(pilot_id: int, body: Exchange, key: PilotKey, app: State) -> 
     reports = body.reports
     deadline = time.monotonic() + body.wait
     since = app.waker.generation
+    logs = pilots.Logs(app.logs)
     # one that takes nothing still shows its key (a pilot's way to check in)
     results, tasks = await run_in_threadpool(
         pilots.exchange, app.db, pilot_id, key, reports, limit=body.limit,
         time_left=body.time_left, now=app.now(), host=body.host, caps=app.report_caps,
-        request_id=body.request_id,
+        request_id=body.request_id, logs=logs,
     )  # fmt: skip
     if app.metrics is not None:
         for r, result in zip(body.reports, results, strict=True):
@@ -115,7 +116,7 @@ async def exchange(pilot_id: int, body: Exchange, key: PilotKey, app: State) -> 
         )  # fmt: skip
     if tasks and app.metrics is not None:
         app.metrics.claimed(len(tasks))
-    return {"results": results, "tasks": tasks}
+    return {"results": results, "tasks": tasks, "logs": encode(logs.acks)}
 
 
 @router.post("/pilots/{pilot_id}/end")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from frazil.model.limits import PRIORITY, SEED
 from frazil.model.records import SiteResources
 from frazil.model.states import LOST_OUTCOMES, AttemptOutcome, TaskPhase
-from frazil.wire import Beat, Slot
+from frazil.wire import MAX_CHUNK, Beat, LogChunk, Slot
 
 
 class _Body(BaseModel):
@@ -113,12 +113,27 @@ class StartBody(_Body):
 
 class HeartbeatBody(_Body):
     phase: TaskPhase | None = None
+    #: chunks of the attempt's logs (``frazil.wire.logs``), appended with the heartbeat
+    logs: list[LogChunk] = Field(default_factory=list, max_length=100)
 
 
 class LogBody(_Body):
-    """A log's text (only its tail is kept)."""
+    """A chunk of a log from byte ``offset`` on (``data``: base64, gzip-compressed first if
+    ``gzip``; see ``frazil.wire.logs``), or, from pilots of earlier releases, the log's
+    ``text`` whole (it replaces the log)."""
 
-    text: str = Field(max_length=10_000_000)
+    text: str | None = Field(None, max_length=10_000_000)
+    offset: int | None = Field(None, ge=0)
+    data: str | None = Field(None, max_length=2 * MAX_CHUNK)
+    gzip: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> LogBody:
+        if (self.text is None) == (self.offset is None) or (self.offset is None) != (
+            self.data is None
+        ):
+            raise ValueError("a log body holds either text, or an offset and data")
+        return self
 
 
 def _phase(beat: Beat) -> Beat:

@@ -220,23 +220,29 @@ def heartbeat(
     phase: TaskPhase | None = None,
 ) -> None:  # fmt: skip
     """The pilot is alive (and, with ``phase``, moved on to that phase)."""
+    db.transaction(lambda conn: heartbeat_in(conn, task_id, attempt, passkey, now=now, phase=phase))
 
-    def run(conn: Connection) -> None:
-        _, a = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
-        values: dict[str, Any] = {"heartbeat_at": now}
-        if phase is not None:
-            old = TaskPhase(a.phase) if a.phase else None
-            if old is not phase:
-                check_phase_transition(old, phase)
-                values["phase"] = phase.value
-                conn.execute(
-                    update(task_attempt).where(task_attempt.c.id == a.id).values(phase=phase.value)
-                )
-        conn.execute(
-            update(task).where(task.c.id == task_id, task.c.attempts == attempt).values(**values)
-        )
 
-    db.transaction(run)
+def heartbeat_in(
+    conn: Connection, task_id: int, attempt: int, passkey: str, *, now: float,
+    phase: TaskPhase | None = None,
+) -> Checked:  # fmt: skip
+    """``heartbeat`` within a transaction; returns the attempt it authenticated."""
+    checked = _authenticate(conn, task_id, attempt, passkey, [TaskStatus.PROCESSING])
+    a = checked[1]
+    values: dict[str, Any] = {"heartbeat_at": now}
+    if phase is not None:
+        old = TaskPhase(a.phase) if a.phase else None
+        if old is not phase:
+            check_phase_transition(old, phase)
+            values["phase"] = phase.value
+            conn.execute(
+                update(task_attempt).where(task_attempt.c.id == a.id).values(phase=phase.value)
+            )
+    conn.execute(
+        update(task).where(task.c.id == task_id, task.c.attempts == attempt).values(**values)
+    )
+    return checked
 
 
 @dataclass(frozen=True)

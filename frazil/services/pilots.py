@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
@@ -51,9 +52,10 @@ from frazil.services.claim import (
 from frazil.services.keys import check_request_id, hash_key, key_matches
 from frazil.services.transitions import load_task
 from frazil.store.db import Database, UntranslatedError, locks_rows
+from frazil.store.log_files import LogFiles
 from frazil.store.prepared import prepared
 from frazil.store.schema import dataset, pilot, site, task, task_attempt
-from frazil.wire import Page, PilotView, Report, Slot
+from frazil.wire import LogAck, Page, PilotView, Report, Slot
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,7 @@ def exchange(
     db: Database, pilot_id: int, key: str, reports: Sequence[Report], *, limit: int,
     time_left: float | None, now: float, host: str = "",
     caps: attempts.ReportCaps = attempts.DEFAULT_CAPS, request_id: str | None = None,
+    logs: Logs | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:  # fmt: skip
     """``report`` and then ``take`` (with ``limit`` > 0), in one transaction: a pilot that
     reports a finished task gets the children it released (and anything else that now fits)
@@ -145,6 +148,9 @@ def exchange(
 
     A report past ``caps`` is ``refused``: its attempt fails with the cap as the reason (its
     statistics and files are dropped), and the other reports are applied as usual.
+
+    Log chunks of the reports go to ``logs.files`` (none: the server keeps no log files),
+    their acknowledgements to ``logs.acks``.
     """
     if len(reports) > MAX_REPORTS:
         raise Rejected(f"at most {MAX_REPORTS} reports at once, not {len(reports)}")
@@ -154,9 +160,12 @@ def exchange(
         check_request_id(request_id)
     skip_locked = db.skip_locked
 
+    sink = logs or Logs()
+
     def run(conn: Connection, limit: int) -> tuple[list[str], list[dict[str, Any]]]:
         p = _pilot(conn, pilot_id, key)
-        results = [_report_one(conn, pilot_id, r, now, caps) for r in reports]
+        sink.acks.clear()  # a transaction run again acknowledges again
+        results = [_report_one(conn, pilot_id, r, now, caps, sink) for r in reports]
         try:
             again = pilot_tasks.again(conn, p, request_id) if limit and request_id else None
             if again is not None:
@@ -198,13 +207,22 @@ def exchange(
         return db.transaction(lambda conn: run(conn, 0))
 
 
+@dataclass
+class Logs:
+    """Where an exchange's log chunks go, and what the server answers for each."""
+
+    files: LogFiles | None = None
+    acks: list[LogAck] = field(default_factory=list)
+
+
 class _HandOutFailed(Exception):
     """Handing out tasks failed after a pilot's reports were applied in the transaction."""
 
 
 def _report_one(
-    conn: Connection, pilot_id: int, r: Report, now: float, caps: attempts.ReportCaps
-) -> str:
+    conn: Connection, pilot_id: int, r: Report, now: float, caps: attempts.ReportCaps,
+    logs: Logs,
+) -> str:  # fmt: skip
     a = attempts.attempt_row(conn, r.task_id, r.attempt)
     if a is None and load_task(conn, r.task_id) is None:
         return "stale"  # its dataset was deleted, with its attempts
@@ -212,9 +230,9 @@ def _report_one(
         return "denied"
     try:
         try:
-            _apply(conn, r, now, caps, a)
+            _apply(conn, r, now, caps, a, logs)
         except TooLarge as exc:
-            _apply(conn, _refused(r, exc), now, caps, a)
+            _apply(conn, _refused(r, exc), now, caps, a, logs)
             return "refused"
     except (StaleAttempt, NotFound):
         return "stale"
@@ -228,13 +246,14 @@ def _refused(r: Report, exc: TooLarge) -> Report:
     said = f"; the pilot reported: {r.error}" if r.kind == "fail" and r.error else ""
     return dataclasses.replace(
         r, kind="fail", error=f"the server refused the pilot's report: {exc}{said}", stats={},
-        files=(), counts=r.counts or r.kind != "fail",
+        files=(), counts=r.counts or r.kind != "fail", chunks=(),
     )  # fmt: skip
 
 
 def _apply(
-    conn: Connection, r: Report, now: float, caps: attempts.ReportCaps, attempt_row: Any
-) -> None:
+    conn: Connection, r: Report, now: float, caps: attempts.ReportCaps, attempt_row: Any,
+    logs: Logs,
+) -> None:  # fmt: skip
     # authenticated once; every check comes before any write, so a refused report writes nothing
     states = [TaskStatus.PROCESSING] if r.kind == "finish" else ACTIVE_TASK_STATES
     checked = attempts.authenticate(
@@ -244,7 +263,10 @@ def _apply(
         raise Rejected(f"unknown report kind {r.kind!r}: finish, fail or log")
     if r.kind != "log":
         attempts.check_report(r.stats, r.files, caps)
-    task_logs.store_logs_in(conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked)
+    task_logs.store_logs_in(
+        conn, r.task_id, r.attempt, r.passkey, r.logs, now=now, checked=checked, files=logs.files
+    )
+    logs.acks.extend(task_logs.append_logs_in(conn, logs.files, checked, r.chunks, now=now))
     if r.kind == "finish":
         attempts.finish_in(
             conn, r.task_id, r.attempt, r.passkey, r.finish, now=now, checked=checked, caps=caps

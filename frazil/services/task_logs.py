@@ -1,74 +1,169 @@
-"""The tails of an attempt's logs (stdout, stderr, the pilot's own, a module's), kept in the
-database for people to read: a pilot sends them with its report, or one at a time.
+"""An attempt's logs (stdout, stderr, the pilot's own, a module's): whole in files under the
+server's log directory (``frazil.store.log_files``), one row each in the database.
 
-A log sent again for the same attempt replaces the earlier one; names compare exactly.
+A pilot appends chunks as its logs grow (with its heartbeats, or a multi-task pilot's
+exchanges) and the rest at the end; each chunk names the byte offset it starts at, so a chunk
+sent again changes nothing and a gap is refused, naming the offset expected. The row keeps
+the log's name, its size, its file (relative to the directory) and its last ``LOG_TAIL``
+characters, which the web and clients of earlier releases read. A pilot of an earlier
+release sends a log's tail whole: it replaces the log. Names compare exactly.
+
+``purge`` removes the logs of attempts that ended before a time, files and rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from frazil.errors import Rejected
+from frazil.errors import BadRequest, LogGap, NotFound, Rejected, TooLarge
 from frazil.model.spec import TASK_NAME
-from frazil.model.states import ACTIVE_TASK_STATES
+from frazil.model.states import ACTIVE_TASK_STATES, TaskPhase
+from frazil.services import attempts
 from frazil.services.attempts import Checked, authenticate
 from frazil.store.db import Database
+from frazil.store.log_files import LogFiles
 from frazil.store.prepared import prepared
-from frazil.store.schema import task_log
+from frazil.store.schema import task, task_attempt, task_log
+from frazil.wire import LogAck, LogChunk, LogPart
 
-#: Logs keep their last this many characters.
-MAX_LOG = 64 * 1024
+#: The row of a log keeps its last this many characters.
+LOG_TAIL = 64 * 1024
+#: What the row of a log kept before logs had files (rows without a path).
+MAX_LOG = LOG_TAIL
+
+
+def _check_name(name: str) -> None:
+    if not TASK_NAME.match(name):  # shown to people and kept as a file name: plain
+        raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
+
+
+def _clean(text: str) -> str:
+    return text.replace("\0", "\ufffd")  # program output may hold NULs; PostgreSQL not
+
+
+# -- appending ------------------------------------------------------------------------------
+
+
+def append_log(
+    db: Database, files: LogFiles, task_id: int, attempt: int, passkey: str, chunk: LogChunk,
+    *, now: float,
+) -> LogAck:  # fmt: skip
+    """Append one chunk to a log of the attempt: ``LogGap`` (naming the offset expected) if
+    it starts past the log's end, ``TooLarge`` past the cap; a chunk already held is taken."""
+
+    def run(conn: Connection) -> LogAck:
+        checked = authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
+        return append_logs_in(conn, files, checked, [chunk], now=now, strict=True)[0]
+
+    return db.transaction(run)
+
+
+def heartbeat(
+    db: Database, files: LogFiles | None, task_id: int, attempt: int, passkey: str, *,
+    now: float, phase: TaskPhase | None, chunks: Sequence[LogChunk],
+) -> list[LogAck]:  # fmt: skip
+    """A single-task pilot's heartbeat and the chunks of its logs that came with it."""
+
+    def run(conn: Connection) -> list[LogAck]:
+        checked = attempts.heartbeat_in(conn, task_id, attempt, passkey, now=now, phase=phase)
+        return append_logs_in(conn, files, checked, chunks, now=now)
+
+    return db.transaction(run)
+
+
+def append_logs_in(
+    conn: Connection, files: LogFiles | None, checked: Checked, chunks: Sequence[LogChunk], *,
+    now: float, strict: bool = False,
+) -> list[LogAck]:  # fmt: skip
+    """Append chunks to the logs of an authenticated attempt, within a transaction; one
+    acknowledgement each. ``strict``: a chunk that cannot be taken raises; else its
+    acknowledgement says why (a heartbeat or an exchange must not fail for a log)."""
+    row, a = checked
+    acks = []
+    for chunk in chunks:
+        _check_name(chunk.name)
+        what = f"log {chunk.name!r} of task {row.id} attempt {a.number}"
+        if files is None:
+            if strict:
+                raise Rejected("this server keeps no log files")
+            acks.append(LogAck(row.id, a.number, chunk.name, 0, 0, "the server keeps no logs"))
+            continue
+        relative = files.relative(row.dataset_id, row.id, a.number, chunk.name)
+        try:
+            data = chunk.payload()
+            size = files.append(relative, chunk.offset, data, what)
+        except (LogGap, TooLarge, ValueError) as exc:
+            if strict and isinstance(exc, ValueError):
+                raise BadRequest(str(exc)) from exc
+            if strict:
+                raise
+            size = files.size(relative)
+            acks.append(LogAck(row.id, a.number, chunk.name, size, files.max_bytes, str(exc)))
+            continue
+        tail = files.tail(relative, LOG_TAIL).decode(errors="replace")
+        _keep(conn, a.id, row.id, chunk.name, _clean(tail)[-LOG_TAIL:], size, relative, now)
+        acks.append(LogAck(row.id, a.number, chunk.name, size, files.max_bytes))
+    return acks
+
+
+def _keep(
+    conn: Connection, attempt_id: int, task_id: int, name: str, text: str, size: int,
+    path: str | None, now: float,
+) -> None:  # fmt: skip
+    """Insert or update a log's row."""
+    replace, add = prepared("store_log", _log_stmts)
+    values = {
+        "p_attempt": attempt_id, "p_task": task_id, "p_name": name, "p_text": text,
+        "p_size": size, "p_path": path, "p_now": now,
+    }  # fmt: skip
+    if conn.execute(replace, values).rowcount == 0:
+        conn.execute(add, values)
+
+
+# -- whole logs (pilots of earlier releases) ------------------------------------------------
 
 
 def store_log(
-    db: Database, task_id: int, attempt: int, passkey: str, *, name: str, text: str, now: float
-) -> None:
-    """Keep the tail of a log of the attempt (stdout, stderr, the pilot's own, a module's)."""
+    db: Database, task_id: int, attempt: int, passkey: str, *, name: str, text: str, now: float,
+    files: LogFiles | None = None,
+) -> None:  # fmt: skip
+    """Keep a log of the attempt whole (it replaces what the log held)."""
     db.transaction(
-        lambda conn: store_logs_in(conn, task_id, attempt, passkey, {name: text}, now=now)
+        lambda conn: store_logs_in(
+            conn, task_id, attempt, passkey, {name: text}, now=now, files=files
+        )
     )
 
 
 def store_logs_in(
     conn: Connection, task_id: int, attempt: int, passkey: str, logs: Mapping[str, str], *,
-    now: float, checked: Checked | None = None,
+    now: float, checked: Checked | None = None, files: LogFiles | None = None,
 ) -> None:  # fmt: skip
-    """Store (or replace) the attempt's logs ``{name: text}`` within a transaction: one read
-    of the names it has, then one statement for the new ones and one for the replaced."""
+    """Store (or replace) the attempt's logs ``{name: text}`` within a transaction, each a
+    file when the server keeps them (``files``), its tail in the row."""
     for name in logs:
-        if not TASK_NAME.match(name):  # shown to people and kept as a file name: plain
-            raise Rejected(f"a log name is 1-100 letters, digits, '_', '.' or '-', got {name!r}")
+        _check_name(name)
     if not logs:
         return
     row, a = checked or authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
-    names = prepared(
-        "log_names",
-        lambda: select(task_log.c.name).where(
-            task_log.c.attempt_id == bindparam("p_attempt"),
-            task_log.c.name.in_(bindparam("p_names", expanding=True)),
-        ),
-    )
-    have = set(conn.execute(names, {"p_attempt": a.id, "p_names": list(logs)}).scalars())
-    rows = []
     for name, said in logs.items():
-        text = said.replace("\0", "\ufffd")  # program output may hold NULs; PostgreSQL not
-        rows.append({
-            "p_attempt": a.id, "p_task": row.id, "p_name": name, "p_text": text[-MAX_LOG:],
-            "p_size": len(text.encode()), "p_now": now,
-        })  # fmt: skip
-    replace, add = prepared("store_log", _log_stmts)
-    if replaced := [r for r in rows if r["p_name"] in have]:
-        conn.execute(replace, replaced)
-    if added := [r for r in rows if r["p_name"] not in have]:
-        conn.execute(add, added)
+        text = _clean(said)
+        path = None
+        size = len(text.encode())
+        if files is not None:
+            path = files.relative(row.dataset_id, row.id, a.number, name)
+            size = files.replace(path, said.encode())
+        _keep(conn, a.id, row.id, name, text[-LOG_TAIL:], size, path, now)
 
 
 def _log_stmts() -> tuple[Any, Any]:
     values: dict[str, Any] = {
-        "text": bindparam("p_text"), "size": bindparam("p_size"), "created_at": bindparam("p_now")
+        "text": bindparam("p_text"), "size": bindparam("p_size"), "path": bindparam("p_path"),
+        "created_at": bindparam("p_now"),
     }  # fmt: skip
     replace = (
         update(task_log)
@@ -82,3 +177,82 @@ def _log_stmts() -> tuple[Any, Any]:
         **values,
     )  # fmt: skip
     return replace, add
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read_log(
+    db: Database, files: LogFiles | None, task_id: int, name: str, *, attempt: int | None = None,
+    start: int = 0, end: int | None = None,
+) -> LogPart:  # fmt: skip
+    """Bytes ``start`` up to ``end`` (None: all) of a log of the task's attempt ``attempt``
+    (None: its newest). An attempt that has not sent this log yet has an empty one."""
+    _check_name(name)
+    with db.read() as conn:
+        if conn.execute(select(task.c.id).where(task.c.id == task_id)).first() is None:
+            raise NotFound(f"no task {task_id}")
+        number = attempt
+        if number is None:
+            number = conn.execute(
+                select(func.max(task_attempt.c.number)).where(task_attempt.c.task_id == task_id)
+            ).scalar()
+            if number is None:
+                raise NotFound(f"task {task_id} has no attempt yet")
+        a = conn.execute(
+            select(task_attempt.c.id).where(
+                task_attempt.c.task_id == task_id, task_attempt.c.number == number
+            )
+        ).first()
+        if a is None:
+            raise NotFound(f"task {task_id} has no attempt {number}")
+        kept = conn.execute(
+            select(task_log.c.text, task_log.c.path).where(
+                task_log.c.attempt_id == a.id, task_log.c.name == name
+            )
+        ).first()
+    if kept is not None and kept.path is not None and files is not None:
+        total = files.size(kept.path)
+        data = files.read(kept.path, start, end) if start < total else b""
+    else:
+        whole = kept.text.encode() if kept is not None else b""
+        total = len(whole)
+        data = whole[start:end]
+    return LogPart(number, name, start, total, data)
+
+
+# -- purging --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What a purge removed (or would remove): attempts, logs and their bytes."""
+
+    attempts: int
+    logs: int
+    bytes: int
+
+
+def purge(db: Database, files: LogFiles, before: float, *, dry_run: bool = False) -> Purged:
+    """Remove the logs (files and rows) of attempts that ended before ``before``."""
+    stmt = (
+        select(task_log.c.id, task_log.c.size, task_log.c.path, task_attempt.c.id.label("aid"),
+               task_attempt.c.number, task.c.id.label("task_id"), task.c.dataset_id)
+        .join(task_attempt, task_attempt.c.id == task_log.c.attempt_id)
+        .join(task, task.c.id == task_attempt.c.task_id)
+        .where(task_attempt.c.ended_at.is_not(None), task_attempt.c.ended_at < before)
+    )  # fmt: skip
+    with db.read() as conn:
+        rows = conn.execute(stmt).all()
+    total = sum(files.size(r.path) if r.path else r.size for r in rows)
+    attempts = {(r.dataset_id, r.task_id, r.number) for r in rows}
+    if not dry_run:
+        ids = [r.id for r in rows]
+        for i in range(0, len(ids), 500):
+            batch = ids[i : i + 500]
+            db.transaction(lambda conn, b=batch: conn.execute(  # type: ignore[misc]
+                delete(task_log).where(task_log.c.id.in_(b))
+            ))  # fmt: skip
+        for dataset_id, task_id, number in attempts:
+            files.remove_attempt(dataset_id, task_id, number)
+    return Purged(len(attempts), len(rows), total)

@@ -375,8 +375,11 @@ task_log = Table(
     Column("attempt_id", BigInteger, ForeignKey("task_attempt.id"), nullable=False),
     Column("task_id", BigInteger, nullable=False, index=True),
     Column("name", Name, nullable=False),  # stdout | stderr | pilot | a module's
+    # the last 64 KiB (the web and earlier clients read it); the whole log is the file
     Column("text", Text, nullable=False),
-    Column("size", BigInteger, nullable=False),  # bytes before the tail was cut
+    Column("size", BigInteger, nullable=False),  # bytes of the whole log
     Column("created_at", Double, nullable=False),
+    # the log's file under [server] log_dir (None: a log kept before files, ``text`` alone)
+    Column("path", String(255), nullable=True),
     UniqueConstraint("attempt_id", "name"),
 )

@@ -52,6 +52,14 @@ from frazil.wire.codec import (
     decode,
     encode,
 )
+from frazil.wire.logs import (
+    ATTEMPT_HEADER,
+    MAX_CHUNK,
+    LogAck,
+    LogChunk,
+    LogPart,
+    check_log_name,
+)
 from frazil.wire.reports import (
     Beat,
     Exchange,
@@ -107,9 +115,11 @@ from frazil.wire.views import (
 )
 
 __all__ = [
+    "ATTEMPT_HEADER",
     "BLOB_SCHEME",
     "FAILED_WINDOW",
     "MAX_AMOUNT",
+    "MAX_CHUNK",
     "MAX_COUNT",
     "OLDEST_PROTOCOL",
     "PROTOCOL",
@@ -147,6 +157,9 @@ __all__ = [
     "JobClaim",
     "JobView",
     "JobsSet",
+    "LogAck",
+    "LogChunk",
+    "LogPart",
     "LogView",
     "Module",
     "NewPilot",
@@ -169,6 +182,7 @@ __all__ = [
     "Usage",
     "WireError",
     "blob_ref",
+    "check_log_name",
     "check_request_id",
     "decode",
     "encode",

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from frazil.wire.checks import REPORT_KINDS, STRICT, at_most, bad, check_exhausted, length
 from frazil.wire.claims import AttemptKey, check_request_id
+from frazil.wire.logs import LogAck, LogChunk
 from frazil.wire.spec import Handed
 
 
@@ -97,7 +98,8 @@ class Failure:
 @dataclass(frozen=True)
 class Report:
     """A multi-task pilot's word on one of its attempts: it finished, it failed (the fields
-    of ``Failure``), or it only sends logs (name → the log's tail)."""
+    of ``Failure``), or it only sends logs: ``chunks`` appended to them (``frazil.wire.logs``),
+    or, from pilots of earlier releases, ``logs`` (name → the log's tail, replacing it)."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = STRICT
 
@@ -114,6 +116,7 @@ class Report:
     counts: bool = True
     timeout: bool = False
     logs: Mapping[str, str] = field(default_factory=dict)
+    chunks: tuple[LogChunk, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in REPORT_KINDS:
@@ -124,6 +127,7 @@ class Report:
         length("Report", "error", self.error, 100_000)
         at_most("Report", "files", self.files, 100_000)
         at_most("Report", "logs", self.logs, 100)
+        at_most("Report", "chunks", self.chunks, 100)
         check_exhausted("Report", self.exhausted)
 
     @classmethod
@@ -199,7 +203,9 @@ class Exchange:
 
 @dataclass(frozen=True)
 class ExchangeAnswer:
-    """What the server did with each report (``REPORT_RESULTS``), and the tasks handed out."""
+    """What the server did with each report (``REPORT_RESULTS``), the tasks handed out, and
+    how much the server holds of each log that the reports' chunks appended to."""
 
     results: tuple[str, ...]
     tasks: tuple[Handed, ...]
+    logs: tuple[LogAck, ...] = ()

@@ -5,14 +5,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from frazil.errors import StaleAttempt
 from frazil.pilot.run import Pilot, PilotOptions
-from frazil.wire import Failure, Finish, Module, Requirements, TaskSpec, Tray
+from frazil.wire import (
+    Failure,
+    Finish,
+    LogAck,
+    LogChunk,
+    Module,
+    Requirements,
+    TaskSpec,
+    Tray,
+)
 
 #: says hello, leaves a mark in its directory, sleeps $2 seconds, then exits with $1
 SCRIPT = """\
@@ -51,10 +60,11 @@ class FakeReporter:
     def start(self, host: str) -> None:
         self.started.append(host)
 
-    def heartbeat(self, phase: str | None = None) -> None:
+    def heartbeat(self, phase: str | None = None, logs: Sequence[LogChunk] = ()) -> list[LogAck]:
         self.phases.append(phase)
         if self.stale_if():
             raise StaleAttempt("task 5 attempt 2 is no longer current")
+        return [self.append_log(chunk) for chunk in logs]
 
     def finish(self, done: Finish) -> None:
         self.finished.append(done)
@@ -63,8 +73,12 @@ class FakeReporter:
         self.failures.append(failure)
         return "waiting"
 
-    def log(self, name: str, text: str) -> None:
-        self.logs[name] = text
+    def append_log(self, chunk: LogChunk) -> LogAck:
+        held = self.logs.get(chunk.name, "").encode()
+        assert chunk.offset <= len(held), "a gap"
+        held += chunk.payload()[len(held) - chunk.offset :]
+        self.logs[chunk.name] = held.decode()
+        return LogAck(5, 2, chunk.name, len(held), 32 * 1024 * 1024)
 
 
 @pytest.fixture
