@@ -1,8 +1,8 @@
 """The typed HTTP client that the CLI, the site daemon and the pilot share.
 
-Standard library and httpx only, so that a pilot can use it on a worker node. What sites and
-pilots exchange with the server comes and goes as the dataclasses of ``frazil.wire``; the
-records of datasets, jobs and tasks that people read are still plain JSON data. Errors come
+Standard library and httpx only, so that a pilot can use it on a worker node. Everything
+that crosses the wire comes and goes as the dataclasses of ``frazil.wire`` (only a stored
+config, the user's own document, stays plain data). Errors come
 back as Frazil's own exceptions (``NotFound``, ``Rejected``, ``StaleAttempt``,
 ``BadPasskey``, ``AuthError``, ``ConfigError`` with its problems, ``ProtocolMismatch``);
 a server that cannot be reached raises ``Unreachable``. Connection failures and

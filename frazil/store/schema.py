@@ -380,6 +380,6 @@ task_log = Table(
     Column("size", BigInteger, nullable=False),  # bytes of the whole log
     Column("created_at", Double, nullable=False),
     # the log's file under [server] log_dir (None: a log kept before files, ``text`` alone)
-    Column("path", String(255), nullable=True),
+    Column("path", Name, nullable=True),
     UniqueConstraint("attempt_id", "name"),
 )
