@@ -18,11 +18,15 @@ from pathlib import Path
 
 import pytest
 
+from frazil.client import Client, PilotClient
 from frazil.server.main import ServerThread
 from frazil.services import queries
 from frazil.services.tokens import create_token
 from frazil.store import Database
+from frazil.wire import Finish, SiteInfo, Slot, slot_fields
 from tests.conftest import EXAMPLE, fresh_server
+
+SLOT = Slot(cpu=4, gpu=1, memory=16.0, disk=50.0, time=24.0)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -34,8 +38,8 @@ def server(request, tmp_path):
         db.migrate()
     thread = ServerThread(db).start()
     now = time.time()
-    tokens = {name: create_token(db, name, role, now=now)[1]
-              for name, role in (("alice", "user"), ("root", "admin"))}  # fmt: skip
+    roles = (("alice", "user"), ("root", "admin"), ("site-a", "site"))
+    tokens = {name: create_token(db, name, role, now=now)[1] for name, role in roles}
     yield thread.url, tokens, db
     thread.stop()
     if request.param == "sqlite":
@@ -87,6 +91,20 @@ def test_a_second_machine_submits_watches_and_controls(server, tmp_path):
     assert "dataset sim: 5 jobs; checked every job (2)" in frazil("set-jobs", "sim", 5).stdout
     actors = {e.actor for e in queries.events(db, d, limit=100)}
     assert actors == {"user:alice"}
+    # a site runs a task, whose pilot leaves a log: the laptop reads it and the audit trail
+    site = Client(url, tokens["site-a"], retry_for=0)
+    site.register_site("site-a", SiteInfo(**slot_fields(SLOT)))
+    c = site.claim("site-a", SLOT, 1)[0]
+    pilot = PilotClient(url, c.task_id, c.attempt, c.passkey, retry_for=0)
+    pilot.start("node1")
+    pilot.log("stdout", "[corsika] 1000 showers\n")
+    pilot.finish(Finish())
+    assert frazil("logs", c.task_id).stdout == "[corsika] 1000 showers\n"
+    shown = frazil("show", "task", c.task_id).stdout
+    assert "node1" in shown and f"frazil logs {c.task_id} --attempt 1" in shown
+    events = json.loads(frazil("events", "sim", "--json").stdout)
+    assert {"submit", "suspend", "resume"} <= {e["action"] for e in events}
+    assert "suspend" in frazil("events", "sim", "--kind", "suspend").stdout
     assert sorted(p.name for p in laptop.iterdir()) == ["credentials.toml"]  # no database
 
     result = frazil("quota", "show", ok=False)  # alice is no administrator
