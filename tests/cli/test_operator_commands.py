@@ -19,7 +19,7 @@ from frazil.server.main import ServerThread
 from frazil.services.tokens import create_token
 from frazil.store import Database
 from frazil.wire import Failure, SiteInfo, Slot, slot_fields
-from tests.cli.test_remote import runner
+from tests.cli.conftest import runner
 from tests.conftest import EXAMPLE
 
 DAY = 86_400.0

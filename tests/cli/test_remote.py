@@ -16,54 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from frazil.client import Client, PilotClient
-from frazil.server.main import ServerThread
 from frazil.services import queries
-from frazil.services.tokens import create_token
-from frazil.store import Database
 from frazil.wire import Finish, SiteInfo, Slot, slot_fields
-from tests.conftest import EXAMPLE, fresh_server
+from tests.cli.conftest import runner
+from tests.conftest import EXAMPLE
 
 SLOT = Slot(cpu=4, gpu=1, memory=16.0, disk=50.0, time=24.0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request, tmp_path):
-    if request.param == "postgres":
-        db = fresh_server("postgres")
-    else:
-        db = Database(f"sqlite:///{tmp_path / 'server.db'}")
-        db.migrate()
-    thread = ServerThread(db).start()
-    now = time.time()
-    roles = (("alice", "user"), ("root", "admin"), ("site-a", "site"))
-    tokens = {name: create_token(db, name, role, now=now)[1] for name, role in roles}
-    yield thread.url, tokens, db
-    thread.stop()
-    if request.param == "sqlite":
-        db.dispose()
-
-
-def runner(home: Path, **extra: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAZIL_")}
-    env.update({"FRAZIL_HOME": str(home), "COLUMNS": "80", **extra})
-
-    def run(*args, ok=True, env_=None):
-        argv = [sys.executable, "-m", "frazil", *map(str, args)]
-        result = subprocess.run(
-            argv, capture_output=True, text=True, env={**env, **(env_ or {})}, check=False,
-            timeout=120,
-        )  # fmt: skip
-        if ok:
-            assert result.returncode == 0, (args, result.stderr)
-        else:
-            assert result.returncode != 0, (args, result.stdout)
-            assert "Traceback" not in result.stderr, result.stderr
-        return result
-
-    return run
 
 
 def test_a_second_machine_submits_watches_and_controls(server, tmp_path):

@@ -9,36 +9,14 @@ import pty
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import pytest
 import yaml
 from sqlalchemy import select
 
 from frazil.cli.stored_config_commands import yaml_text
-from frazil.server.main import ServerThread
-from frazil.services.tokens import create_token
-from frazil.store import Database
 from frazil.store.schema import dataset_config, event
-from tests.conftest import EXAMPLE, fresh_server
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def server(request, tmp_path):
-    if request.param == "postgres":
-        db = fresh_server("postgres")
-    else:
-        db = Database(f"sqlite:///{tmp_path / 'server.db'}")
-        db.migrate()
-    thread = ServerThread(db).start()
-    now = time.time()
-    roles = (("alice", "user"), ("bob", "user"), ("root", "admin"))
-    tokens = {name: create_token(db, name, role, now=now)[1] for name, role in roles}
-    yield thread.url, tokens, db
-    thread.stop()
-    if request.param == "sqlite":
-        db.dispose()
+from tests.conftest import EXAMPLE
 
 
 def _env(tmp_path: Path, url: str, token: str, **extra: str) -> dict[str, str]:

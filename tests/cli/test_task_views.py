@@ -15,7 +15,7 @@ from frazil.services.claim import claim
 from frazil.services.task_logs import store_log
 from frazil.store import Database
 from frazil.wire import Failure, FileRecord, Finish, Usage
-from tests.cli.test_remote import runner
+from tests.cli.conftest import runner
 from tests.conftest import EXAMPLE
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "x.py", line 1\nValueError: bad seed\n'

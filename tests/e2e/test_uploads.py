@@ -19,7 +19,7 @@ from frazil.server.main import ServerThread
 from frazil.services.tokens import create_token
 from frazil.store import Database
 from frazil.store.schema import task_attempt
-from tests.cli.test_remote import runner
+from tests.cli.conftest import runner
 from tests.e2e.conftest import World
 
 MODULE = """\
