@@ -5,6 +5,7 @@ program run in a home of its own."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -53,3 +54,14 @@ def runner(home: Path, **extra: str):
         return result
 
     return run
+
+
+@pytest.fixture
+def interruptible():
+    """Child processes that Ctrl-C (SIGINT) reaches. A shell that runs the tests in the
+    background (``cmd &``) starts them with SIGINT ignored, and an ignored signal stays
+    ignored in every child across exec; a handler here makes the children's default again."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)

@@ -176,7 +176,7 @@ def test_listings_say_when_they_stop_short_and_refuse_bad_filters(tmp_path):
         assert result.stderr.count("\n") == 1, result.stderr
 
 
-def test_ctrl_c_exits_130_with_one_line(tmp_path):
+def test_ctrl_c_exits_130_with_one_line(tmp_path, interruptible):
     """At any moment: while Python imports, while a request waits for its answer."""
     with socket.socket() as silent:  # accepts connections (the backlog) and never answers
         silent.bind(("127.0.0.1", 0))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -82,7 +83,7 @@ def test_logs_of_a_task(tmp_path):
     assert "no logs" in frazil("logs", task_id + 1, ok=False).stderr
 
 
-def test_status_by_site_and_watch(tmp_path):
+def test_status_by_site_and_watch(tmp_path, interruptible):
     frazil, _ = _ran(tmp_path)
     view = json.loads(frazil("status", "sim", "--by-site", "--json").stdout)
     assert view["by_site"] == {"site-a": {"complete": 1}, "site-b": {"processing": 1}}
@@ -98,10 +99,14 @@ def test_status_by_site_and_watch(tmp_path):
         [sys.executable, "-m", "frazil", "status", "sim", "--watch", "--interval", "0.5"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    try:
-        proc.wait(timeout=6)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(2)
+    seen = []  # read until it refreshed twice (each refresh is flushed), then stop it
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if sum("dataset 1 (sim)" in x for x in seen) == 2:
+            break
+    proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130 and err.splitlines() == ["interrupted"]
-    assert out.count("every 0.5 s") >= 2 and out.count("dataset 1 (sim)") >= 2
+    assert proc.returncode == 130 and err.splitlines() == ["interrupted"], err
+    text = "".join(seen) + out
+    assert text.count("every 0.5 s") >= 2 and text.count("dataset 1 (sim)") >= 2
