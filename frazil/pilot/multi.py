@@ -96,6 +96,7 @@ class _Reporter:
     def __init__(self, owner: MultiPilot, t: _Task) -> None:
         self.owner = owner
         self.t = t
+        self.logs: list[Report] = []  # the rest of the logs, sent with the last report
 
     def spec(self) -> TaskSpec:
         return self.t.claim.spec
@@ -115,17 +116,18 @@ class _Reporter:
 
     def finish(self, done: Finish) -> None:
         self.t.reported = True
-        self.owner.post(Report.finished(self.t.claim.key, done, {}))
+        self.owner.post(*self.logs, Report.finished(self.t.claim.key, done, {}))
 
     def fail(self, failure: Failure) -> str:
         self.t.reported = True
-        self.owner.post(Report.failed(self.t.claim.key, failure, {}))
+        self.owner.post(*self.logs, Report.failed(self.t.claim.key, failure, {}))
         return "reported"
 
     def append_log(self, chunk: LogChunk) -> LogAck:
-        """The rest of a log at the end: it goes out before the task's last report."""
+        """The rest of a log at the end: it goes out in the same exchange as the task's last
+        report, just before it (one round trip per task, not one more for its logs)."""
         c = self.t.claim
-        self.owner.post(Report("log", c.task_id, c.attempt, c.passkey, chunks=(chunk,)))
+        self.logs.append(Report("log", c.task_id, c.attempt, c.passkey, chunks=(chunk,)))
         return LogAck(c.task_id, c.attempt, chunk.name, chunk.end, 0)
 
 
@@ -338,10 +340,10 @@ class MultiPilot:
 
     # -- reports ------------------------------------------------------------------------------
 
-    def post(self, report: Report) -> None:
-        """Queue a report; it goes out at once (with whatever else is waiting)."""
+    def post(self, *reports: Report) -> None:
+        """Queue reports; they go out at once, together (with whatever else is waiting)."""
         with self._lock:
-            self.outbox.append(report)
+            self.outbox.extend(reports)
             self._lock.notify_all()
 
     def _take_outbox(self) -> list[Report]:
