@@ -65,11 +65,13 @@ def _register() -> None:
         operator_commands,
         server_commands,
         stored_config_commands,
+        task_commands,
         unmonitored,
     )
 
     app.add_typer(show, name="show")
     dataset_commands.register(app, show)
+    task_commands.register(app, show)
     config_commands.register(app, show)
     account_commands.register(app)
     server_commands.register(app)
