@@ -23,7 +23,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from frazil.client import PilotSession, request_id, send_heartbeats
@@ -50,6 +50,12 @@ REPORT_BATCH = 500
 REPORT_BYTES = 1024 * 1024
 #: How long a pilot waits for more of its running tasks to end before it reports (seconds).
 GATHER = 0.002
+#: A task's last log bytes ride on its final report up to this size (base64); a longer rest
+#: goes just before it, a report per slice (the exchange splits at ``REPORT_BYTES``).
+INLINE_LOGS = 256 * 1024
+#: How often the running tasks' new log bytes ride on the pilot's exchanges (seconds): each
+#: chunk costs the server a file write and a row, so not with every exchange of short tasks.
+LOGS_EVERY = 5.0
 #: Walltime kept back when asking for tasks (seconds): a task must end before the pilot does.
 MARGIN = 30.0
 
@@ -96,7 +102,7 @@ class _Reporter:
     def __init__(self, owner: MultiPilot, t: _Task) -> None:
         self.owner = owner
         self.t = t
-        self.logs: list[Report] = []  # the rest of the logs, sent with the last report
+        self.chunks: list[LogChunk] = []  # the rest of the logs, sent with the last report
 
     def spec(self) -> TaskSpec:
         return self.t.claim.spec
@@ -115,19 +121,27 @@ class _Reporter:
         return ()
 
     def finish(self, done: Finish) -> None:
-        self.t.reported = True
-        self.owner.post(*self.logs, Report.finished(self.t.claim.key, done, {}))
+        self._last(Report.finished(self.t.claim.key, done, {}))
 
     def fail(self, failure: Failure) -> str:
-        self.t.reported = True
-        self.owner.post(*self.logs, Report.failed(self.t.claim.key, failure, {}))
+        self._last(Report.failed(self.t.claim.key, failure, {}))
         return "reported"
+
+    def _last(self, report: Report) -> None:
+        """The task's last report, with the rest of its logs (applied before it)."""
+        self.t.reported = True
+        if sum(len(c.data) for c in self.chunks) <= INLINE_LOGS:
+            self.owner.post(replace(report, chunks=(*self.chunks, *report.chunks)))
+            return
+        c = self.t.claim
+        logs = [Report("log", c.task_id, c.attempt, c.passkey, chunks=(k,)) for k in self.chunks]
+        self.owner.post(*logs, report)
 
     def append_log(self, chunk: LogChunk) -> LogAck:
         """The rest of a log at the end: it goes out in the same exchange as the task's last
-        report, just before it (one round trip per task, not one more for its logs)."""
+        report (one round trip per task, not one more for its logs)."""
         c = self.t.claim
-        self.logs.append(Report("log", c.task_id, c.attempt, c.passkey, chunks=(chunk,)))
+        self.chunks.append(chunk)
         return LogAck(c.task_id, c.attempt, chunk.name, chunk.end, 0)
 
 
@@ -237,7 +251,7 @@ class MultiPilot:
                     last_work = now
                 elif now - last_work >= self.o.idle:
                     return f"idle for {self.o.idle:g} s"
-                logs = self._log_reports(due=True) if room == 0 else []
+                logs = self._log_reports(self.o.heartbeat) if room == 0 else []
                 if room == 0 and not logs:
                     self._lock.wait(timeout=1.0)
                     continue
@@ -249,7 +263,7 @@ class MultiPilot:
                 time.sleep(GATHER)
             with self._lock:
                 room = self._room()
-                reports = self._take_outbox() + self._log_reports()
+                reports = self._take_outbox() + self._log_reports(LOGS_EVERY)
                 self._polling = True
                 self._lock.notify_all()
             idle_left = max(0.0, self.o.idle - (now - last_work))
@@ -266,11 +280,11 @@ class MultiPilot:
                 last_work = time.monotonic()
         return "terminated (SIGTERM)"
 
-    def _log_reports(self, *, due: bool = False) -> list[Report]:
-        """The running tasks' new log bytes, one report each (``due``: only if a heartbeat's
-        time has passed since the last that were sent). Called with the lock held."""
+    def _log_reports(self, every: float) -> list[Report]:
+        """The running tasks' new log bytes, one report each, if ``every`` seconds have
+        passed since the last that were sent. Called with the lock held."""
         now = time.monotonic()
-        if due and now - self._logs_sent < self.o.heartbeat:
+        if now - self._logs_sent < every:
             return []
         self._logs_sent = now
         reports = []

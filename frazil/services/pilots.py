@@ -242,11 +242,11 @@ def _report_one(
 
 
 def _refused(r: Report, exc: TooLarge) -> Report:
-    """A report past the caps, as the failure of its attempt that says why."""
+    """A report past the caps, as the failure of its attempt that says why (its logs kept)."""
     said = f"; the pilot reported: {r.error}" if r.kind == "fail" and r.error else ""
     return dataclasses.replace(
         r, kind="fail", error=f"the server refused the pilot's report: {exc}{said}", stats={},
-        files=(), counts=r.counts or r.kind != "fail", chunks=(),
+        files=(), counts=r.counts or r.kind != "fail",
     )  # fmt: skip
 
 

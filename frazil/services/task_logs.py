@@ -1,12 +1,15 @@
-"""An attempt's logs (stdout, stderr, the pilot's own, a module's): whole in files under the
-server's log directory (``frazil.store.log_files``), one row each in the database.
+"""An attempt's logs (stdout, stderr, the pilot's own, a module's): one row each in the
+database, and a file under the server's log directory (``frazil.store.log_files``) for any
+that outgrows its row.
 
 A pilot appends chunks as its logs grow (with its heartbeats, or a multi-task pilot's
 exchanges) and the rest at the end; each chunk names the byte offset it starts at, so a chunk
-sent again changes nothing and a gap is refused, naming the offset expected. The row keeps
-the log's name, its size, its file (relative to the directory) and its last ``LOG_TAIL``
-characters, which the web and clients of earlier releases read. A pilot of an earlier
-release sends a log's tail whole: it replaces the log. Names compare exactly.
+sent again changes nothing and a gap is refused, naming the offset expected. A log of at
+most ``LOG_TAIL`` bytes of text (UTF-8 without NUL: it reads back byte for byte) lives whole
+in its row, the common case, and costs no file; a longer one, or one with other bytes, lives
+whole in its file, and its row keeps its size, its file (relative to the directory) and its
+last ``LOG_TAIL`` characters, which the web and clients of earlier releases read. A pilot of
+an earlier release sends a log's tail whole: it replaces the log. Names compare exactly.
 
 ``purge`` removes the logs of attempts that ended before a time, files and rows.
 """
@@ -30,7 +33,8 @@ from frazil.store.prepared import prepared
 from frazil.store.schema import task, task_attempt, task_log
 from frazil.wire import LogAck, LogChunk, LogPart
 
-#: The row of a log keeps its last this many characters.
+#: A log of at most this many bytes of text lives whole in its row; the row of a longer one
+#: keeps its last this many characters.
 LOG_TAIL = 64 * 1024
 #: What the row of a log kept before logs had files (rows without a path).
 MAX_LOG = LOG_TAIL
@@ -84,44 +88,135 @@ def append_logs_in(
     acknowledgement says why (a heartbeat or an exchange must not fail for a log)."""
     row, a = checked
     acks = []
+    if files is None:
+        if strict:
+            raise Rejected("this server keeps no log files")
+        for chunk in chunks:
+            _check_name(chunk.name)
+            acks.append(LogAck(row.id, a.number, chunk.name, 0, 0, "the server keeps no logs"))
+        return acks
     for chunk in chunks:
         _check_name(chunk.name)
+    held = _held(conn, a.id, [c.name for c in chunks]) if chunks else {}
+    logs = dict(held)
+    for chunk in chunks:
         what = f"log {chunk.name!r} of task {row.id} attempt {a.number}"
-        if files is None:
-            if strict:
-                raise Rejected("this server keeps no log files")
-            acks.append(LogAck(row.id, a.number, chunk.name, 0, 0, "the server keeps no logs"))
-            continue
-        relative = files.relative(row.dataset_id, row.id, a.number, chunk.name)
         try:
             data = chunk.payload()
-            size = files.append(relative, chunk.offset, data, what)
+            log = _append(files, logs.get(chunk.name), row, a.number, chunk, data, what)
         except (LogGap, TooLarge, ValueError) as exc:
             if strict and isinstance(exc, ValueError):
                 raise BadRequest(str(exc)) from exc
             if strict:
                 raise
-            size = files.size(relative)
+            size = _size(files, logs.get(chunk.name))
             acks.append(LogAck(row.id, a.number, chunk.name, size, files.max_bytes, str(exc)))
             continue
-        tail = files.tail(relative, LOG_TAIL).decode(errors="replace")
-        _keep(conn, a.id, row.id, chunk.name, _clean(tail)[-LOG_TAIL:], size, relative, now)
-        acks.append(LogAck(row.id, a.number, chunk.name, size, files.max_bytes))
+        logs[chunk.name] = log
+        acks.append(LogAck(row.id, a.number, chunk.name, log.size, files.max_bytes))
+    _keep(conn, a.id, row.id, held, {n: v for n, v in logs.items() if held.get(n) is not v}, now)
     return acks
 
 
+@dataclass(frozen=True)
+class _Log:
+    """A log as its row holds it: its last characters (all of it when ``path`` is None),
+    its size in bytes, and its file under the log directory."""
+
+    text: str
+    size: int
+    path: str | None
+
+
+def _whole(data: bytes) -> _Log | None:
+    """``data`` as a log its row can hold whole: at most ``LOG_TAIL`` bytes of text that
+    reads back byte for byte (UTF-8, no NUL); None if it cannot."""
+    if len(data) > LOG_TAIL or b"\0" in data:
+        return None
+    try:
+        return _Log(data.decode(), len(data), None)
+    except UnicodeDecodeError:
+        return None
+
+
+def _append(
+    files: LogFiles, log: _Log | None, row: Any, number: int, chunk: LogChunk, data: bytes,
+    what: str,
+) -> _Log:  # fmt: skip
+    """The log after appending the bytes of ``data`` it lacks (``data`` starts at byte
+    ``chunk.offset``). A small log stays in its row; one that outgrows it, or holds bytes
+    that are not text, moves to its file (and grows there)."""
+    if log is not None and log.path is not None:
+        done = files.append(log.path, chunk.offset, data, what, tail=LOG_TAIL)
+        return _Log(_text(done.tail), done.size, log.path)
+    had = log.text.encode() if log is not None else b""
+    if log is not None and log.size != len(had):
+        raise LogGap(f"{what} was kept whole by a pilot of an earlier release: it takes no more")
+    if chunk.offset > len(had):
+        raise LogGap(
+            f"{what} holds {len(had):,} bytes: a chunk must start at the expected offset "
+            f"{len(had)}, not {chunk.offset}"
+        )
+    new = data[len(had) - chunk.offset :]
+    if not new and log is not None:
+        return log
+    if len(had) + len(new) > files.max_bytes:
+        raise TooLarge(
+            f"{what} would hold {len(had) + len(new):,} bytes, past the server's cap of "
+            f"{files.max_bytes:,} bytes per log ([server] max_log_bytes)"
+        )
+    kept = _whole(had + new)
+    if kept is not None:
+        return kept
+    relative = files.relative(row.dataset_id, row.id, number, chunk.name)
+    done = files.append(relative, 0, had + new, what, tail=LOG_TAIL)
+    return _Log(_text(done.tail), done.size, relative)
+
+
+def _text(tail: bytes) -> str:
+    return _clean(tail.decode(errors="replace"))[-LOG_TAIL:]
+
+
+def _size(files: LogFiles, log: _Log | None) -> int:
+    if log is None:
+        return 0
+    return files.size(log.path) if log.path is not None else log.size
+
+
+def _held(conn: Connection, attempt_id: int, names: Sequence[str]) -> dict[str, _Log]:
+    """The attempt's logs of these names that have rows (locked until the transaction ends,
+    where the database can: two appends to one log take turns)."""
+    stmt = prepared(
+        "held_logs",
+        lambda: (
+            select(task_log.c.name, task_log.c.text, task_log.c.size, task_log.c.path)
+            .where(
+                task_log.c.attempt_id == bindparam("p_attempt"),
+                task_log.c.name.in_(bindparam("p_names", expanding=True)),
+            )
+            .with_for_update()
+        ),
+    )
+    rows = conn.execute(stmt, {"p_attempt": attempt_id, "p_names": sorted(set(names))})
+    return {r.name: _Log(r.text, r.size, r.path) for r in rows}
+
+
 def _keep(
-    conn: Connection, attempt_id: int, task_id: int, name: str, text: str, size: int,
-    path: str | None, now: float,
+    conn: Connection, attempt_id: int, task_id: int, held: Mapping[str, _Log],
+    logs: Mapping[str, _Log], now: float,
 ) -> None:  # fmt: skip
-    """Insert or update a log's row."""
+    """Write the rows of the attempt's logs ``logs`` (``held``: those that have rows): one
+    statement for the new ones and one for the others, whatever their number."""
+    rows = [
+        {"p_attempt": attempt_id, "p_task": task_id, "p_name": name, "p_text": log.text,
+         "p_size": log.size, "p_path": log.path, "p_now": now}
+        for name, log in logs.items()
+    ]  # fmt: skip
     replace, add = prepared("store_log", _log_stmts)
-    values = {
-        "p_attempt": attempt_id, "p_task": task_id, "p_name": name, "p_text": text,
-        "p_size": size, "p_path": path, "p_now": now,
-    }  # fmt: skip
-    if conn.execute(replace, values).rowcount == 0:
-        conn.execute(add, values)
+    if replaced := [r for r in rows if r["p_name"] in held]:
+        conn.execute(replace, replaced)
+    if added := [r for r in rows if r["p_name"] not in held]:
+        conn.execute(add, added)
 
 
 # -- whole logs (pilots of earlier releases) ------------------------------------------------
@@ -143,21 +238,27 @@ def store_logs_in(
     conn: Connection, task_id: int, attempt: int, passkey: str, logs: Mapping[str, str], *,
     now: float, checked: Checked | None = None, files: LogFiles | None = None,
 ) -> None:  # fmt: skip
-    """Store (or replace) the attempt's logs ``{name: text}`` within a transaction, each a
-    file when the server keeps them (``files``), its tail in the row."""
+    """Store (or replace) the attempt's logs ``{name: text}`` within a transaction: in its
+    row when small, else in its file (``files``; none: the row keeps the tail)."""
     for name in logs:
         _check_name(name)
     if not logs:
         return
     row, a = checked or authenticate(conn, task_id, attempt, passkey, ACTIVE_TASK_STATES)
+    held = _held(conn, a.id, list(logs))
+    kept = {}
     for name, said in logs.items():
-        text = _clean(said)
-        path = None
-        size = len(text.encode())
-        if files is not None:
+        data = said.encode()
+        log = _whole(data)
+        if log is None and files is not None:
             path = files.relative(row.dataset_id, row.id, a.number, name)
-            size = files.replace(path, said.encode())
-        _keep(conn, a.id, row.id, name, text[-LOG_TAIL:], size, path, now)
+            log = _Log(_clean(said)[-LOG_TAIL:], files.replace(path, data), path)
+        elif log is None:
+            log = _Log(_clean(said)[-LOG_TAIL:], len(data), None)
+        elif files is not None and (old := held.get(name)) is not None and old.path:
+            files.remove(old.path)  # now small: its row holds it whole
+        kept[name] = log
+    _keep(conn, a.id, row.id, held, kept, now)
 
 
 def _log_stmts() -> tuple[Any, Any]:

@@ -24,6 +24,14 @@ MAX_LOG_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class Appended:
+    """A log after an append: its size in bytes, and its last bytes (as many as asked for)."""
+
+    size: int
+    tail: bytes
+
+
+@dataclass(frozen=True)
 class LogFiles:
     """The log directory ``root``; no log grows past ``max_bytes``."""
 
@@ -51,34 +59,49 @@ class LogFiles:
         except FileNotFoundError:
             return 0
 
-    def append(self, relative: str, offset: int, data: bytes, what: str) -> int:
+    def append(
+        self, relative: str, offset: int, data: bytes, what: str, *, tail: int = 0
+    ) -> Appended:
         """Add the bytes of ``data`` (which starts at byte ``offset`` of the log) that the
-        file does not hold yet; returns the log's size.
+        file does not hold yet; returns the log's size and its last ``tail`` bytes.
 
         Bytes the file holds already are taken as the same and left alone (a chunk sent
         again); ``LogGap`` if ``offset`` is past the end, ``TooLarge`` if the log would grow
         past the cap (and nothing is written). ``what`` names the log in those errors."""
         path = self.path(relative)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "ab") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            size = os.fstat(f.fileno()).st_size
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:  # the attempt's first log: its directory comes first
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
             if offset > size:
                 raise LogGap(
                     f"{what} holds {size:,} bytes: a chunk must start at the expected offset "
                     f"{size}, not {offset}"
                 )
             new = data[size - offset :]
-            if not new:
-                return size
             if size + len(new) > self.max_bytes:
                 raise TooLarge(
                     f"{what} would hold {size + len(new):,} bytes, past the server's cap of "
                     f"{self.max_bytes:,} bytes per log ([server] max_log_bytes)"
                 )
-            f.write(new)
-            f.flush()
-            return size + len(new)
+            view = memoryview(new)
+            while view:
+                view = view[os.write(fd, view) :]
+            total = size + len(new)
+            if tail <= 0:
+                last = b""
+            elif size == 0 or len(new) >= tail:  # the new bytes end the log: no read
+                last = new[-tail:]
+            else:
+                last = os.pread(fd, tail, max(0, total - tail))
+            return Appended(total, last)
+        finally:
+            os.close(fd)  # and with it the lock
 
     def replace(self, relative: str, data: bytes) -> int:
         """Make ``data`` the whole log (its last ``max_bytes`` bytes); returns its size."""
@@ -96,10 +119,9 @@ class LogFiles:
             f.seek(start)
             return f.read() if end is None else f.read(max(0, end - start))
 
-    def tail(self, relative: str, most: int) -> bytes:
-        """The last ``most`` bytes of a log."""
-        size = self.size(relative)
-        return self.read(relative, max(0, size - most)) if size else b""
+    def remove(self, relative: str) -> None:
+        """Remove a log's file (gone already: nothing to do)."""
+        self.path(relative).unlink(missing_ok=True)
 
     def remove_attempt(self, dataset_id: int, task_id: int, attempt: int) -> None:
         """Remove an attempt's directory of logs, and its task's and dataset's if empty."""

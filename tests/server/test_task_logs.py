@@ -57,9 +57,7 @@ def test_appends_are_idempotent_and_a_gap_names_the_offset_expected(live, tmp_pa
         headers={"Authorization": f"Passkey {c.passkey}"},
     )
     assert r.status_code == 409 and r.json()["error"] == "LogGap"
-    detail = user.task(c.task_id)
-    path = tmp_path / "logs" / str(detail.task.dataset_id) / str(c.task_id) / "1" / "stdout.log"
-    assert path.read_bytes() == b"hello\nworld\n"
+    assert not list((tmp_path / "logs").rglob("*.log"))  # a small log lives in its row
     (view,) = user.logs(c.task_id)
     assert (view.name, view.text, view.size) == ("stdout", "hello\nworld\n", 12)
     acks = pilot.heartbeat("running", [LogChunk.of("stderr", 0, b"warn\n"),
@@ -132,7 +130,27 @@ def test_a_log_past_the_cap_keeps_its_head_and_tail(capped, tmp_path):
     assert len(head) == 2048 and head.endswith("line 00185\nli")  # the head, cut where it was
     left_out = int(tail.split(" bytes")[0].replace(",", ""))
     assert 2048 + left_out + len(tail.split("...]\n", 1)[1]) == 22000
-    assert list((tmp_path / "logdir").rglob("stdout.log"))  # under [server] log_dir
+
+
+def test_a_log_that_outgrows_its_row_or_is_not_text_moves_to_its_file(live, tmp_path):
+    c, pilot, user = _running(live)
+    folder = tmp_path / "logs" / str(user.task(c.task_id).task.dataset_id) / str(c.task_id) / "1"
+    line = b"".join(f"line {i:05d}\n".encode() for i in range(6000))  # 66,000 bytes
+    assert pilot.append_log(LogChunk.of("stdout", 0, line[:60000])).size == 60000
+    assert not (folder / "stdout.log").exists()
+    assert pilot.append_log(LogChunk.of("stdout", 60000, line[60000:])).size == 66000
+    assert (folder / "stdout.log").read_bytes() == line  # its row's bytes came along
+    assert pilot.append_log(LogChunk.of("stdout", 66000, b"more\n")).size == 66005
+    binary = b"ok\n\0\xff\xfe not text\n"
+    pilot.append_log(LogChunk.of("stderr", 0, binary[:3]))
+    pilot.append_log(LogChunk.of("stderr", 3, binary[3:]))
+    assert (folder / "stderr.log").read_bytes() == binary
+    assert user.log_part(c.task_id, "stderr").data == binary
+    assert user.log_part(c.task_id, "stdout", start=65994).data == b"05999\nmore\n"
+    views = {v.name: v for v in user.logs(c.task_id)}
+    assert views["stdout"].size == 66005 and views["stdout"].text.endswith("line 05999\nmore\n")
+    assert len(views["stdout"].text) == 64 * 1024  # the row keeps the tail
+    assert views["stderr"].text == "ok\n\ufffd\ufffd\ufffd not text\n"
 
 
 def test_byte_ranges(live):
