@@ -12,6 +12,7 @@ from pathlib import Path
 
 from frazil.client import claim_reserved
 from frazil.errors import Rejected
+from frazil.logs import configure
 from frazil.pilot.multi import MultiOptions, MultiPilot, visible_gpus
 from frazil.pilot.run import Pilot, PilotOptions, read_passkey
 from frazil.pilot.standalone import StandaloneClient
@@ -45,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     multi.add_argument("--idle", type=float, default=60.0, help="seconds idle before ending")
     multi.add_argument("--wait", type=float, default=20.0, help="long-poll seconds")
     a = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(logging.INFO)  # one line per record, and not one per HTTP request
     if a.pilot is not None:
         if a.server is None or a.key_file is None:
             p.error("a multi-task pilot needs --server and --key-file")

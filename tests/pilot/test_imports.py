@@ -1,7 +1,7 @@
 """The pilot runs where only the standard library and httpx are installed: keep it that way.
 
 Of Frazil itself the pilot may import ``frazil.errors``, the wire format (``frazil.wire``),
-its own modules, and the shared HTTP client (``frazil.client``, see STYLE.md), whose imports
+the log format (``frazil.logs``), its own modules, and the shared HTTP client (``frazil.client``, see STYLE.md), whose imports
 are held to the same rule in turn.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import frazil
 
 PACKAGE = Path(frazil.__file__).parent
-ALLOWED_FRAZIL = ("frazil.errors", "frazil.wire", "frazil.pilot", "frazil.client")
+ALLOWED_FRAZIL = ("frazil.errors", "frazil.wire", "frazil.logs", "frazil.pilot", "frazil.client")
 
 
 def _imports(path: Path) -> list[str]:

@@ -223,3 +223,17 @@ def test_purge_logs_is_a_host_command(live, tmp_path):
     done = frazil("--before", "0s")
     assert done.returncode == 0 and "removed 1 logs of 1 attempts" in done.stderr + done.stdout
     assert user.logs(c.task_id) == [] and not any((tmp_path / "logs").rglob("*.log"))
+
+
+def test_a_pilot_s_stderr_holds_its_own_records_not_a_line_per_request(live, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("not-the-key\n")
+    key.chmod(0o600)
+    done = subprocess.run(
+        [sys.executable, "-m", "frazil.pilot", "--pilot", "999", "--server", live.url,
+         "--key-file", str(key), "--workdir", str(tmp_path / "work"), "--idle", "1"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "frazil.pilot" in done.stderr and "999" in done.stderr, done.stderr
+    assert "HTTP Request" not in done.stderr and "httpx" not in done.stderr, done.stderr
