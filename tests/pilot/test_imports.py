@@ -1,8 +1,8 @@
 """The pilot runs where only the standard library and httpx are installed: keep it that way.
 
 Of Frazil itself the pilot may import ``frazil.errors``, the wire format (``frazil.wire``),
-the log format (``frazil.logs``), its own modules, and the shared HTTP client (``frazil.client``, see STYLE.md), whose imports
-are held to the same rule in turn.
+the log format (``frazil.logs``), its own modules, and the shared HTTP client
+(``frazil.client``, see STYLE.md), whose imports are held to the same rule in turn.
 """
 
 import ast
