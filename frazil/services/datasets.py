@@ -7,6 +7,7 @@ its text (a bounded cache: the text of a large config is not even fetched again)
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 
@@ -41,20 +42,29 @@ _PARSED_MAX = 32
 def config_of(conn: Connection, dataset_id: int, version: int) -> DatasetConfig:
     """Version ``version`` of a dataset's config (its text read and parsed only once per
     process: a large config's text is not even fetched again)."""
+    return config_and_uploads(conn, dataset_id, version)[0]
+
+
+def config_and_uploads(
+    conn: Connection, dataset_id: int, version: int
+) -> tuple[DatasetConfig, dict[str, str]]:
+    """``config_of``, and the files uploaded with that version ({relative path: sha256};
+    see ``frazil.model.uploads``), read with it in one statement."""
     key = {"p_dataset": dataset_id, "p_version": version}
     hash_stmt = prepared(
-        "config_hash",
-        lambda: select(dataset_config.c.hash).where(
+        "config_hash_uploads",
+        lambda: select(dataset_config.c.hash, dataset_config.c.uploads).where(
             dataset_config.c.dataset_id == bindparam("p_dataset"),
             dataset_config.c.version == bindparam("p_version"),
         ),
     )
-    text_hash = conn.execute(hash_stmt, key).scalar_one()
+    text_hash, uploaded = conn.execute(hash_stmt, key).one()
+    uploads: dict[str, str] = json.loads(uploaded) if uploaded else {}
     with _parsed_lock:
         config = _parsed.get(text_hash)
         if config is not None:
             _parsed.move_to_end(text_hash)
-            return config
+            return config, uploads
     text_stmt = prepared(
         "config_text",
         lambda: select(dataset_config.c.config).where(
@@ -67,4 +77,4 @@ def config_of(conn: Connection, dataset_id: int, version: int) -> DatasetConfig:
         _parsed[text_hash] = config
         while len(_parsed) > _PARSED_MAX:
             _parsed.popitem(last=False)
-    return config
+    return config, uploads

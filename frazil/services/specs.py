@@ -16,10 +16,10 @@ from sqlalchemy import Connection, bindparam, select, update
 from frazil.errors import SpecError
 from frazil.model.resolve import JobInfo, resolve_at_site
 from frazil.model.uploads import pin
-from frazil.services.datasets import config_of
+from frazil.services.datasets import config_and_uploads
 from frazil.services.transitions import TaskRow
 from frazil.store.prepared import prepared
-from frazil.store.schema import dataset, dataset_config, file, site, task_attempt
+from frazil.store.schema import dataset, file, site, task_attempt
 from frazil.wire import encode
 
 
@@ -68,8 +68,7 @@ def resolve_texts(
     """The resolved specs of ``targets`` as the JSON text that is stored (not stored here);
     a target whose spec cannot be resolved gets its typed, located ``SpecError`` instead."""
     datasets: dict[int, Any] = {}
-    configs: dict[tuple[int, int], Any] = {}
-    uploads: dict[tuple[int, int], dict[str, str]] = {}
+    configs: dict[tuple[int, int], tuple[Any, dict[str, str]]] = {}
     stmt = prepared(
         "dataset_seed",
         lambda: select(dataset.c.jobs_submitted, dataset.c.seed).where(
@@ -81,16 +80,12 @@ def resolve_texts(
         d = datasets.get(t.dataset_id)
         if d is None:
             d = datasets[t.dataset_id] = conn.execute(stmt, {"p": t.dataset_id}).one()
-        config = configs.get((t.dataset_id, t.config_version))
-        if config is None:
-            config = configs[t.dataset_id, t.config_version] = config_of(
+        known = configs.get((t.dataset_id, t.config_version))
+        if known is None:
+            known = configs[t.dataset_id, t.config_version] = config_and_uploads(
                 conn, t.dataset_id, t.config_version
             )
-        pinned = uploads.get((t.dataset_id, t.config_version))
-        if pinned is None:
-            pinned = uploads[t.dataset_id, t.config_version] = uploads_of(
-                conn, t.dataset_id, t.config_version
-            )
+        config, pinned = known
         info = JobInfo(
             dataset=t.dataset_id, job=t.job_index, jobs_submitted=d.jobs_submitted,
             dataset_seed=d.seed, system=system,
@@ -107,21 +102,6 @@ def resolve_texts(
         )  # fmt: skip
         out.append(json.dumps(resolved, default=str))
     return out
-
-
-def uploads_of(conn: Connection, dataset_id: int, version: int) -> dict[str, str]:
-    """The files uploaded with a config version ({relative path: sha256}; see
-    ``frazil.model.uploads``)."""
-    stmt = prepared(
-        "config_uploads",
-        lambda: select(dataset_config.c.uploads).where(
-            dataset_config.c.dataset_id == bindparam("p_dataset"),
-            dataset_config.c.version == bindparam("p_version"),
-        ),
-    )
-    text = conn.execute(stmt, {"p_dataset": dataset_id, "p_version": version}).scalar()
-    found: dict[str, str] = json.loads(text) if text else {}
-    return found
 
 
 def _known_checksums(conn: Connection, dataset_id: int, data: list[dict[str, Any]]) -> None:
