@@ -8,7 +8,7 @@ sent again changes nothing and a gap is refused, naming the offset expected. A l
 most ``LOG_TAIL`` bytes of text (UTF-8 without NUL: it reads back byte for byte) lives whole
 in its row, the common case, and costs no file; a longer one, or one with other bytes, lives
 whole in its file, and its row keeps its size, its file (relative to the directory) and its
-last ``LOG_TAIL`` characters, which the web and clients of earlier releases read. A pilot of
+last ``LOG_TAIL`` bytes, which the web and clients of earlier releases read. A pilot of
 an earlier release sends a log's tail whole: it replaces the log. Names compare exactly.
 
 ``purge`` removes the logs of attempts that ended before a time, files and rows.
@@ -33,11 +33,10 @@ from frazil.store.prepared import prepared
 from frazil.store.schema import task, task_attempt, task_log
 from frazil.wire import LogAck, LogChunk, LogPart
 
-#: A log of at most this many bytes of text lives whole in its row; the row of a longer one
-#: keeps its last this many characters.
-LOG_TAIL = 64 * 1024
-#: What the row of a log kept before logs had files (rows without a path).
-MAX_LOG = LOG_TAIL
+#: The most a log's row holds, in bytes of UTF-8 (what a MariaDB TEXT column holds): a log of
+#: at most this many bytes of text lives whole in its row; the row of a longer one keeps its
+#: last this many bytes.
+LOG_TAIL = 64 * 1024 - 1
 
 
 def _check_name(name: str) -> None:
@@ -174,7 +173,17 @@ def _append(
 
 
 def _text(tail: bytes) -> str:
-    return _clean(tail.decode(errors="replace"))[-LOG_TAIL:]
+    return _tail(tail.decode(errors="replace"))
+
+
+def _tail(text: str) -> str:
+    """The end of ``text`` that a row holds: at most ``LOG_TAIL`` bytes of UTF-8 (a character
+    cut at the start is left out)."""
+    text = _clean(text)
+    if len(text) * 4 <= LOG_TAIL:
+        return text
+    data = text.encode()
+    return data[-LOG_TAIL:].decode(errors="ignore") if len(data) > LOG_TAIL else text
 
 
 def _size(files: LogFiles, log: _Log | None) -> int:
@@ -252,9 +261,9 @@ def store_logs_in(
         log = _whole(data)
         if log is None and files is not None:
             path = files.relative(row.dataset_id, row.id, a.number, name)
-            log = _Log(_clean(said)[-LOG_TAIL:], files.replace(path, data), path)
+            log = _Log(_tail(said), files.replace(path, data), path)
         elif log is None:
-            log = _Log(_clean(said)[-LOG_TAIL:], len(data), None)
+            log = _Log(_tail(said), len(data), None)
         elif files is not None and (old := held.get(name)) is not None and old.path:
             files.remove(old.path)  # now small: its row holds it whole
         kept[name] = log
