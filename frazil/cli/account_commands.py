@@ -14,6 +14,7 @@ from frazil.cli.output import (
     ColumnsOpt,
     JsonOpt,
     Listing,
+    Output,
     OutputOpt,
     columns,
     mode,
@@ -91,7 +92,7 @@ def servers(as_json: JsonOpt = False, output: OutputOpt = None) -> None:
     rows = [{"name": s.name, "url": s.url, "default": s.name == current.default}
             for s in current.servers.values()]  # fmt: skip
     how = mode(output, as_json)
-    if how.value == "json":
+    if how is Output.JSON:
         print_json(rows)
         return
     listing = Listing(columns("name*", "url", "default"))
@@ -113,7 +114,7 @@ def _cap(what: str) -> object:
 def _print_quotas(rows: list[Quota], as_json: bool, output: OutputOpt = None,
                   cols: ColumnsOpt = None) -> None:  # fmt: skip
     how = mode(output, as_json)
-    if how.value == "json":
+    if how is Output.JSON:
         print_json(rows)
         return
     listing = Listing(columns("submitter*", "jobs/dataset#", "tasks/dataset#", "jobs open",

@@ -18,18 +18,20 @@ import typer
 
 from frazil.cli import connect
 from frazil.cli.output import (
+    AllOpt,
     ColumnsOpt,
     JsonOpt,
+    LimitOpt,
     Listing,
+    OffsetOpt,
     Output,
     OutputOpt,
     columns,
     mode,
     note,
-    pages,
     print_json,
+    print_pages,
     say,
-    short,
     show,
     unit,
     when,
@@ -37,7 +39,7 @@ from frazil.cli.output import (
 from frazil.errors import ConfigError, FrazilError
 
 if TYPE_CHECKING:
-    from frazil.wire import DatasetStatusView, JobView, Page, TaskView
+    from frazil.wire import DatasetStatusView, JobView, TaskView
 
 T = TypeVar("T")
 
@@ -46,9 +48,6 @@ JobOpt = Annotated[int | None, typer.Option("--job", "-j", help="Only this job."
 TaskOpt = Annotated[str | None, typer.Option("--task", "-t", help="Only tasks with this name.")]
 TaskIdOpt = Annotated[int | None, typer.Option("--task-id", help="Only the task with this id.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit trail).")]
-LimitOpt = Annotated[int, typer.Option(help="At most this many rows.", min=1, max=10_000)]
-OffsetOpt = Annotated[int, typer.Option(help="Skip this many rows.", min=0)]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every row, page after page.")]
 #: numbers users give: what the server accepts (frazil.model.limits, checked there)
 PRIORITY_HELP = "Weight in the fair share (0 to 1,000,000; 0: only leftovers)."
 
@@ -222,23 +221,21 @@ def jobs_cmd(
     cols: ColumnsOpt = None,
 ) -> None:
     """List a dataset's jobs."""
-    how = mode(output, as_json)
-    with connect.client() as client:
 
-        def fetch(n: int, skip: int) -> Page[JobView]:
-            return client.jobs_page(dataset, status=status, limit=n, offset=skip)
-
-        rows, total = pages(fetch, limit, offset, every)
-    if how is Output.JSON:
-        print_json(rows)
-    else:
+    def table(rows: list[JobView]) -> Listing:
         listing = Listing(columns("job*#", "status", "tasks done#", "failures#", "seed#",
                                   "changed*"))  # fmt: skip
         for j in rows:
             listing.add(j.index, j.status, f"{j.complete}/{j.tasks}", j.failures, j.seed,
                         when(j.status_changed))  # fmt: skip
-        show(listing, how, cols)
-    short(len(rows), offset, total, every)
+        return listing
+
+    how = mode(output, as_json)
+    with connect.client() as client:
+        print_pages(
+            lambda n, skip: client.jobs_page(dataset, status=status, limit=n, offset=skip),
+            how, table, limit=limit, offset=offset, every=every, names=cols,
+        )  # fmt: skip
 
 
 def tasks_cmd(
@@ -254,26 +251,24 @@ def tasks_cmd(
     cols: ColumnsOpt = None,
 ) -> None:
     """List a dataset's tasks."""
-    how = mode(output, as_json)
-    with connect.client() as client:
 
-        def fetch(n: int, skip: int) -> Page[TaskView]:
-            return client.tasks_page(
-                dataset, status=status, job=job, name=task, limit=n, offset=skip
-            )
-
-        rows, total = pages(fetch, limit, offset, every)
-    if how is Output.JSON:
-        print_json(rows)
-    else:
+    def table(rows: list[TaskView]) -> Listing:
         listing = Listing(columns("id*#", "job#", "task*", "status", "phase", "failures#",
                                   "site", "cpu#", "gpu#", "memory GB#", "disk GB#",
                                   "time h#"))  # fmt: skip
         for t in rows:
             listing.add(t.id, t.job_index, t.name, t.status, t.phase, t.failures, t.site,
                         t.cpu, t.gpu, f"{t.memory:g}", f"{t.disk:g}", f"{t.time:g}")  # fmt: skip
-        show(listing, how, cols)
-    short(len(rows), offset, total, every)
+        return listing
+
+    how = mode(output, as_json)
+    with connect.client() as client:
+        print_pages(
+            lambda n, skip: client.tasks_page(
+                dataset, status=status, job=job, name=task, limit=n, offset=skip
+            ),
+            how, table, limit=limit, offset=offset, every=every, names=cols,
+        )  # fmt: skip
 
 
 def stats(

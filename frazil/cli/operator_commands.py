@@ -14,28 +14,27 @@ import typer
 
 from frazil.cli import connect
 from frazil.cli.output import (
+    AllOpt,
     ColumnsOpt,
     JsonOpt,
+    LimitOpt,
     Listing,
+    OffsetOpt,
     Output,
     OutputOpt,
     age,
     columns,
     mode,
-    pages,
     print_json,
-    short,
+    print_pages,
     show,
     when,
 )
 from frazil.errors import FrazilError
 
 if TYPE_CHECKING:
-    from frazil.wire import EventView, Page, PilotView
+    from frazil.wire import EventView, PilotView
 
-LimitOpt = Annotated[int, typer.Option(help="At most this many rows.", min=1, max=10_000)]
-OffsetOpt = Annotated[int, typer.Option(help="Skip this many rows.", min=0)]
-AllOpt = Annotated[bool, typer.Option("--all", help="Every row, page after page.")]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])\Z")
 _SECONDS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800}
@@ -79,24 +78,24 @@ def events(
     cols: ColumnsOpt = None,
 ) -> None:
     """The audit trail, newest first: who did what to which dataset, job or task, and why."""
-    how = mode(output, as_json)
-    start = None if since is None else since_time(since, time.time())
-    with connect.client() as client:
 
-        def fetch(n: int, skip: int) -> Page[EventView]:
-            return client.events_page(dataset, kind=kind, since=start, limit=n, offset=skip)
-
-        rows, total = pages(fetch, limit, offset, every)
-    if how is Output.JSON:
-        print_json(rows)
-    else:
+    def table(rows: list[EventView]) -> Listing:
         listing = Listing(columns("id*#", "time*", "actor", "dataset#", "object*", "action",
                                   "old", "new", "count#", "reason"))  # fmt: skip
         for e in rows:
             listing.add(e.id, when(e.time), e.actor, e.dataset_id, f"{e.object_type} {e.object_id}",
                         e.action, e.old_status, e.new_status, e.count, e.reason)  # fmt: skip
-        show(listing, how, cols)
-    short(len(rows), offset, total, every)
+        return listing
+
+    how = mode(output, as_json)
+    start = None if since is None else since_time(since, time.time())
+    with connect.client() as client:
+        print_pages(
+            lambda n, skip: client.events_page(
+                dataset, kind=kind, since=start, limit=n, offset=skip
+            ),
+            how, table, limit=limit, offset=offset, every=every, names=cols,
+        )  # fmt: skip
 
 
 def _attributes(values: dict[str, Any]) -> str:
@@ -138,16 +137,8 @@ def pilots(
     cols: ColumnsOpt = None,
 ) -> None:
     """Multi-task pilots, newest first: where they run, what they hold, how many tasks."""
-    how = mode(output, as_json)
-    with connect.client() as client:
 
-        def fetch(n: int, skip: int) -> Page[PilotView]:
-            return client.pilots_page(site, open_only=only_open, limit=n, offset=skip)
-
-        rows, total = pages(fetch, limit, offset, every)
-    if how is Output.JSON:
-        print_json(rows)
-    else:
+    def table(rows: list[PilotView]) -> Listing:
         listing = Listing(columns(
             "id*#", "site*", "state", "running#", "tasks#", "cpu#", "gpu#", "memory GB#",
             "disk GB#", "time h#", "host", "batch id", "created*", "last seen*", "reason",
@@ -158,8 +149,14 @@ def pilots(
                 f"{p.disk:g}", f"{p.time:g}", p.host, p.batch_id, when(p.created_at),
                 when(p.seen_at), p.reason,
             )  # fmt: skip
-        show(listing, how, cols)
-    short(len(rows), offset, total, every)
+        return listing
+
+    how = mode(output, as_json)
+    with connect.client() as client:
+        print_pages(
+            lambda n, skip: client.pilots_page(site, open_only=only_open, limit=n, offset=skip),
+            how, table, limit=limit, offset=offset, every=every, names=cols,
+        )  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

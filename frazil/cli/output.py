@@ -56,6 +56,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the same as -
 ColumnsOpt = Annotated[
     str | None, typer.Option("--columns", "-c", help="Only these columns, in this order: a,b,c.")
 ]
+LimitOpt = Annotated[int, typer.Option(help="At most this many rows.", min=1, max=10_000)]
+OffsetOpt = Annotated[int, typer.Option(help="Skip this many rows.", min=0)]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every row, page after page.")]
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,33 @@ def pages(
             return rows, page.total
 
 
+def print_rows(
+    rows: list[T], how: Output, table: Callable[[list[T]], Listing], names: str | None = None
+) -> None:
+    """``rows`` as JSON, or as the listing ``table(rows)`` (only the columns ``names``)."""
+    if how is Output.JSON:
+        print_json(rows)
+    else:
+        show(table(rows), how, names)
+
+
+def print_pages(
+    fetch: Callable[[int, int], Page[T]],
+    how: Output,
+    table: Callable[[list[T]], Listing],
+    *,
+    limit: int,
+    offset: int,
+    every: bool,
+    names: str | None = None,
+) -> None:
+    """A paged listing (``fetch(limit, offset)``, see ``pages``) printed by ``print_rows``,
+    with a note on stderr when it stops short of its whole."""
+    rows, total = pages(fetch, limit, offset, every)
+    print_rows(rows, how, table, names)
+    short(len(rows), offset, total, every)
+
+
 def short(shown: int, offset: int, total: int, every: bool) -> None:
     """Say so (on stderr) when a listing stops short of its whole."""
     if not every and total > offset + shown:
@@ -274,10 +304,13 @@ def age(seconds: float) -> str:
 
 __all__: Sequence[str] = [
     "PAGE_MAX",
+    "AllOpt",
     "Column",
     "ColumnsOpt",
     "JsonOpt",
+    "LimitOpt",
     "Listing",
+    "OffsetOpt",
     "Output",
     "OutputOpt",
     "age",
@@ -286,6 +319,8 @@ __all__: Sequence[str] = [
     "note",
     "pages",
     "print_json",
+    "print_pages",
+    "print_rows",
     "say",
     "short",
     "show",
