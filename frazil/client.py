@@ -66,6 +66,7 @@ from frazil.wire import (
     NewPilot,
     NewToken,
     Page,
+    Permissions,
     PilotView,
     Quota,
     Report,
@@ -271,7 +272,7 @@ class Client(_Base):
         self, config: Mapping[str, Any] | str, *, jobs: int = 1, **options: Any
     ) -> Submitted:
         """Submit a dataset (``alias``, ``description``, ``priority``, ``seed``, ``group``,
-        ``uploads``: {relative path: sha256} of files uploaded with ``put_blob``).
+        ``private``, ``uploads``: {relative path: sha256} of files uploaded with ``put_blob``).
 
         The server checks the config first: every job, or, when the time for that does not
         allow it, the first, the last and a random sample (the answer says which)."""
@@ -553,6 +554,11 @@ class Client(_Base):
     def whoami(self) -> Caller:
         """Whom the server takes this client's token for."""
         return _decoded(Caller, self.request("GET", "/me"), "the caller")
+
+    def permissions(self, ref: int | str) -> Permissions:
+        """What this client's token may do to a dataset, each right with its reason."""
+        result = self.request("GET", "/me/permissions", params={"dataset": ref})
+        return _decoded(Permissions, result, "permissions")
 
     def health(self) -> Health:
         """How the server is (no token needed): ``status`` ``ok``, or ``unhealthy`` with its

@@ -13,7 +13,6 @@ import contextlib
 import getpass
 import os
 import pwd
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,14 +86,14 @@ def local_client(settings: Settings) -> Client:
         )
     # the web stack is imported only when a command needs the embedded database
     from frazil.server.app import blob_options, create_app, default_log_dir  # noqa: PLC0415
-    from frazil.services.tokens import Role, TokenInfo  # noqa: PLC0415
+    from frazil.services.tokens import Caller, Role, Scope  # noqa: PLC0415
     from frazil.store import Database  # noqa: PLC0415
     from frazil.store.log_files import LogFiles  # noqa: PLC0415
 
     db = Database(settings.db_url, timeouts=settings.database)
     try:
         db.check_schema()
-        admin = TokenInfo(0, administrator(files), Role.ADMIN, time.time(), None, None)
+        admin = Caller(administrator(files), Role.ADMIN, Scope.ADMIN)
         logs = LogFiles(
             settings.server.log_dir or default_log_dir(db), settings.server.max_log_bytes
         )

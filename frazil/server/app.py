@@ -29,13 +29,21 @@ from frazil.server.deps import TOKEN_CACHE_SECONDS, AppState, Reader
 from frazil.server.limits import MAX_BODY_BYTES, MAX_KEY_BODY_BYTES, BodyLimit
 from frazil.server.protocol import ProtocolCheck
 from frazil.services import health as server_health
+from frazil.services import permissions, tokens
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.blobs import DEFAULT_LIMITS
-from frazil.services.tokens import TokenInfo
 from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
 from frazil.store.log_files import LogFiles
-from frazil.wire import BlobLimits, Caller, DaemonHealth, Health, encode
+from frazil.wire import (
+    BlobLimits,
+    Caller,
+    DaemonHealth,
+    Health,
+    Permissions,
+    RightView,
+    encode,
+)
 
 
 def blob_options(settings: ServerSettings) -> dict[str, Any]:
@@ -56,7 +64,7 @@ def create_app(
     report_caps: ReportCaps = DEFAULT_CAPS,
     validation: ValidationSettings | None = None,
     quota: QuotaSettings | None = None,
-    local: TokenInfo | None = None,
+    local: tokens.Caller | None = None,
     daemons: Callable[[], Sequence[DaemonHealth]] | None = None,
     blobs: BlobStore | None = None,
     blob_limits: BlobLimits = DEFAULT_LIMITS,
@@ -123,10 +131,23 @@ def create_app(
 
     @app.get("/me", tags=["metrics"])
     def whoami(who: Reader) -> Caller:
-        """Whom the server takes the token for: its name and role."""
-        return Caller(who.name, who.role.value)
+        """Whom the server takes the token for: the user (or site), their role, this
+        token's scope and name, and the user's groups (group -> may write)."""
+        return _caller(who)
+
+    @app.get("/me/permissions", tags=["metrics"])
+    def my_permissions(who: Reader, dataset: str) -> Permissions:
+        """What the caller may do to ``dataset`` (id or alias), each right with its reason."""
+        found = permissions.ownership(state.db, dataset)
+        verdicts = permissions.explain(who, found)
+        rights = [RightView(v.right.value, v.allowed, v.why) for v in verdicts]
+        return Permissions(_caller(who), found.id, rights)
 
     return app
+
+
+def _caller(who: tokens.Caller) -> Caller:
+    return Caller(who.name, who.role.value, who.scope.value, dict(who.groups), who.token_name)
 
 
 def default_log_dir(db: Database) -> Path:

@@ -22,7 +22,7 @@ from frazil.errors import AuthError, Forbidden
 from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.blobs import DEFAULT_LIMITS
-from frazil.services.tokens import Role, TokenInfo, require, verify_token
+from frazil.services.tokens import Caller, Role, require, verify_token
 from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
 from frazil.store.log_files import LogFiles
@@ -45,20 +45,20 @@ class AppState:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     #: the command line's embedded database (``frazil.cli.inprocess``): every caller is this
     #: local administrator; never set by ``frazil server``
-    local: TokenInfo | None = None
+    local: Caller | None = None
     #: files uploaded with configs (None: this server keeps none), and their caps
     blobs: BlobStore | None = None
     blob_limits: BlobLimits = DEFAULT_LIMITS
     #: where attempts' logs are kept (None: nowhere, only their tails in the database)
     logs: LogFiles | None = None
-    _tokens: dict[str, tuple[float, TokenInfo]] = field(default_factory=dict)
+    _tokens: dict[str, tuple[float, Caller]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def now(self) -> float:
         """The current time (from the injected clock)."""
         return self.clock()
 
-    def cached_token(self, value: str) -> TokenInfo | None:
+    def cached_token(self, value: str) -> Caller | None:
         """Who a token belongs to if that was checked in the last ``token_ttl`` seconds."""
         if self.local is not None:
             return self.local
@@ -66,13 +66,13 @@ class AppState:
             hit = self._tokens.get(value)
         return hit[1] if hit is not None and time.monotonic() - hit[0] < self.token_ttl else None
 
-    def token(self, value: str) -> TokenInfo:
+    def token(self, value: str) -> Caller:
         """Who a token belongs to (cached briefly; a database read otherwise)."""
         mono = time.monotonic()
         info = self.cached_token(value)
         if info is not None:
             return info
-        info = verify_token(self.db, value)
+        info = verify_token(self.db, value, now=self.now())
         with self._lock:
             if len(self._tokens) > 10_000:
                 self._tokens.clear()
@@ -98,15 +98,15 @@ def _credentials(request: Request, scheme: str) -> str:
     return value.strip()
 
 
-async def _token(app: AppState, value: str) -> TokenInfo:
+async def _token(app: AppState, value: str) -> Caller:
     info = app.cached_token(value)
     return info if info is not None else await run_in_threadpool(app.token, value)
 
 
-def caller(role: Role) -> Callable[..., Awaitable[TokenInfo]]:
+def caller(role: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency that admits tokens whose role may act as ``role``."""
 
-    async def dependency(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+    async def dependency(request: Request, app: Annotated[AppState, Depends(state)]) -> Caller:
         info = await _token(app, _credentials(request, "Bearer"))
         require(info, role)
         return info
@@ -131,27 +131,27 @@ async def reservation(request: Request) -> str:
 
 State = Annotated[AppState, Depends(state)]
 Reservation = Annotated[str, Depends(reservation)]
-User = Annotated[TokenInfo, Depends(caller(Role.USER))]
-Admin = Annotated[TokenInfo, Depends(caller(Role.ADMIN))]
-Site = Annotated[TokenInfo, Depends(caller(Role.SITE))]
+User = Annotated[Caller, Depends(caller(Role.USER))]
+Admin = Annotated[Caller, Depends(caller(Role.ADMIN))]
+Site = Annotated[Caller, Depends(caller(Role.SITE))]
 Passkey = Annotated[str, Depends(passkey)]
 PilotKey = Annotated[str, Depends(pilot_key)]
 
 
-async def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> TokenInfo:
+async def reader(request: Request, app: Annotated[AppState, Depends(state)]) -> Caller:
     """Any valid token may read."""
     return await _token(app, _credentials(request, "Bearer"))
 
 
-Reader = Annotated[TokenInfo, Depends(reader)]
+Reader = Annotated[Caller, Depends(reader)]
 
 
-def own(who: TokenInfo, name: str) -> None:
+def own(who: Caller, name: str) -> None:
     """Refuse a site token that acts for another site than ``name`` (an admin may act for any)."""
-    if who.role is not Role.ADMIN and who.name != name:
+    if not who.admin and who.name != name:
         raise Forbidden(f"this needs a site token for {name!r}; {who.name!r} is for another site")
 
 
-def actor(info: TokenInfo) -> str:
+def actor(info: Caller) -> str:
     """How a caller appears in the audit trail."""
     return f"{info.role.value}:{info.name}"

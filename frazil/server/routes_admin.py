@@ -23,7 +23,10 @@ def list_tokens(app: State, _: Admin) -> list[tokens.TokenInfo]:
 @router.post("", status_code=201)
 def create_token(body: TokenBody, app: State, _: Admin) -> NewToken:
     """A new token, shown in this response only."""
-    info, value = tokens.create_token(app.db, body.name, body.role, now=app.now())
+    info, value = tokens.create_token(
+        app.db, body.name, body.role, now=app.now(), user=body.user, scope=body.scope,
+        expires_at=body.expires_at,
+    )  # fmt: skip
     return NewToken(**asdict(info), token=value)
 
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query, Response
 from frazil.model.validate import JobsChecked
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ConfigBody, JobsBody, PriorityBody, ScopeBody, SubmitBody
-from frazil.services import blobs, control, delete, queries, stats, submit
-from frazil.services.tokens import Role
+from frazil.services import blobs, control, delete, permissions, queries, stats, submit
+from frazil.services.permissions import Right
 from frazil.services.validation import ConfigText
 from frazil.wire import (
     TOTAL_HEADER,
@@ -53,35 +53,38 @@ def submit_dataset(body: SubmitBody, app: State, who: User) -> Submitted:
     uploads = blobs.check_uploads(app.blobs, body.uploads, app.blob_limits)
     done = submit.submit_dataset(
         app.db, config_text(body.config), jobs=body.jobs, now=app.now(), actor=actor(who),
-        owner=who.name, group=body.group, alias=body.alias, description=body.description,
-        priority=body.priority, seed=body.seed, limits=app.validation, quotas=app.quota,
-        uploads=uploads,
+        owner=who.name, group=body.group, private=body.private, alias=body.alias,
+        description=body.description, priority=body.priority, seed=body.seed,
+        limits=app.validation, quotas=app.quota, uploads=uploads,
     )  # fmt: skip
     return Submitted(done.id, checked(done.jobs))
 
 
 @router.get("")
-def list_datasets(app: State, _: Reader, status: str | None = None) -> list[DatasetView]:
-    """Every dataset, newest first."""
-    return queries.list_datasets(app.db, status=status)
+def list_datasets(app: State, who: Reader, status: str | None = None) -> list[DatasetView]:
+    """Every dataset the caller may read, newest first."""
+    return queries.list_datasets(app.db, status=status, where=permissions.visible(who))
 
 
 @router.get("/{ref}")
-def dataset_status(ref: str, app: State, _: Reader, breakdown: bool = False) -> DatasetStatusView:
+def dataset_status(ref: str, app: State, who: Reader, breakdown: bool = False) -> DatasetStatusView:
     """A dataset with its task counts per task name and state (``breakdown``: also per site
     and state, and per task name and phase of the tasks being processed)."""
+    permissions.guard(app.db, who, ref, Right.READ)
     return queries.dataset_status(app.db, ref, breakdown=breakdown)
 
 
 @router.get("/{ref}/config")
-def dataset_config(ref: str, app: State, _: Reader, version: int | None = None) -> dict[str, Any]:
+def dataset_config(ref: str, app: State, who: Reader, version: int | None = None) -> dict[str, Any]:
     """A version of the dataset's config (the current one by default)."""
+    permissions.guard(app.db, who, ref, Right.READ)
     return queries.dataset_config_text(app.db, ref, version)
 
 
 @router.put("/{ref}/config")
 def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> ConfigEdited:
     """Store a new version of the config; returns its number."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     edited = submit.edit_config(
         app.db, ref, config_text(body.config), now=app.now(), actor=actor(who),
         comment=body.comment, limits=app.validation, base=body.base,
@@ -92,6 +95,7 @@ def edit_config(ref: str, body: ConfigBody, app: State, who: User) -> ConfigEdit
 @router.post("/{ref}/actions/{action}")
 def act(ref: str, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
     """suspend, resume, reset or hard-reset tasks of the dataset (all, a job, a task)."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     scope = control.Scope(ref, job=body.job, task=body.task, task_id=body.task_id)
     count = control.act(
         app.db, action, scope, now=app.now(), actor=actor(who), reason=body.reason
@@ -102,6 +106,7 @@ def act(ref: str, action: str, body: ScopeBody, app: State, who: User) -> dict[s
 @router.put("/{ref}/priority")
 def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[str, float]:
     """Change the dataset's weight in the fair share."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     control.set_priority(app.db, ref, body.priority, now=app.now(), actor=actor(who))
     return {"priority": body.priority}
 
@@ -109,6 +114,7 @@ def set_priority(ref: str, body: PriorityBody, app: State, who: User) -> dict[st
 @router.put("/{ref}/jobs")
 def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> JobsSet:
     """Raise the number of jobs (the new ones are checked first)."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     jobs = submit.set_jobs(
         app.db, ref, body.jobs, now=app.now(), actor=actor(who), limits=app.validation,
         quotas=app.quota,
@@ -119,16 +125,18 @@ def set_jobs(ref: str, body: JobsBody, app: State, who: User) -> JobsSet:
 @router.post("/{ref}/truncate")
 def truncate(ref: str, app: State, who: User) -> dict[str, bool]:
     """Make no more jobs: the dataset completes when the existing ones do."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     submit.truncate(app.db, ref, now=app.now(), actor=actor(who))
     return {"truncated": True}
 
 
 @router.get("/{ref}/jobs")
 def list_jobs(
-    ref: str, app: State, _: Reader, response: Response, status: str | None = None,
+    ref: str, app: State, who: Reader, response: Response, status: str | None = None,
     limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
 ) -> list[JobView]:  # fmt: skip
     """The dataset's jobs in index order (how many in all: the ``Frazil-Total`` header)."""
+    permissions.guard(app.db, who, ref, Right.READ)
     page = queries.jobs_page(app.db, ref, status=status, limit=limit, offset=offset)
     response.headers[TOTAL_HEADER] = str(page.total)
     return page.items
@@ -136,12 +144,13 @@ def list_jobs(
 
 @router.get("/{ref}/tasks")
 def list_tasks(
-    ref: str, app: State, _: Reader, response: Response, status: str | None = None,
+    ref: str, app: State, who: Reader, response: Response, status: str | None = None,
     job: int | None = None, name: str | None = None,
     limit: int = Query(100, ge=1, le=10_000), offset: int = Query(0, ge=0),
 ) -> list[TaskView]:  # fmt: skip
     """The dataset's tasks, filtered (how many match in all: the ``Frazil-Total`` header).
     A filter no task could match (an unknown state, job or task name) is an error."""
+    permissions.guard(app.db, who, ref, Right.READ)
     page = queries.tasks_page(
         app.db, ref, status=status, job=job, name=name, limit=limit, offset=offset
     )
@@ -151,25 +160,28 @@ def list_tasks(
 
 @router.get("/{ref}/stats")
 def dataset_stats(
-    ref: str, app: State, _: Reader, task: str | None = None,
+    ref: str, app: State, who: Reader, task: str | None = None,
     limit: int = Query(stats.PAGE, ge=1, le=stats.MAX_PAGE), after: str | None = None,
 ) -> list[Any]:  # fmt: skip
     """A page of statistics: for each of the next ``limit`` names after ``after`` (the last
     name of the previous page), the figures overall (``*``) and per task name."""
+    permissions.guard(app.db, who, ref, Right.READ)
     return list(stats.dataset_stats(app.db, ref, task_name=task, limit=limit, after=after))
 
 
 @router.get("/{ref}/events")
 def dataset_events(
-    ref: str, app: State, _: Reader, limit: int = Query(50, ge=1, le=1000)
+    ref: str, app: State, who: Reader, limit: int = Query(50, ge=1, le=1000)
 ) -> list[EventView]:
     """The dataset's most recent audit events (``GET /events`` filters and pages them)."""
+    permissions.guard(app.db, who, ref, Right.READ)
     return queries.events(app.db, ref, limit=limit)
 
 
 @router.get("/{ref}/config/versions")
-def config_versions(ref: str, app: State, _: Reader) -> list[ConfigVersion]:
+def config_versions(ref: str, app: State, who: Reader) -> list[ConfigVersion]:
     """Every version of the dataset's config, oldest first: when, who and why."""
+    permissions.guard(app.db, who, ref, Right.READ)
     return queries.config_versions(app.db, ref)
 
 
@@ -177,9 +189,10 @@ def config_versions(ref: str, app: State, _: Reader) -> list[ConfigVersion]:
 def delete_dataset(
     ref: str, app: State, who: User, reason: str = Query("", max_length=2000)
 ) -> DatasetDeleted:
-    """Delete the dataset and every row of its own (its owner or an administrator); the
-    audit trail keeps the deletion."""
+    """Delete the dataset and every row of its own (its owner, a member of its group who
+    may write, or an administrator); the audit trail keeps the deletion."""
+    permissions.guard(app.db, who, ref, Right.CONTROL)
     return delete.delete_dataset(
-        app.db, ref, caller=who.name, admin=who.role is Role.ADMIN, now=app.now(),
+        app.db, ref, caller=who.name, admin=True, now=app.now(),  # the guard has decided
         actor=actor(who), reason=reason,
     )  # fmt: skip

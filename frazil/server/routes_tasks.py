@@ -9,8 +9,9 @@ from fastapi import APIRouter, Header, Response
 
 from frazil.server.deps import Reader, State, User, actor
 from frazil.server.schemas import ScopeBody
-from frazil.services import control, queries
+from frazil.services import control, permissions, queries
 from frazil.services import task_logs as logs
+from frazil.services.permissions import Right
 from frazil.wire import ATTEMPT_HEADER, LogView, TaskDetail
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
@@ -20,26 +21,29 @@ _RANGE = re.compile(r"bytes=(\d{1,18})-(\d{1,18})?")
 
 
 @router.get("/{task_id}")
-def task_detail(task_id: int, app: State, _: Reader) -> TaskDetail:
+def task_detail(task_id: int, app: State, who: Reader) -> TaskDetail:
     """A task with its attempts (errors, resources, statistics)."""
+    permissions.guard_task(app.db, who, task_id, Right.READ)
     return queries.task_detail(app.db, task_id)
 
 
 @router.get("/{task_id}/logs")
-def task_logs(task_id: int, app: State, _: Reader, attempt: int | None = None) -> list[LogView]:
+def task_logs(task_id: int, app: State, who: Reader, attempt: int | None = None) -> list[LogView]:
     """The kept tails of the task's logs, newest attempt first."""
+    permissions.guard_task(app.db, who, task_id, Right.READ)
     return queries.task_logs(app.db, task_id, attempt=attempt)
 
 
 @router.get("/{task_id}/logs/{name}", response_class=Response)
 def task_log(
-    task_id: int, name: str, app: State, _: Reader, attempt: int | None = None,
+    task_id: int, name: str, app: State, who: Reader, attempt: int | None = None,
     range_: Annotated[str | None, Header(alias="Range")] = None,
 ) -> Response:  # fmt: skip
     """One log of the task's attempt ``attempt`` (default: its newest), as text: whole, or
     with ``Range: bytes=N-`` (or ``N-M``) the bytes from N on (206, ``Content-Range``; 416
     from the log's end on). ``Frazil-Attempt`` names the attempt. An attempt that has sent
     nothing of this log yet has an empty one."""
+    permissions.guard_task(app.db, who, task_id, Right.READ)
     wanted = _byte_range(range_)
     start, end = wanted if wanted else (0, None)
     part = logs.read_log(app.db, app.logs, task_id, name, attempt=attempt, start=start,
@@ -73,8 +77,8 @@ def _byte_range(value: str | None) -> tuple[int, int | None] | None:
 def act(task_id: int, action: str, body: ScopeBody, app: State, who: User) -> dict[str, int]:
     """suspend, resume, reset or hard-reset one task (hard reset also resets what follows it)."""
     control.check_action(action)  # before the task is looked up
-    detail = queries.task_detail(app.db, task_id)
-    scope = control.Scope(detail.task.dataset_id, task_id=task_id)
+    dataset_id = permissions.guard_task(app.db, who, task_id, Right.CONTROL)
+    scope = control.Scope(dataset_id, task_id=task_id)
     count = control.act(
         app.db, action, scope, now=app.now(), actor=actor(who), reason=body.reason
     )  # fmt: skip

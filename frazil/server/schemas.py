@@ -28,6 +28,8 @@ class SubmitBody(_Body):
     priority: float = Field(1.0, ge=PRIORITY.low, le=PRIORITY.high)
     seed: int | None = Field(None, ge=SEED.low, le=SEED.high)
     group: str = Field("", max_length=255)
+    #: seen only by its owner, its group and administrators
+    private: bool = False
     #: files uploaded with the config (``PUT /blobs/{sha256}``): {relative path: sha256}
     uploads: dict[str, str] = Field(default_factory=dict)
 
@@ -80,6 +82,9 @@ class QuotaBody(_Body):
 class TokenBody(_Body):
     name: str
     role: str
+    user: str | None = None  # the account it acts as (default: the one called ``name``)
+    scope: str | None = None  # read | write | admin (default: the role's)
+    expires_at: float | None = None
 
 
 def slot(name: str, body: Slot) -> SiteResources:

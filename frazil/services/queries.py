@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
 
 from frazil.errors import BadRequest, NotFound
 from frazil.model.states import AttemptOutcome, DatasetStatus, JobStatus, TaskStatus
@@ -74,9 +74,13 @@ def _status(kind: type[StrEnum], value: str | None, what: str) -> str | None:
     raise BadRequest(f"no {what} state {value!r}; {what} states: {names}")
 
 
-def list_datasets(db: Database, *, status: str | None = None) -> list[DatasetView]:
-    """Every dataset, newest first."""
+def list_datasets(
+    db: Database, *, status: str | None = None, where: ColumnElement[bool] | None = None
+) -> list[DatasetView]:
+    """Every dataset (that matches ``where``), newest first."""
     stmt = select(dataset).order_by(dataset.c.id.desc())
+    if where is not None:
+        stmt = stmt.where(where)
     if _status(DatasetStatus, status, "dataset") is not None:
         stmt = stmt.where(dataset.c.status == status)
     with db.read() as conn:
@@ -412,12 +416,18 @@ def _check_kind(conn: Connection, kind: str) -> None:
 def events_page(
     db: Database, *, dataset_ref: int | str | None = None, kind: str | None = None,
     since: float | None = None, limit: int = 100, offset: int = 0, count: bool = True,
+    where: ColumnElement[bool] | None = None,
 ) -> Page[EventView]:  # fmt: skip
     """A page of the audit trail, newest first, and how many entries match in all (-1 when
     not ``count``): of one dataset, of one kind (the event's action), from ``since`` (a Unix
-    time) on. An unknown dataset is ``NotFound``, an unknown kind ``BadRequest``."""
+    time) on; with ``where`` (a condition on ``dataset`` rows), only events of the datasets
+    that match it or of none. An unknown dataset is ``NotFound``, an unknown kind
+    ``BadRequest``."""
     with db.read() as conn:
         stmt = select(event)
+        if where is not None:
+            readable = select(dataset.c.id).where(where)
+            stmt = stmt.where(or_(event.c.dataset_id.is_(None), event.c.dataset_id.in_(readable)))
         if dataset_ref is not None:
             stmt = stmt.where(event.c.dataset_id == find_dataset(conn, dataset_ref))
         if kind is not None:

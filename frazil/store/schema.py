@@ -9,6 +9,8 @@ Three groups, as in the database of "The IceProd Framework" (§3.6):
 - the work: ``job`` (keyed by dataset and index), ``task``, ``task_attempt`` (one row per try),
   ``file``, ``task_stat``, ``run``;
 - the audit trail: ``event``;
+- people: ``account`` (users, their role and password hash), ``user_group`` and
+  ``group_member`` (who may write to a group's datasets);
 - the service itself: ``token`` (hashes of API tokens), ``quota`` (per-submitter caps),
   ``site``, ``pilot`` (multi-task pilots), ``task_log``.
 
@@ -64,6 +66,8 @@ dataset = Table(
     Column("description", Text, nullable=False, default=""),
     Column("owner", Name, nullable=False, default=""),
     Column("group_name", Name, nullable=False, default=""),
+    # seen only by its owner, its group and administrators
+    Column("private", Boolean, nullable=False, default=False),
     Column("status", String(STATUS), nullable=False),
     Column("priority", Double, nullable=False, default=1.0),
     Column("debug", Boolean, nullable=False, default=False),
@@ -308,16 +312,52 @@ event = Table(
     Index(None, "dataset_id", "time"),
 )
 
+#: A person who logs in: a local password (argon2 hash), or a directory or single sign-on
+#: login (no password here). A disabled account's tokens stop working.
+account = Table(
+    "account",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Name, nullable=False, unique=True),
+    Column("role", String(STATUS), nullable=False),  # admin | user | readonly
+    Column("password", String(255), nullable=True),  # argon2 hash
+    Column("source", String(STATUS), nullable=False, default="local"),  # local | ldap | oidc
+    Column("email", Name, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("disabled_at", Double, nullable=True),
+)
+
+#: A group of users: a dataset's group members with ``may_write`` control it.
+user_group = Table(
+    "user_group",
+    metadata,
+    Column("name", Name, primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created_at", Double, nullable=False),
+)
+
+group_member = Table(
+    "group_member",
+    metadata,
+    Column("group_name", Name, ForeignKey("user_group.name"), primary_key=True),
+    Column("account_id", Integer, ForeignKey("account.id"), primary_key=True, index=True),
+    Column("may_write", Boolean, nullable=False, default=False),
+)
+
 token = Table(
     "token",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Name, nullable=False),
-    Column("role", String(STATUS), nullable=False),  # admin | user | site
+    Column("role", String(STATUS), nullable=False),  # admin | user | readonly | site
     Column("hash", String(64), nullable=False, unique=True),  # sha256 of the token
     Column("created_at", Double, nullable=False),
     Column("last_used_at", Double, nullable=True),
     Column("revoked_at", Double, nullable=True),
+    # a person's token acts as its account (its role, its groups); a site's has none
+    Column("account_id", Integer, ForeignKey("account.id"), nullable=True, index=True),
+    Column("scope", String(STATUS), nullable=True),  # read | write | admin (None: the role's)
+    Column("expires_at", Double, nullable=True),
 )
 
 #: Per-submitter caps that an administrator set; a null column keeps the default of

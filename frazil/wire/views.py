@@ -202,6 +202,9 @@ class NewToken:
     last_used_at: float | None
     revoked_at: float | None
     token: str
+    user: str | None = None
+    scope: str | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,10 +257,34 @@ class JobsSet:
 
 @dataclass(frozen=True)
 class Caller:
-    """Whom the server takes a request's token for."""
+    """Whom the server takes a request's token for: a user (or a site), their role, what
+    this token may do (``read`` < ``write`` < ``admin``), its name, and the user's groups
+    (group -> may write to its datasets)."""
 
     name: str
     role: str
+    scope: str = ""
+    groups: dict[str, bool] = field(default_factory=dict)
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class RightView:
+    """One right of a caller on a dataset (``read``, ``control``), and why it is or is not
+    theirs."""
+
+    right: str
+    allowed: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What a caller may do to one dataset, and why (``GET /me/permissions``)."""
+
+    caller: Caller
+    dataset: int
+    rights: list[RightView]
 
 
 @dataclass(frozen=True)
