@@ -55,6 +55,7 @@ from frazil.wire import (
     ExchangeAnswer,
     Failure,
     Finish,
+    GroupView,
     Health,
     JobClaim,
     JobsSet,
@@ -79,6 +80,7 @@ from frazil.wire import (
     TaskDetail,
     TaskSpec,
     TaskView,
+    UserView,
     WireError,
     decode,
     encode,
@@ -550,6 +552,49 @@ class Client(_Base):
         ``tasks``; None: back to the default) (administrators)."""
         result = self.request("PUT", f"/quotas/{submitter}", json=caps)
         return _decoded(Quota, result, "a quota")
+
+    # -- people -------------------------------------------------------------------------------
+
+    def users(self) -> list[UserView]:
+        """Every user account (administrators)."""
+        return _each(UserView, self.request("GET", "/users"), "a user")
+
+    def user(self, name: str) -> UserView:
+        """One account (an administrator's, or your own)."""
+        return _decoded(UserView, self.request("GET", f"/users/{name}"), "a user")
+
+    def add_user(self, name: str, role: str = "user", **options: Any) -> UserView:
+        """A new account (``password``, ``source``, ``email``) (administrators)."""
+        result = self.request("POST", "/users", json={"name": name, "role": role, **options})
+        return _decoded(UserView, result, "a user")
+
+    def disable_user(self, name: str, *, disabled: bool = True) -> UserView:
+        """Disable an account (its tokens stop working) or enable it (administrators)."""
+        result = self.request("PUT", f"/users/{name}/disabled", json={"disabled": disabled})
+        return _decoded(UserView, result, "a user")
+
+    def set_password(self, name: str, password: str) -> None:
+        """Replace a local account's password (an administrator, or the user)."""
+        self.request("PUT", f"/users/{name}/password", json={"password": password})
+
+    def groups(self) -> list[GroupView]:
+        """Every group with its members."""
+        return _each(GroupView, self.request("GET", "/groups"), "a group")
+
+    def add_group(self, name: str, description: str = "") -> GroupView:
+        """A new, empty group (administrators)."""
+        result = self.request("POST", "/groups", json={"name": name, "description": description})
+        return _decoded(GroupView, result, "a group")
+
+    def set_member(self, group: str, user: str, *, write: bool | None) -> GroupView:
+        """Put a user in a group (``write``: may control its datasets), or with None take
+        them out (administrators)."""
+        path = f"/groups/{group}/members/{user}"
+        if write is None:
+            result = self.request("DELETE", path)
+        else:
+            result = self.request("PUT", path, json={"write": write})
+        return _decoded(GroupView, result, "a group")
 
     def whoami(self) -> Caller:
         """Whom the server takes this client's token for."""

@@ -61,7 +61,12 @@ def submit_cmd(
     name: Annotated[str | None, typer.Option("--name", help="A unique alias.")] = None,
     priority: Annotated[float, typer.Option(help=PRIORITY_HELP)] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Dataset RNG seed (default: its id).")] = None,
-    group: Annotated[str, typer.Option(help="Owning group.")] = "",
+    group: Annotated[
+        str, typer.Option(help="Its group: members who may write control it too.")
+    ] = "",
+    private: Annotated[
+        bool, typer.Option("--private", help="Seen only by you, its group and administrators.")
+    ] = False,
     description: Annotated[
         str | None, typer.Option(help="What it is (default: the config's description).")
     ] = None,
@@ -87,7 +92,7 @@ def submit_cmd(
         try:
             done = client.submit_dataset(
                 text, jobs=jobs, alias=name, priority=priority, seed=seed, group=group,
-                description=description, uploads={f.path: f.sha256 for f in files},
+                private=private, description=description, uploads={f.path: f.sha256 for f in files},
             )  # fmt: skip
         except ConfigError as exc:
             raise ConfigError(exc.problems, str(config)) from None

@@ -63,6 +63,7 @@ def _register() -> None:
         config_commands,
         dataset_commands,
         operator_commands,
+        people_commands,
         server_commands,
         stored_config_commands,
         task_commands,
@@ -79,6 +80,7 @@ def _register() -> None:
     app.command("run")(unmonitored.run)
     operator_commands.register(app)
     stored_config_commands.register(app)
+    people_commands.register(app)
 
 
 def _fail(text: str) -> int:

@@ -66,6 +66,13 @@ class AppState:
             hit = self._tokens.get(value)
         return hit[1] if hit is not None and time.monotonic() - hit[0] < self.token_ttl else None
 
+    def forget_tokens(self) -> None:
+        """Check every token afresh at its next use (after a change to people: an account
+        disabled, a membership changed); other servers of the same database see the change
+        within ``token_ttl``."""
+        with self._lock:
+            self._tokens.clear()
+
     def token(self, value: str) -> Caller:
         """Who a token belongs to (cached briefly; a database read otherwise)."""
         mono = time.monotonic()

@@ -87,6 +87,31 @@ class TokenBody(_Body):
     expires_at: float | None = None
 
 
+class UserBody(_Body):
+    name: str = Field(max_length=255)
+    role: str = "user"  # admin | user | readonly
+    password: str | None = Field(None, max_length=1024)
+    source: str = "local"  # local | ldap | oidc
+    email: str | None = Field(None, max_length=255)
+
+
+class DisabledBody(_Body):
+    disabled: bool = True
+
+
+class PasswordBody(_Body):
+    password: str = Field(max_length=1024)
+
+
+class GroupBody(_Body):
+    name: str = Field(max_length=255)
+    description: str = Field("", max_length=2000)
+
+
+class MemberBody(_Body):
+    write: bool = False  # may control the group's datasets
+
+
 def slot(name: str, body: Slot) -> SiteResources:
     """What one of site ``name``'s slots offers, as a request states it."""
     return SiteResources(

@@ -97,6 +97,7 @@ from frazil.wire.views import (
     DatasetStatusView,
     DatasetView,
     EventView,
+    GroupView,
     Health,
     Holdings,
     JobsSet,
@@ -114,6 +115,7 @@ from frazil.wire.views import (
     Submitted,
     TaskDetail,
     TaskView,
+    UserView,
 )
 
 __all__ = [
@@ -153,6 +155,7 @@ __all__ = [
     "Failure",
     "FileRecord",
     "Finish",
+    "GroupView",
     "Handed",
     "Health",
     "Holdings",
@@ -184,6 +187,7 @@ __all__ = [
     "TaskView",
     "Tray",
     "Usage",
+    "UserView",
     "WireError",
     "blob_ref",
     "check_log_name",

@@ -269,6 +269,30 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class UserView:
+    """A user account (never its password): its groups map to whether it may write there."""
+
+    name: str
+    role: str
+    source: str
+    email: str | None
+    created_at: float
+    disabled_at: float | None
+    groups: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """A group of users: each member's name maps to whether they may write to the group's
+    datasets."""
+
+    name: str
+    description: str
+    created_at: float
+    members: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RightView:
     """One right of a caller on a dataset (``read``, ``control``), and why it is or is not
     theirs."""

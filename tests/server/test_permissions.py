@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from frazil.errors import Forbidden, NotFound
+from frazil.errors import AuthError, Forbidden, NotFound
 from frazil.services import accounts
 from frazil.services.tokens import create_token
 from tests.server.test_api import EXAMPLE
@@ -104,3 +104,32 @@ def test_me_permissions_says_what_the_caller_may_do_and_why(live, people):
         {"physics": False},
         "carol-cli",
     )
+
+
+def test_people_routes_are_for_administrators_and_a_password_for_its_owner(live, people):
+    with pytest.raises(Forbidden, match="needs a admin token; 'alice' is a user token"):
+        people["alice"].add_user("mallory", "admin")
+    with pytest.raises(Forbidden):
+        people["alice"].set_member("physics", "alice", write=True)
+    with pytest.raises(Forbidden, match="only an administrator or 'bob' may set"):
+        people["alice"].set_password("bob", "a new password")
+    made = people["root"].add_user("erin", "user", password="erin's password")
+    assert (made.name, made.role, made.source, made.groups) == ("erin", "user", "local", {})
+    erin = live.client(create_token(live.db, "erin-cli", "user", user="erin", now=time.time())[1])
+    erin.set_password("erin", "a better password")
+    assert accounts.check_password(live.db, "erin", "a better password").name == "erin"
+    assert [g.name for g in erin.groups()] == ["physics"]
+    with pytest.raises(Forbidden, match="sites do not read groups"):
+        people["site"].groups()
+
+
+def test_disabling_a_user_stops_their_tokens_at_once_on_this_server(live, people):
+    live.server.app.state.frazil.token_ttl = 60.0  # a cached token would live a minute
+    assert people["bob"].whoami().name == "bob"
+    people["root"].disable_user("bob")
+    with pytest.raises(AuthError, match="user 'bob' is disabled"):
+        people["bob"].whoami()
+    people["root"].disable_user("bob", disabled=False)
+    assert people["bob"].whoami().groups == {"physics": True}
+    people["root"].set_member("physics", "bob", write=None)
+    assert people["bob"].whoami().groups == {}

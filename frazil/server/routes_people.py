@@ -1,0 +1,103 @@
+"""Routes for people: user accounts and groups (administrators change them; a user may
+change their own password and read the groups)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from fastapi import APIRouter
+
+from frazil.errors import Forbidden
+from frazil.server.deps import Admin, Reader, State
+from frazil.server.schemas import DisabledBody, GroupBody, MemberBody, PasswordBody, UserBody
+from frazil.services import accounts
+from frazil.services.tokens import Scope, reaches
+from frazil.wire import GroupView, UserView
+
+router = APIRouter(tags=["admin"])
+
+
+def _user(info: accounts.UserInfo) -> UserView:
+    fields = asdict(info)
+    fields.pop("id")
+    return UserView(**{**fields, "role": info.role.value})
+
+
+def _group(info: accounts.GroupInfo) -> GroupView:
+    return GroupView(**asdict(info))
+
+
+@router.get("/users")
+def list_users(app: State, _: Admin) -> list[UserView]:
+    """Every user account, by name (never a password)."""
+    return [_user(u) for u in accounts.list_users(app.db)]
+
+
+@router.post("/users", status_code=201)
+def add_user(body: UserBody, app: State, _: Admin) -> UserView:
+    """A new account: a local one with a password (or none: it uses tokens an administrator
+    makes), or one that logs in through the directory or single sign-on."""
+    return _user(
+        accounts.add_user(
+            app.db, body.name, body.role, now=app.now(), password=body.password,
+            source=body.source, email=body.email,
+        )
+    )  # fmt: skip
+
+
+@router.get("/users/{name}")
+def get_user(name: str, app: State, who: Reader) -> UserView:
+    """One account (an administrator, or the user themselves)."""
+    if not who.admin and who.name != name:
+        raise Forbidden(f"only an administrator or {name!r} may read {name!r}'s account")
+    return _user(accounts.user(app.db, name))
+
+
+@router.put("/users/{name}/disabled")
+def disable_user(name: str, body: DisabledBody, app: State, _: Admin) -> UserView:
+    """Disable an account (its tokens stop working at once) or enable it again."""
+    done = accounts.disable_user(app.db, name, now=app.now(), enable=not body.disabled)
+    app.forget_tokens()
+    return _user(done)
+
+
+@router.put("/users/{name}/password")
+def set_password(name: str, body: PasswordBody, app: State, who: Reader) -> dict[str, bool]:
+    """Replace a local account's password (an administrator, or the user themselves with a
+    token that writes)."""
+    if not who.admin and not (who.name == name and who.person and reaches(who.scope, Scope.WRITE)):
+        raise Forbidden(f"only an administrator or {name!r} may set {name!r}'s password")
+    accounts.set_password(app.db, name, body.password)
+    return {"changed": True}
+
+
+@router.get("/groups")
+def list_groups(app: State, who: Reader) -> list[GroupView]:
+    """Every group with its members (people, not sites)."""
+    if not who.person:
+        raise Forbidden(f"{who.name!r} is a site: sites do not read groups")
+    return [_group(g) for g in accounts.list_groups(app.db)]
+
+
+@router.post("/groups", status_code=201)
+def add_group(body: GroupBody, app: State, _: Admin) -> GroupView:
+    """A new, empty group."""
+    return _group(
+        accounts.add_group(app.db, body.name, now=app.now(), description=body.description)
+    )
+
+
+@router.put("/groups/{name}/members/{user}")
+def set_member(name: str, user: str, body: MemberBody, app: State, _: Admin) -> GroupView:
+    """Put a user in a group, or change whether they may write to its datasets."""
+    done = accounts.set_member(app.db, name, user, write=body.write)
+    app.forget_tokens()
+    return _group(done)
+
+
+@router.delete("/groups/{name}/members/{user}")
+def remove_member(name: str, user: str, app: State, _: Admin) -> GroupView:
+    """Take a user out of a group."""
+    done = accounts.set_member(app.db, name, user, write=None)
+    app.forget_tokens()
+    return _group(done)
