@@ -103,6 +103,7 @@ _ERRORS: dict[str, type[FrazilError]] = {
         errors.LogGap,
         errors.AuthError,
         errors.Forbidden,
+        errors.TooManyAttempts,
         errors.IllegalTransition,
         errors.ExpressionError,
         errors.StoreError,
@@ -178,6 +179,17 @@ def _detail(response: httpx.Response) -> str:
         return response.text[:200] or response.reason_phrase
     detail = body.get("detail") if isinstance(body, dict) else None
     return str(detail)[:200] if detail else response.reason_phrase
+
+
+def log_in(
+    url: str, user: str, password: str, *, token_name: str | None = None,
+    scope: str | None = None, retry_for: float = 60.0,
+) -> NewToken:  # fmt: skip
+    """A new token for ``user`` from their name and password (``POST /login``, no token
+    needed); ``AuthError`` for a wrong name or password, ``TooManyAttempts`` after too many."""
+    body = {"user": user, "password": password, "token_name": token_name, "scope": scope}
+    with _Base(url, "", retry_for=retry_for) as anonymous:
+        return _decoded(NewToken, anonymous.request("POST", "/login", json=body), "a new token")
 
 
 class _Base:

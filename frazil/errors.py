@@ -267,6 +267,10 @@ class Forbidden(AuthError):
     """A valid token that may not do this: its role is not enough, or it is another site's."""
 
 
+class TooManyAttempts(AuthError):
+    """Too many failed logins for a user or from an address in a while: try again later."""
+
+
 class RoundFailed(FrazilError):
     """A site daemon's round failed (the server or the batch system away, the scratch
     full); ``frazil site --once`` exits with it, a running daemon retries."""

@@ -35,10 +35,14 @@ def _default_name(url: str) -> str:
 
 def login(
     url: Annotated[str, typer.Argument(help="The server, e.g. https://frazil.example.org.")],
+    user: Annotated[
+        str | None,
+        typer.Option(help="Your user name (asked for when not given: default your login name)."),
+    ] = None,
     token: Annotated[
         str | None,
         typer.Option(
-            help="Your API token (asked for, unseen, when not given).", show_default=False
+            help="An API token to keep instead of logging in with a password.", show_default=False
         ),
     ] = None,
     name: Annotated[
@@ -48,14 +52,21 @@ def login(
         bool, typer.Option(help="Use this server when a command names none.")
     ] = True,
 ) -> None:
-    """Log in to a server: check the token there and keep both in your credentials file."""
-    from frazil.client import Client  # noqa: PLC0415
+    """Log in to a server with your user name and password (asked for, unseen), or keep a
+    --token; the server's token is kept in your credentials file."""
+    import getpass  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from frazil.client import Client, log_in  # noqa: PLC0415
 
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FrazilError(f"{url!r} is not a server's address (http:// or https://)")
     if token is None:
-        token = typer.prompt("token", hide_input=True).strip()
+        who = user or typer.prompt("user", default=getpass.getuser())
+        password = typer.prompt("password", hide_input=True)
+        label = re.sub(r"[^A-Za-z0-9_.@-]", "-", f"cli@{socket.gethostname()}")[:100]
+        token = log_in(url, who, password, token_name=label, retry_for=connect.RETRY_SECONDS).token
     server = credentials.Server(credentials.check_name(name or _default_name(url)), url, token)
     with Client(url, token, retry_for=connect.RETRY_SECONDS) as client:
         me = client.whoami()

@@ -22,6 +22,8 @@ from frazil.errors import AuthError, Forbidden
 from frazil.server.waker import Waker
 from frazil.services.attempts import DEFAULT_CAPS, ReportCaps
 from frazil.services.blobs import DEFAULT_LIMITS
+from frazil.services.logins import DEFAULT_LIMITS as LOGIN_LIMITS
+from frazil.services.logins import LoginLimits
 from frazil.services.tokens import Caller, Role, require, verify_token
 from frazil.store.blobs import BlobStore
 from frazil.store.db import Database
@@ -43,6 +45,7 @@ class AppState:
     report_caps: ReportCaps = DEFAULT_CAPS
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
+    logins: LoginLimits = LOGIN_LIMITS
     #: the command line's embedded database (``frazil.cli.inprocess``): every caller is this
     #: local administrator; never set by ``frazil server``
     local: Caller | None = None

@@ -36,6 +36,7 @@ from frazil.errors import (
     StatementFailed,
     StoreError,
     TooLarge,
+    TooManyAttempts,
 )
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 STATUS: list[tuple[type[Exception], int]] = [
     (BadPasskey, 403),
     (TooLarge, 413),
+    (TooManyAttempts, 429),
     (Forbidden, 403),  # authenticated, but not allowed
     (AuthError, 401),
     (NotFound, 404),

@@ -33,6 +33,9 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_KEY_BODY_BYTES = 4 * 1024 * 1024
 #: Schemes whose key is checked by the route it calls (against an attempt or a pilot).
 KEY_SCHEMES = ("passkey", "pilot", "reservation")
+#: the one route that takes a body without a token (a name and a password), and its limit
+LOGIN_PATH = "/login"
+MAX_LOGIN_BYTES = 8 * 1024
 
 
 def _is_json(content_type: str) -> bool:
@@ -120,6 +123,8 @@ class BodyLimit:
         self, headers: Headers, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int | None, str]:
         """The body limit of this caller, or None when it was refused (and answered)."""
+        if scope["path"] == LOGIN_PATH:
+            return MAX_LOGIN_BYTES, " for a login"
         scheme, _, value = headers.get("authorization", "").partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme in KEY_SCHEMES and value:

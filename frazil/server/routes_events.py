@@ -26,7 +26,7 @@ def list_events(
         permissions.guard(app.db, who, dataset, Right.READ)
     page = queries.events_page(
         app.db, dataset_ref=dataset, kind=kind, since=since, limit=limit, offset=offset,
-        where=permissions.visible(who),
+        where=None if who.admin else permissions.visible(who),
     )  # fmt: skip
     response.headers[TOTAL_HEADER] = str(page.total)
     return page.items

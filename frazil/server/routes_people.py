@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from frazil.errors import Forbidden
 from frazil.server.deps import Admin, Reader, State
-from frazil.server.schemas import DisabledBody, GroupBody, MemberBody, PasswordBody, UserBody
-from frazil.services import accounts
+from frazil.server.schemas import (
+    DisabledBody,
+    GroupBody,
+    LoginBody,
+    MemberBody,
+    PasswordBody,
+    UserBody,
+)
+from frazil.services import accounts, logins
 from frazil.services.tokens import Scope, reaches
-from frazil.wire import GroupView, UserView
+from frazil.wire import GroupView, NewToken, UserView
 
 router = APIRouter(tags=["admin"])
 
@@ -25,6 +32,19 @@ def _user(info: accounts.UserInfo) -> UserView:
 
 def _group(info: accounts.GroupInfo) -> GroupView:
     return GroupView(**asdict(info))
+
+
+@router.post("/login", status_code=201)
+def login(body: LoginBody, request: Request, app: State) -> NewToken:
+    """A new token for a user who gives their name and password (no token needed). Every
+    failure answers alike (401); too many failures for a name or from an address in a while
+    are refused (429) for a while."""
+    address = request.client.host if request.client else "unknown"
+    info, value = logins.login(
+        app.db, body.user, body.password, address=address, now=app.now(),
+        token_name=body.token_name, scope=body.scope, limits=app.logins,
+    )  # fmt: skip
+    return NewToken(**asdict(info), token=value)
 
 
 @router.get("/users")

@@ -95,6 +95,13 @@ class UserBody(_Body):
     email: str | None = Field(None, max_length=255)
 
 
+class LoginBody(_Body):
+    user: str = Field(max_length=255)
+    password: str = Field(max_length=1024)
+    token_name: str | None = Field(None, max_length=100)
+    scope: str | None = None  # read | write | admin (default: the user's role's)
+
+
 class DisabledBody(_Body):
     disabled: bool = True
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from frazil.errors import BadRequest, NotFound
 from frazil.model.states import AttemptOutcome, DatasetStatus, JobStatus, TaskStatus
@@ -381,7 +381,7 @@ def find_datasets(
 #: and a file the collector refused to delete. Kinds recorded by other releases count too.
 EVENT_KINDS: frozenset[str] = frozenset(
     {"submit", "edit-config", "set-jobs", "set-priority", "truncate", "status", "materialize",
-     "refused_delete", *ACTIONS}
+     "refused_delete", "login", "failed-login", *ACTIONS}
     | {o.value for o in AttemptOutcome if o not in (AttemptOutcome.OPEN, AttemptOutcome.COMPLETE)}
 )  # fmt: skip
 
@@ -421,13 +421,12 @@ def events_page(
     """A page of the audit trail, newest first, and how many entries match in all (-1 when
     not ``count``): of one dataset, of one kind (the event's action), from ``since`` (a Unix
     time) on; with ``where`` (a condition on ``dataset`` rows), only events of the datasets
-    that match it or of none. An unknown dataset is ``NotFound``, an unknown kind
-    ``BadRequest``."""
+    that match it (not those of no dataset: logins, people). An unknown dataset is
+    ``NotFound``, an unknown kind ``BadRequest``."""
     with db.read() as conn:
         stmt = select(event)
         if where is not None:
-            readable = select(dataset.c.id).where(where)
-            stmt = stmt.where(or_(event.c.dataset_id.is_(None), event.c.dataset_id.in_(readable)))
+            stmt = stmt.where(event.c.dataset_id.in_(select(dataset.c.id).where(where)))
         if dataset_ref is not None:
             stmt = stmt.where(event.c.dataset_id == find_dataset(conn, dataset_ref))
         if kind is not None:

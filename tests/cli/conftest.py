@@ -40,11 +40,11 @@ def runner(home: Path, **extra: str):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAZIL_")}
     env.update({"FRAZIL_HOME": str(home), "COLUMNS": "80", **extra})
 
-    def run(*args, ok=True, env_=None):
+    def run(*args, ok=True, env_=None, input_=None):
         argv = [sys.executable, "-m", "frazil", *map(str, args)]
         result = subprocess.run(
             argv, capture_output=True, text=True, env={**env, **(env_ or {})}, check=False,
-            timeout=120,
+            timeout=120, input=input_,
         )  # fmt: skip
         if ok:
             assert result.returncode == 0, (args, result.stderr)

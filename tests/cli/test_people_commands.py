@@ -45,5 +45,14 @@ def test_an_administrator_shapes_groups_and_members_act_within_them(server, tmp_
     assert f"control dataset {ds}: no — 'carol' is in dataset {ds}'s group 'physics'" in said
     refused = carol("resume", ds, ok=False).stderr
     assert f"no control right on dataset {ds}" in refused and "without write" in refused
+    # a user with a password logs in with it (asked for; here on stdin)
+    admin("user", "passwd", "carol", input_="carol's password\ncarol's password\n")
+    laptop = runner(tmp_path / "laptop")
+    said = laptop("login", url, "--user", "carol", input_="carol's password\n").stdout
+    assert "as carol (user)" in said
+    assert (
+        "wrong user name or password"
+        in laptop("login", url, "--user", "carol", input_="not it\n", ok=False).stderr
+    )
     assert "disabled" in admin("user", "disable", "carol").stdout
     assert "user 'carol' is disabled" in carol("status", ds, ok=False).stderr

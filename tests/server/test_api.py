@@ -38,6 +38,8 @@ def test_no_route_answers_without_a_valid_token(live):
     assert len(spec["paths"]) > 20
     for path, methods in spec["paths"].items():
         for method in methods:
+            if path == "/login":  # how one gets a token: a name and a password instead
+                continue
             url = live.url + _fill(path)
             for headers in (
                 {},
