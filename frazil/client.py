@@ -80,6 +80,7 @@ from frazil.wire import (
     TaskDetail,
     TaskSpec,
     TaskView,
+    TokenRecord,
     UserView,
     WireError,
     decode,
@@ -607,6 +608,21 @@ class Client(_Base):
         else:
             result = self.request("PUT", path, json={"write": write})
         return _decoded(GroupView, result, "a group")
+
+    def my_tokens(self) -> list[TokenRecord]:
+        """Your own tokens (never the tokens themselves)."""
+        return _each(TokenRecord, self.request("GET", "/me/tokens"), "a token")
+
+    def make_token(
+        self, name: str, *, scope: str | None = None, expires_in: float | None = None
+    ) -> NewToken:
+        """A new token of your own (at most this one's scope), shown once."""
+        body = {"name": name, "scope": scope, "expires_in": expires_in}
+        return _decoded(NewToken, self.request("POST", "/me/tokens", json=body), "a new token")
+
+    def revoke_my_token(self, token_id: int) -> None:
+        """Revoke one of your own tokens."""
+        self.request("DELETE", f"/me/tokens/{token_id}")
 
     def whoami(self) -> Caller:
         """Whom the server takes this client's token for."""

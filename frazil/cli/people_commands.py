@@ -26,10 +26,14 @@ from frazil.cli.output import (
 from frazil.errors import FrazilError
 
 if TYPE_CHECKING:
-    from frazil.wire import GroupView, UserView
+    from frazil.wire import GroupView, TokenRecord, UserView
 
 user_app = typer.Typer(help="User accounts (administrators).", no_args_is_help=True)
 group_app = typer.Typer(help="Groups of users (administrators).", no_args_is_help=True)
+tokens_app = typer.Typer(
+    help="Your own API tokens on the server (frazil token: an administrator's, on its host).",
+    no_args_is_help=True,
+)
 
 
 def _password(given: bool) -> str | None:
@@ -161,6 +165,52 @@ def group_members(
     show(listing, how)
 
 
+@tokens_app.command("list")
+def tokens_list(
+    as_json: JsonOpt = False, output: OutputOpt = None, cols: ColumnsOpt = None
+) -> None:
+    """Your tokens: name, scope, when made, last used, expiring, revoked."""
+    how = mode(output, as_json)
+    with connect.client() as client:
+        rows = client.my_tokens()
+
+    def table(rows: list[TokenRecord]) -> Listing:
+        listing = Listing(columns("id*#", "name*", "scope", "created*", "last used*",
+                                  "expires*", "revoked*"))  # fmt: skip
+        for t in rows:
+            listing.add(t.id, t.name, t.scope or "", when(t.created_at), when(t.last_used_at),
+                        when(t.expires_at), when(t.revoked_at))  # fmt: skip
+        return listing
+
+    print_rows(rows, how, table, cols)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="A name for it (where it is used).")],
+    scope: Annotated[
+        str | None, typer.Option(help="read, write or admin (default: this token's).")
+    ] = None,
+    days: Annotated[
+        float | None, typer.Option(help="It expires after so many days.", min=0.01)
+    ] = None,
+) -> None:
+    """Make a token of your own and print it once (only its hash is kept)."""
+    with connect.client() as client:
+        made = client.make_token(
+            name, scope=scope, expires_in=None if days is None else days * 86_400
+        )
+    typer.echo(made.token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
+    """Revoke one of your tokens: it stops working at once."""
+    with connect.client() as client:
+        client.revoke_my_token(token_id)
+    say(f"token {token_id} revoked")
+
+
 def whoami(
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="Also what you may do to it, and why.")
@@ -185,4 +235,5 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the application."""
     app.add_typer(user_app, name="user")
     app.add_typer(group_app, name="group")
+    app.add_typer(tokens_app, name="tokens")
     app.command()(whoami)

@@ -7,17 +7,18 @@ from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 
-from frazil.errors import Forbidden
+from frazil.errors import Forbidden, Rejected
 from frazil.server.deps import Admin, Reader, State
 from frazil.server.schemas import (
     DisabledBody,
     GroupBody,
     LoginBody,
     MemberBody,
+    OwnTokenBody,
     PasswordBody,
     UserBody,
 )
-from frazil.services import accounts, logins
+from frazil.services import accounts, logins, tokens
 from frazil.services.tokens import Scope, reaches
 from frazil.wire import GroupView, NewToken, UserView
 
@@ -45,6 +46,44 @@ def login(body: LoginBody, request: Request, app: State) -> NewToken:
         token_name=body.token_name, scope=body.scope, limits=app.logins,
     )  # fmt: skip
     return NewToken(**asdict(info), token=value)
+
+
+@router.get("/me/tokens")
+def my_tokens(app: State, who: Reader) -> list[tokens.TokenInfo]:
+    """The caller's own tokens (never the tokens themselves)."""
+    return tokens.list_tokens(app.db, user=_person(who))
+
+
+@router.post("/me/tokens", status_code=201)
+def make_my_token(body: OwnTokenBody, app: State, who: Reader) -> NewToken:
+    """A new token of the caller's own, reaching no further than the caller's (shown in
+    this answer only)."""
+    person = _person(who)
+    expires = None if body.expires_in is None else app.now() + body.expires_in
+    try:
+        scope = who.scope if body.scope is None else Scope(body.scope)
+    except ValueError:
+        raise Rejected(f"unknown scope {body.scope!r}; scopes: read, write, admin") from None
+    if not reaches(who.scope, scope):
+        raise Forbidden(f"a {who.scope.value}-scope token cannot make a {scope.value}-scope one")
+    info, value = tokens.create_token(
+        app.db, body.name, who.role, now=app.now(), user=person, scope=scope, expires_at=expires
+    )
+    return NewToken(**asdict(info), token=value)
+
+
+@router.delete("/me/tokens/{token_id}")
+def revoke_my_token(token_id: int, app: State, who: Reader) -> dict[str, bool]:
+    """Revoke one of the caller's own tokens."""
+    tokens.revoke_token(app.db, token_id, now=app.now(), user=_person(who))
+    app.forget_tokens()
+    return {"revoked": True}
+
+
+def _person(who: tokens.Caller) -> str:
+    if not who.person:
+        raise Forbidden(f"{who.name!r} is a site: its token belongs to no user")
+    return who.name
 
 
 @router.get("/users")

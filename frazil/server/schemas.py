@@ -102,6 +102,12 @@ class LoginBody(_Body):
     scope: str | None = None  # read | write | admin (default: the user's role's)
 
 
+class OwnTokenBody(_Body):
+    name: str = Field(max_length=100)
+    scope: str | None = None  # read | write | admin (default: the calling token's)
+    expires_in: float | None = Field(None, gt=0, le=10 * 365 * 86_400)  # seconds
+
+
 class DisabledBody(_Body):
     disabled: bool = True
 

@@ -250,28 +250,33 @@ def touch_token(db: Database, token_id: int, now: float) -> None:
     )
 
 
-def list_tokens(db: Database) -> list[TokenInfo]:
-    """Every token's record (never the tokens themselves)."""
+def list_tokens(db: Database, *, user: str | None = None) -> list[TokenInfo]:
+    """Every token's record, or ``user``'s tokens' (never the tokens themselves)."""
+    stmt = (
+        select(*_RECORD)
+        .select_from(token.outerjoin(account, account.c.id == token.c.account_id))
+        .order_by(token.c.id)
+    )
+    if user is not None:
+        stmt = stmt.where(account.c.name == user)
     with db.read() as conn:
-        rows = conn.execute(
-            select(*_RECORD)
-            .select_from(token.outerjoin(account, account.c.id == token.c.account_id))
-            .order_by(token.c.id)
-        )
-        return [_info(r) for r in rows]
+        return [_info(r) for r in conn.execute(stmt)]
 
 
-def revoke_token(db: Database, token_id: int, *, now: float) -> None:
-    """Make a token unusable from now on."""
+def revoke_token(db: Database, token_id: int, *, now: float, user: str | None = None) -> None:
+    """Make a token unusable from now on (with ``user``: only one of that user's; another's
+    is as unknown as a token that does not exist)."""
 
     def run(conn: Connection) -> None:
+        mine = [token.c.id == token_id]
+        if user is not None:
+            owner = select(account.c.id).where(account.c.name == user).scalar_subquery()
+            mine.append(token.c.account_id == owner)
         result = conn.execute(
-            update(token)
-            .where(token.c.id == token_id, token.c.revoked_at.is_(None))
-            .values(revoked_at=now)
+            update(token).where(*mine, token.c.revoked_at.is_(None)).values(revoked_at=now)
         )
         if result.rowcount != 1:
-            exists = conn.execute(select(token.c.id).where(token.c.id == token_id)).first()
+            exists = conn.execute(select(token.c.id).where(*mine)).first()
             raise (
                 NotFound(f"no token {token_id}")
                 if exists is None

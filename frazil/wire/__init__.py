@@ -115,6 +115,7 @@ from frazil.wire.views import (
     Submitted,
     TaskDetail,
     TaskView,
+    TokenRecord,
     UserView,
 )
 
@@ -185,6 +186,7 @@ __all__ = [
     "TaskDetail",
     "TaskSpec",
     "TaskView",
+    "TokenRecord",
     "Tray",
     "Usage",
     "UserView",

@@ -192,6 +192,22 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class TokenRecord:
+    """A token's record (never the token): ``user`` is the account it acts as (None: a
+    site's token), ``scope`` how far it reaches, ``expires_at`` when it stops."""
+
+    id: int
+    name: str
+    role: str
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    user: str | None = None
+    scope: str | None = None
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
 class NewToken:
     """A token just made: its record and the token itself (shown only in this answer)."""
 

@@ -56,3 +56,25 @@ def test_an_administrator_shapes_groups_and_members_act_within_them(server, tmp_
     )
     assert "disabled" in admin("user", "disable", "carol").stdout
     assert "user 'carol' is disabled" in carol("status", ds, ok=False).stderr
+
+
+def test_a_user_makes_lists_and_revokes_their_own_tokens(server, tmp_path):
+    url, tokens, _ = server
+    alice = runner(tmp_path / "alice")
+    alice("login", url, "--token", tokens["alice"])
+    made = alice("tokens", "create", "ci-job", "--scope", "read", "--days", 1).stdout.strip()
+    assert made.startswith("frz_")
+    listed = {t["name"]: t for t in json.loads(alice("tokens", "list", "--json").stdout)}
+    assert set(listed) == {"alice", "ci-job"} and listed["ci-job"]["scope"] == "read"
+    assert listed["ci-job"]["expires_at"] > time.time() + 86_000
+    ci = runner(tmp_path / "ci")
+    ci("login", url, "--token", made)
+    assert "alice: user, token ci-job of read scope" in ci("whoami").stdout
+    refused = ci("tokens", "create", "wider", "--scope", "write", ok=False).stderr
+    assert "a read-scope token cannot make a write-scope one" in refused
+    bob = runner(tmp_path / "bob")
+    bob("login", url, "--token", tokens["bob"])
+    theirs = listed["ci-job"]["id"]
+    assert f"no token {theirs}" in bob("tokens", "revoke", theirs, ok=False).stderr
+    assert f"token {theirs} revoked" in alice("tokens", "revoke", theirs).stdout
+    assert "was revoked" in ci("whoami", ok=False).stderr
