@@ -8,7 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 
 from frazil.errors import Forbidden, Rejected
-from frazil.server.deps import Admin, Reader, State
+from frazil.server.deps import Admin, Reader, State, actor
 from frazil.server.schemas import (
     DisabledBody,
     GroupBody,
@@ -67,15 +67,16 @@ def make_my_token(body: OwnTokenBody, app: State, who: Reader) -> NewToken:
     if not reaches(who.scope, scope):
         raise Forbidden(f"a {who.scope.value}-scope token cannot make a {scope.value}-scope one")
     info, value = tokens.create_token(
-        app.db, body.name, who.role, now=app.now(), user=person, scope=scope, expires_at=expires
-    )
+        app.db, body.name, who.role, now=app.now(), user=person, scope=scope, expires_at=expires,
+        actor=actor(who),
+    )  # fmt: skip
     return NewToken(**asdict(info), token=value)
 
 
 @router.delete("/me/tokens/{token_id}")
 def revoke_my_token(token_id: int, app: State, who: Reader) -> dict[str, bool]:
     """Revoke one of the caller's own tokens."""
-    tokens.revoke_token(app.db, token_id, now=app.now(), user=_person(who))
+    tokens.revoke_token(app.db, token_id, now=app.now(), user=_person(who), actor=actor(who))
     app.forget_tokens()
     return {"revoked": True}
 
@@ -93,13 +94,13 @@ def list_users(app: State, _: Admin) -> list[UserView]:
 
 
 @router.post("/users", status_code=201)
-def add_user(body: UserBody, app: State, _: Admin) -> UserView:
+def add_user(body: UserBody, app: State, who: Admin) -> UserView:
     """A new account: a local one with a password (or none: it uses tokens an administrator
     makes), or one that logs in through the directory or single sign-on."""
     return _user(
         accounts.add_user(
             app.db, body.name, body.role, now=app.now(), password=body.password,
-            source=body.source, email=body.email,
+            source=body.source, email=body.email, actor=actor(who),
         )
     )  # fmt: skip
 
@@ -113,9 +114,11 @@ def get_user(name: str, app: State, who: Reader) -> UserView:
 
 
 @router.put("/users/{name}/disabled")
-def disable_user(name: str, body: DisabledBody, app: State, _: Admin) -> UserView:
+def disable_user(name: str, body: DisabledBody, app: State, who: Admin) -> UserView:
     """Disable an account (its tokens stop working at once) or enable it again."""
-    done = accounts.disable_user(app.db, name, now=app.now(), enable=not body.disabled)
+    done = accounts.disable_user(
+        app.db, name, now=app.now(), enable=not body.disabled, actor=actor(who)
+    )
     app.forget_tokens()
     return _user(done)
 
@@ -126,7 +129,7 @@ def set_password(name: str, body: PasswordBody, app: State, who: Reader) -> dict
     token that writes)."""
     if not who.admin and not (who.name == name and who.person and reaches(who.scope, Scope.WRITE)):
         raise Forbidden(f"only an administrator or {name!r} may set {name!r}'s password")
-    accounts.set_password(app.db, name, body.password)
+    accounts.set_password(app.db, name, body.password, now=app.now(), actor=actor(who))
     return {"changed": True}
 
 
@@ -139,24 +142,28 @@ def list_groups(app: State, who: Reader) -> list[GroupView]:
 
 
 @router.post("/groups", status_code=201)
-def add_group(body: GroupBody, app: State, _: Admin) -> GroupView:
+def add_group(body: GroupBody, app: State, who: Admin) -> GroupView:
     """A new, empty group."""
     return _group(
-        accounts.add_group(app.db, body.name, now=app.now(), description=body.description)
+        accounts.add_group(
+            app.db, body.name, now=app.now(), description=body.description, actor=actor(who)
+        )
     )
 
 
 @router.put("/groups/{name}/members/{user}")
-def set_member(name: str, user: str, body: MemberBody, app: State, _: Admin) -> GroupView:
+def set_member(name: str, user: str, body: MemberBody, app: State, who: Admin) -> GroupView:
     """Put a user in a group, or change whether they may write to its datasets."""
-    done = accounts.set_member(app.db, name, user, write=body.write)
+    done = accounts.set_member(
+        app.db, name, user, write=body.write, now=app.now(), actor=actor(who)
+    )
     app.forget_tokens()
     return _group(done)
 
 
 @router.delete("/groups/{name}/members/{user}")
-def remove_member(name: str, user: str, app: State, _: Admin) -> GroupView:
+def remove_member(name: str, user: str, app: State, who: Admin) -> GroupView:
     """Take a user out of a group."""
-    done = accounts.set_member(app.db, name, user, write=None)
+    done = accounts.set_member(app.db, name, user, write=None, now=app.now(), actor=actor(who))
     app.forget_tokens()
     return _group(done)

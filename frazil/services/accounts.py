@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from frazil.errors import AuthError, NotFound, Rejected
 from frazil.services.tokens import NAME, PERSON_ROLES, Role
+from frazil.services.transitions import record_event
 from frazil.store.db import Database
 from frazil.store.schema import account, group_member, user_group
 
@@ -116,6 +117,7 @@ def add_user(
     password: str | None = None,
     source: str = "local",
     email: str | None = None,
+    actor: str = "admin",
 ) -> UserInfo:
     """A new account; a local one without a password logs in with tokens an admin makes."""
     _name("user", name)
@@ -133,6 +135,7 @@ def add_user(
                 created_at=now,
             )
         )  # fmt: skip
+        record_event(conn, now, actor, "user", name, "add-user", new=person.value, reason=source)
         return _user(_row(conn, name), {})
 
     return db.transaction(run)
@@ -153,7 +156,9 @@ def list_users(db: Database) -> list[UserInfo]:
     return [_user(r, groups[r.id]) for r in rows]
 
 
-def disable_user(db: Database, name: str, *, now: float, enable: bool = False) -> UserInfo:
+def disable_user(
+    db: Database, name: str, *, now: float, enable: bool = False, actor: str = "admin"
+) -> UserInfo:
     """Stop (or with ``enable``, restore) an account's logins and tokens."""
 
     def run(conn: Connection) -> UserInfo:
@@ -163,13 +168,17 @@ def disable_user(db: Database, name: str, *, now: float, enable: bool = False) -
             .where(account.c.id == row.id)
             .values(disabled_at=None if enable else (row.disabled_at or now))
         )
+        action = "enable-user" if enable else "disable-user"
+        record_event(conn, now, actor, "user", name, action)
         row = _row(conn, name)
         return _user(row, _groups(conn, [row.id])[row.id])
 
     return db.transaction(run)
 
 
-def set_password(db: Database, name: str, password: str) -> None:
+def set_password(
+    db: Database, name: str, password: str, *, now: float, actor: str = "admin"
+) -> None:
     """Replace a local account's password."""
     hashed = hash_password(password)
 
@@ -178,6 +187,7 @@ def set_password(db: Database, name: str, password: str) -> None:
         if row.source != "local":
             raise Rejected(f"user {name!r} logs in through {row.source}: no password here")
         conn.execute(update(account).where(account.c.id == row.id).values(password=hashed))
+        record_event(conn, now, actor, "user", name, "set-password")
 
     db.transaction(run)
 
@@ -198,7 +208,9 @@ def check_password(db: Database, name: str, password: str) -> UserInfo:
     return _user(row, groups)
 
 
-def add_group(db: Database, name: str, *, now: float, description: str = "") -> GroupInfo:
+def add_group(
+    db: Database, name: str, *, now: float, description: str = "", actor: str = "admin"
+) -> GroupInfo:
     """A new, empty group."""
     _name("group", name)
 
@@ -206,6 +218,7 @@ def add_group(db: Database, name: str, *, now: float, description: str = "") -> 
         if conn.execute(select(user_group.c.name).where(user_group.c.name == name)).first():
             raise Rejected(f"group {name!r} already exists")
         conn.execute(insert(user_group).values(name=name, description=description, created_at=now))
+        record_event(conn, now, actor, "group", name, "add-group")
 
     db.transaction(run)
     return GroupInfo(name, description, now, {})
@@ -241,7 +254,10 @@ def group(db: Database, name: str) -> GroupInfo:
         return GroupInfo(row.name, row.description, row.created_at, _members(conn, [name])[name])
 
 
-def set_member(db: Database, group_name: str, user_name: str, *, write: bool | None) -> GroupInfo:
+def set_member(
+    db: Database, group_name: str, user_name: str, *, write: bool | None, now: float,
+    actor: str = "admin",
+) -> GroupInfo:  # fmt: skip
     """Put a user in a group (``write``: may control its datasets), or take them out
     (``write`` None)."""
 
@@ -256,10 +272,13 @@ def set_member(db: Database, group_name: str, user_name: str, *, write: bool | N
         if write is None:
             if not gone:
                 raise Rejected(f"user {user_name!r} is not in group {group_name!r}")
+            record_event(conn, now, actor, "group", group_name, "remove-member", reason=user_name)
             return
         conn.execute(
             insert(group_member).values(group_name=group_name, account_id=who, may_write=write)
         )
+        new = "write" if write else "read"
+        record_event(conn, now, actor, "group", group_name, "set-member", new=new, reason=user_name)
 
     db.transaction(run)
     return group(db, group_name)

@@ -381,7 +381,9 @@ def find_datasets(
 #: and a file the collector refused to delete. Kinds recorded by other releases count too.
 EVENT_KINDS: frozenset[str] = frozenset(
     {"submit", "edit-config", "set-jobs", "set-priority", "truncate", "status", "materialize",
-     "refused_delete", "login", "failed-login", *ACTIONS}
+     "refused_delete", "login", "failed-login", "add-user", "disable-user", "enable-user",
+     "set-password", "add-group", "set-member", "remove-member", "create-token",
+     "revoke-token", *ACTIONS}
     | {o.value for o in AttemptOutcome if o not in (AttemptOutcome.OPEN, AttemptOutcome.COMPLETE)}
 )  # fmt: skip
 

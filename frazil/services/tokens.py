@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from frazil.errors import AuthError, Forbidden, NotFound, Rejected
+from frazil.services.transitions import record_event
 from frazil.store.db import Database
 from frazil.store.schema import account, group_member, token
 
@@ -122,6 +123,7 @@ def create_token(
     user: str | None = None,
     scope: Scope | str | None = None,
     expires_at: float | None = None,
+    actor: str | None = None,
 ) -> tuple[TokenInfo, str]:
     """A new token; returns its record and the token itself (shown once, never stored).
 
@@ -174,6 +176,10 @@ def create_token(
         )  # fmt: skip
         key = result.inserted_primary_key
         assert key is not None
+        if actor is not None:
+            whose = "a site" if role is Role.SITE else f"user {owner}"
+            record_event(conn, now, actor, "token", name, "create-token", new=stored_scope,
+                         reason=f"{whose}; token {key[0]}")  # fmt: skip
         return TokenInfo(
             int(key[0]), name, role, now, None, None,
             None if role is Role.SITE else owner, None if role is Role.SITE else reach, expires_at,
@@ -263,7 +269,9 @@ def list_tokens(db: Database, *, user: str | None = None) -> list[TokenInfo]:
         return [_info(r) for r in conn.execute(stmt)]
 
 
-def revoke_token(db: Database, token_id: int, *, now: float, user: str | None = None) -> None:
+def revoke_token(
+    db: Database, token_id: int, *, now: float, user: str | None = None, actor: str | None = None
+) -> None:
     """Make a token unusable from now on (with ``user``: only one of that user's; another's
     is as unknown as a token that does not exist)."""
 
@@ -282,6 +290,8 @@ def revoke_token(db: Database, token_id: int, *, now: float, user: str | None = 
                 if exists is None
                 else Rejected(f"token {token_id} is already revoked")
             )
+        if actor is not None:
+            record_event(conn, now, actor, "token", str(token_id), "revoke-token")
 
     db.transaction(run)
 

@@ -24,8 +24,8 @@ def people(live):
     for name, role in (("bob", "user"), ("carol", "user"), ("dave", "user"), ("rita", "readonly")):
         accounts.add_user(live.db, name, role, now=now)
         made[name] = live.client(create_token(live.db, f"{name}-cli", role, user=name, now=now)[1])
-    accounts.set_member(live.db, "physics", "bob", write=True)
-    accounts.set_member(live.db, "physics", "carol", write=False)
+    accounts.set_member(live.db, "physics", "bob", write=True, now=now)
+    accounts.set_member(live.db, "physics", "carol", write=False, now=now)
     made["alice"] = live.client(live.user)
     made["root"] = live.client(live.admin)
     made["site"] = live.client(live.site)
@@ -133,3 +133,21 @@ def test_disabling_a_user_stops_their_tokens_at_once_on_this_server(live, people
     assert people["bob"].whoami().groups == {"physics": True}
     people["root"].set_member("physics", "bob", write=None)
     assert people["bob"].whoami().groups == {}
+
+
+def test_changes_to_people_and_tokens_are_audit_events_for_administrators(live, people):
+    people["root"].add_user("frank", "readonly")
+    people["root"].set_member("physics", "frank", write=False)
+    made = people["bob"].make_token("script", scope="read")
+    people["bob"].revoke_my_token(made.id)
+    people["root"].disable_user("frank")
+    seen = [(e.actor, e.action, e.object_type, e.object_id)
+            for e in reversed(people["root"].events(limit=5))]  # fmt: skip
+    assert seen == [
+        ("admin:root", "add-user", "user", "frank"),
+        ("admin:root", "set-member", "group", "physics"),
+        ("user:bob", "create-token", "token", "script"),
+        ("user:bob", "revoke-token", "token", str(made.id)),
+        ("admin:root", "disable-user", "user", "frank"),
+    ]
+    assert people["bob"].events(kind="create-token") == []  # not a dataset's: admins only

@@ -57,12 +57,12 @@ def test_bad_people_input_is_refused_with_what_is_wrong(db):
     with pytest.raises(Rejected, match="a user name is letters"):
         accounts.add_user(db, "bob smith", "user", now=NOW)
     with pytest.raises(NotFound, match="no group 'physics'"):
-        accounts.set_member(db, "physics", "alice", write=True)
+        accounts.set_member(db, "physics", "alice", write=True, now=NOW)
     accounts.add_group(db, "physics", now=NOW)
     with pytest.raises(NotFound, match="no user 'carol'"):
-        accounts.set_member(db, "physics", "carol", write=True)
+        accounts.set_member(db, "physics", "carol", write=True, now=NOW)
     with pytest.raises(Rejected, match="not in group"):
-        accounts.set_member(db, "physics", "alice", write=None)
+        accounts.set_member(db, "physics", "alice", write=None, now=NOW)
     assert [u.name for u in accounts.list_users(db)] == ["alice"]  # nothing half-made
 
 
@@ -70,12 +70,12 @@ def test_groups_hold_members_who_may_write_or_only_read(db):
     for name in ("alice", "bob"):
         accounts.add_user(db, name, "user", now=NOW)
     accounts.add_group(db, "physics", now=NOW, description="the physics working group")
-    accounts.set_member(db, "physics", "alice", write=True)
-    group = accounts.set_member(db, "physics", "bob", write=False)
+    accounts.set_member(db, "physics", "alice", write=True, now=NOW)
+    group = accounts.set_member(db, "physics", "bob", write=False, now=NOW)
     assert group.members == {"alice": True, "bob": False}
     assert accounts.user(db, "alice").groups == {"physics": True}
-    accounts.set_member(db, "physics", "bob", write=True)  # a change, not a second row
-    accounts.set_member(db, "physics", "alice", write=None)
+    accounts.set_member(db, "physics", "bob", write=True, now=NOW)  # a change, not a second row
+    accounts.set_member(db, "physics", "alice", write=None, now=NOW)
     assert accounts.group(db, "physics").members == {"bob": True}
     assert [(g.name, g.members) for g in accounts.list_groups(db)] == [("physics", {"bob": True})]
 
@@ -92,7 +92,7 @@ def test_a_token_acts_as_its_account_as_the_account_is_now(db):
         Scope.WRITE,
         "laptop",
     )
-    accounts.set_member(db, "physics", "alice", write=True)
+    accounts.set_member(db, "physics", "alice", write=True, now=NOW)
     assert tokens.verify_token(db, value, now=NOW).groups == {"physics": True}
     accounts.disable_user(db, "alice", now=NOW)
     with pytest.raises(AuthError, match="user 'alice' is disabled"):
