@@ -290,7 +290,8 @@ def test_delete_asks_for_the_name_on_a_terminal_and_checks_who_asks(server, tmp_
     # another user may not, even with --yes
     result = runner(tmp_path, url, tokens["bob"])("delete", "sim", "--yes", ok=False)
     assert result.stderr.strip() == (
-        "error dataset 1 (sim) belongs to 'alice': only its owner or an administrator may delete it"
+        "error no control right on dataset 1: dataset 1 belongs to 'alice': 'bob' is not its "
+        "owner, not a member of its group with write permission, not an administrator"
     )
     result = on_terminal(_env(tmp_path, url, tokens["bob"]), "delete", "sim", typed="sim")
     assert result.returncode == 1 and "belongs to 'alice'" in result.stderr
