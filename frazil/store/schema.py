@@ -320,7 +320,7 @@ account = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Name, nullable=False, unique=True),
     Column("role", String(STATUS), nullable=False),  # admin | user | readonly
-    Column("password", String(255), nullable=True),  # argon2 hash
+    Column("password", String(200), nullable=True),  # argon2 hash (about 100 characters)
     Column("source", String(STATUS), nullable=False, default="local"),  # local | ldap | oidc
     Column("email", Name, nullable=True),
     Column("created_at", Double, nullable=False),

@@ -3,19 +3,23 @@ from the event that the same transaction wrote."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import MetaData, Table, insert, select, text
 
 from frazil.store import Database
-from frazil.store.schema import dataset, dataset_config
+from frazil.store.schema import dataset_config
 
 
 def test_versions_stored_before_0012_take_their_author_from_the_audit_trail(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
     db.migrate("0011")
     with db.engine.begin() as conn:
-        conn.execute(insert(dataset).values(
+        old = Table("dataset", MetaData(), autoload_with=conn)  # as it was at 0011
+        conn.execute(insert(old).values(
             id=1, status="processing", tasks_per_job=1, max_failures=1, queued_timeout=1,
             processing_timeout=1, heartbeat_timeout=1, created_at=10.0, updated_at=20.0,
+            description="", owner="", group_name="", priority=1.0, debug=False, truncated=False,
+            always_active=False, seed=0, jobs_submitted=0, jobs_materialized=0, jobs_complete=0,
+            jobs_failed=0, config_version=1,
         ))  # fmt: skip
         versions = [(1, 10.0, "submitted"), (2, 20.0, "fix"), (3, 30.0, "no event of its own")]
         for version, at, comment in versions:

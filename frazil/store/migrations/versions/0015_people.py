@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("name", NAME, nullable=False),
         sa.Column("role", sa.String(length=20), nullable=False),
-        sa.Column("password", sa.String(length=255), nullable=True),
+        sa.Column("password", sa.String(length=200), nullable=True),
         sa.Column("source", sa.String(length=20), nullable=False),
         sa.Column("email", NAME, nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
@@ -74,10 +74,11 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             batch_op.f("fk_token_account_id_account"), "account", ["account_id"], ["id"]
         )
-    with op.batch_alter_table("dataset", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # a plain ADD COLUMN (SQLite too): a batch copy would drop the dataset table, which
+    # other tables' foreign keys refer to
+    op.add_column(
+        "dataset", sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     op.execute(
         "INSERT INTO account (name, role, source, created_at) "
         "SELECT name, CASE WHEN MAX(CASE WHEN role = 'admin' THEN 1 ELSE 0 END) = 1 "
@@ -93,8 +94,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("dataset", schema=None) as batch_op:
-        batch_op.drop_column("private")
+    op.drop_column("dataset", "private")
     with op.batch_alter_table("token", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_token_account_id_account"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_token_account_id"))
