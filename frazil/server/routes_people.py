@@ -18,7 +18,7 @@ from frazil.server.schemas import (
     PasswordBody,
     UserBody,
 )
-from frazil.services import accounts, logins, tokens
+from frazil.services import accounts, logins, permissions, tokens
 from frazil.services.tokens import Scope, reaches
 from frazil.wire import GroupView, NewToken, UserView
 
@@ -127,8 +127,7 @@ def disable_user(name: str, body: DisabledBody, app: State, who: Admin) -> UserV
 def set_password(name: str, body: PasswordBody, app: State, who: Reader) -> dict[str, bool]:
     """Replace a local account's password (an administrator, or the user themselves with a
     token that writes)."""
-    if not who.admin and not (who.name == name and who.person and reaches(who.scope, Scope.WRITE)):
-        raise Forbidden(f"only an administrator or {name!r} may set {name!r}'s password")
+    permissions.check_account(who, name)
     accounts.set_password(app.db, name, body.password, now=app.now(), actor=actor(who))
     return {"changed": True}
 

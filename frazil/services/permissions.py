@@ -107,6 +107,14 @@ def check(who: Caller, d: Owned, right: Right) -> None:
         raise Forbidden(f"no {right.value} right on {d.label()}: {verdict.why}")
 
 
+def check_account(who: Caller, name: str) -> None:
+    """Raise ``Forbidden`` unless ``who`` may change account ``name`` (its password): an
+    administrator, or that user with a token that writes."""
+    mine = who.person and who.name == name and reaches(who.scope, Scope.WRITE)
+    if not (who.admin or mine):
+        raise Forbidden(f"only an administrator or {name!r} may set {name!r}'s password")
+
+
 def explain(who: Caller, d: Owned) -> list[Verdict]:
     """Every right of ``who`` on ``d``, with its reason."""
     return [decide(who, d, right) for right in Right]
